@@ -1,0 +1,1 @@
+# fragment: bench/local.mk

@@ -1,0 +1,1 @@
+# fragment: client/local.mk

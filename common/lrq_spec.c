@@ -1,0 +1,234 @@
+/* lrq_spec.c — job spec parsing and validation (see lrq_spec.h). */
+#include "lrq_spec.h"
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+const char *const lrq_method_name[] = {"rtn", "lrq", "flexround", NULL};
+const char *const lrq_rank_policy_name[] = {"ratio", "fixed", "paper", NULL};
+
+/* A key table per object: unknown keys are an error, so users learn about typos. */
+static int check_keys(const json_t *obj, const char *prefix, const char *const *allowed, lrq_err_t *err)
+{
+    const char *key;
+    json_t *v;
+    json_object_foreach((json_t *)obj, key, v) {
+        int ok = 0;
+        for (int i = 0; allowed[i]; i++)
+            if (!strcmp(key, allowed[i])) { ok = 1; break; }
+        if (!ok) {
+            char f[160];
+            snprintf(f, sizeof f, "%s%s", prefix, key);
+            return lrq_err_field(err, f, "unknown field");
+        }
+    }
+    return 0;
+}
+
+static int get_str(const json_t *obj, const char *key, const char *field, int required, char **out, lrq_err_t *err)
+{
+    json_t *v = json_object_get(obj, key);
+    if (!v || json_is_null(v)) {
+        if (required) return lrq_err_field(err, field, "is required");
+        *out = NULL;
+        return 0;
+    }
+    if (!json_is_string(v)) return lrq_err_field(err, field, "must be a string");
+    const char *s = json_string_value(v);
+    if (!*s) return lrq_err_field(err, field, "must not be empty");
+    if (strlen(s) > 4096) return lrq_err_field(err, field, "is longer than 4096 bytes");
+    if (!(*out = strdup(s))) return lrq_errf(err, LRQ_ENOMEM, "out of memory");
+    return 0;
+}
+
+static int get_int(const json_t *obj, const char *key, const char *field, long lo, long hi, long *out, lrq_err_t *err)
+{
+    json_t *v = json_object_get(obj, key);
+    if (!v) return 0; /* keep default */
+    if (!json_is_integer(v))
+        return lrq_err_field(err, field, "must be an integer in %ld..%ld", lo, hi);
+    json_int_t x = json_integer_value(v);
+    if (x < lo || x > hi) return lrq_err_field(err, field, "must be in %ld..%ld (got %lld)", lo, hi, (long long)x);
+    *out = (long)x;
+    return 0;
+}
+
+static int get_num(const json_t *obj, const char *key, const char *field, double lo, double hi, int lo_open,
+                   double *out, lrq_err_t *err)
+{
+    json_t *v = json_object_get(obj, key);
+    if (!v) return 0;
+    if (!json_is_number(v)) return lrq_err_field(err, field, "must be a number");
+    double x = json_number_value(v);
+    if (!isfinite(x) || x > hi || (lo_open ? x <= lo : x < lo))
+        return lrq_err_field(err, field, "must be in %s%g, %g] (got %g)", lo_open ? "(" : "[", lo, hi, x);
+    *out = x;
+    return 0;
+}
+
+static int get_bool(const json_t *obj, const char *key, const char *field, int *out, lrq_err_t *err)
+{
+    json_t *v = json_object_get(obj, key);
+    if (!v) return 0;
+    if (!json_is_boolean(v)) return lrq_err_field(err, field, "must be true or false");
+    *out = json_is_true(v);
+    return 0;
+}
+
+static int get_enum(const json_t *obj, const char *key, const char *field, const char *const *names, int *out,
+                    lrq_err_t *err)
+{
+    json_t *v = json_object_get(obj, key);
+    if (!v) return 0;
+    char opts[256] = "";
+    for (int i = 0; names[i]; i++) {
+        strncat(opts, i ? ", " : "", sizeof opts - strlen(opts) - 1);
+        strncat(opts, names[i], sizeof opts - strlen(opts) - 1);
+    }
+    if (!json_is_string(v)) return lrq_err_field(err, field, "must be one of: %s", opts);
+    for (int i = 0; names[i]; i++)
+        if (!strcmp(json_string_value(v), names[i])) { *out = i; return 0; }
+    return lrq_err_field(err, field, "must be one of: %s (got \"%.64s\")", opts, json_string_value(v));
+}
+
+static int get_obj(const json_t *j, const char *key, const json_t **out, lrq_err_t *err)
+{
+    json_t *v = json_object_get(j, key);
+    *out = NULL;
+    if (!v || json_is_null(v)) return 0;
+    if (!json_is_object(v)) return lrq_err_field(err, key, "must be an object");
+    *out = v;
+    return 0;
+}
+
+#define TRY(x) do { int rc_ = (x); if (rc_) { lrq_spec_close(s); return rc_; } } while (0)
+
+int lrq_spec_parse(const json_t *j, lrq_spec_t *s, lrq_err_t *err)
+{
+    static const char *const top[] = {"model", "tokenizer", "method", "weight", "calibration", "eval", "lrq",
+                                      "export", "seed", "threads", "name", "priority", "max_attempts", NULL};
+    static const char *const wkeys[] = {"bits", "group_size", "symmetric", "init", NULL};
+    static const char *const ckeys[] = {"path", "samples", "seq_len", NULL};
+    static const char *const ekeys[] = {"path", "seq_len", "max_windows", NULL};
+    static const char *const lkeys[] = {"iterations", "lr", "batch_size", "rank_policy", "rank", "rank_ratio",
+                                        "checkpoint_every_s", NULL};
+    static const char *const inits[] = {"minmax", "mse", NULL};
+
+    memset(s, 0, sizeof *s);
+    s->bits = 4; s->init_mse = 1;
+    s->calib_samples = 128; s->calib_seq_len = 256;
+    s->eval_seq_len = 256;
+    s->iterations = 5000; s->lr = 5e-4; s->batch_size = 2; s->rank_ratio = 0.25; s->checkpoint_every_s = 60;
+    s->export_hf = 1; s->max_attempts = 3;
+    long x;
+    if (!json_is_object(j)) return lrq_err_field(err, "", "the job spec must be a JSON object");
+    TRY(check_keys(j, "", top, err));
+    TRY(get_str(j, "model", "model", 1, &s->model, err));
+    TRY(get_str(j, "tokenizer", "tokenizer", 0, &s->tokenizer, err));
+    if (!json_object_get(j, "method")) TRY(lrq_err_field(err, "method", "is required (rtn, lrq or flexround)"));
+    TRY(get_enum(j, "method", "method", lrq_method_name, &s->method, err));
+
+    const json_t *w, *c, *e, *l;
+    TRY(get_obj(j, "weight", &w, err));
+    if (w) {
+        TRY(check_keys(w, "weight.", wkeys, err));
+        x = s->bits; TRY(get_int(w, "bits", "weight.bits", 2, 8, &x, err)); s->bits = (int)x;
+        x = 0; TRY(get_int(w, "group_size", "weight.group_size", 0, 65536, &x, err));
+        if (x != 0 && (x < 16 || (x & (x - 1))))
+            TRY(lrq_err_field(err, "weight.group_size", "must be 0 (per-channel) or a power of two >= 16 (got %ld)", x));
+        s->group_size = (int)x;
+        TRY(get_bool(w, "symmetric", "weight.symmetric", &s->symmetric, err));
+        TRY(get_enum(w, "init", "weight.init", inits, &s->init_mse, err));
+    }
+    TRY(get_obj(j, "calibration", &c, err));
+    if (c) {
+        TRY(check_keys(c, "calibration.", ckeys, err));
+        TRY(get_str(c, "path", "calibration.path", 1, &s->calib_path, err));
+        x = s->calib_samples; TRY(get_int(c, "samples", "calibration.samples", 1, 100000, &x, err));
+        s->calib_samples = (int)x;
+        x = s->calib_seq_len; TRY(get_int(c, "seq_len", "calibration.seq_len", 8, 32768, &x, err));
+        s->calib_seq_len = (int)x;
+    } else if (s->method != LRQ_M_RTN) {
+        TRY(lrq_err_field(err, "calibration", "is required for method %s", lrq_method_name[s->method]));
+    }
+    TRY(get_obj(j, "eval", &e, err));
+    if (e) {
+        TRY(check_keys(e, "eval.", ekeys, err));
+        TRY(get_str(e, "path", "eval.path", 1, &s->eval_path, err));
+        x = s->eval_seq_len; TRY(get_int(e, "seq_len", "eval.seq_len", 8, 32768, &x, err)); s->eval_seq_len = (int)x;
+        x = 0; TRY(get_int(e, "max_windows", "eval.max_windows", 0, 10000000, &x, err)); s->eval_max_windows = (int)x;
+    }
+    TRY(get_obj(j, "lrq", &l, err));
+    if (l) {
+        if (s->method == LRQ_M_RTN) TRY(lrq_err_field(err, "lrq", "applies only to methods lrq and flexround"));
+        TRY(check_keys(l, "lrq.", lkeys, err));
+        x = s->iterations; TRY(get_int(l, "iterations", "lrq.iterations", 1, 1000000, &x, err)); s->iterations = x;
+        TRY(get_num(l, "lr", "lrq.lr", 0, 1, 1, &s->lr, err));
+        x = s->batch_size; TRY(get_int(l, "batch_size", "lrq.batch_size", 1, 4096, &x, err)); s->batch_size = (int)x;
+        TRY(get_enum(l, "rank_policy", "lrq.rank_policy", lrq_rank_policy_name, &s->rank_policy, err));
+        x = 0; TRY(get_int(l, "rank", "lrq.rank", 0, 65536, &x, err)); s->rank = (int)x;
+        if (s->rank_policy == 1 && s->rank < 1) TRY(lrq_err_field(err, "lrq.rank", "must be >= 1 when rank_policy is \"fixed\""));
+        TRY(get_num(l, "rank_ratio", "lrq.rank_ratio", 0, 1, 1, &s->rank_ratio, err));
+        TRY(get_num(l, "checkpoint_every_s", "lrq.checkpoint_every_s", 0, 86400, 0, &s->checkpoint_every_s, err));
+    }
+    if (s->calib_path && s->method != LRQ_M_RTN && s->batch_size > s->calib_samples)
+        TRY(lrq_err_field(err, "lrq.batch_size", "must not exceed calibration.samples (%d)", s->calib_samples));
+    json_t *ex = json_object_get(j, "export");
+    if (ex) {
+        if (!json_is_array(ex)) TRY(lrq_err_field(err, "export", "must be an array of \"hf\", \"gptq\""));
+        s->export_hf = s->export_gptq = 0;
+        size_t i;
+        json_t *it;
+        json_array_foreach(ex, i, it) {
+            const char *v = json_is_string(it) ? json_string_value(it) : NULL;
+            if (v && !strcmp(v, "hf")) s->export_hf = 1;
+            else if (v && !strcmp(v, "gptq")) s->export_gptq = 1;
+            else {
+                char f[32];
+                snprintf(f, sizeof f, "export[%zu]", i);
+                TRY(lrq_err_field(err, f, "must be \"hf\" or \"gptq\""));
+            }
+        }
+    }
+    json_t *sd = json_object_get(j, "seed");
+    if (sd) {
+        if (!json_is_integer(sd) || json_integer_value(sd) < 0)
+            TRY(lrq_err_field(err, "seed", "must be a non-negative integer"));
+        s->seed = (uint64_t)json_integer_value(sd);
+    }
+    x = 0; TRY(get_int(j, "threads", "threads", 0, 1024, &x, err)); s->threads = (int)x;
+    TRY(get_str(j, "name", "name", 0, &s->name, err));
+    if (s->name && strlen(s->name) > 200) TRY(lrq_err_field(err, "name", "is longer than 200 bytes"));
+    x = 0; TRY(get_int(j, "priority", "priority", -100, 100, &x, err)); s->priority = (int)x;
+    x = s->max_attempts; TRY(get_int(j, "max_attempts", "max_attempts", 1, 100, &x, err)); s->max_attempts = (int)x;
+    return 0;
+}
+
+int lrq_spec_load_file(const char *path, lrq_spec_t *s, json_t **json_out, lrq_err_t *err)
+{
+    json_error_t je;
+    json_t *j = json_load_file(path, JSON_REJECT_DUPLICATES, &je);
+    memset(s, 0, sizeof *s);
+    if (!j) return lrq_errf(err, LRQ_EFORMAT, "%s: line %d column %d: %s", path, je.line, je.column, je.text);
+    int rc = lrq_spec_parse(j, s, err);
+    if (rc || !json_out) json_decref(j);
+    else *json_out = j;
+    return rc;
+}
+
+void lrq_spec_close(lrq_spec_t *s)
+{
+    free(s->model); free(s->tokenizer); free(s->calib_path); free(s->eval_path); free(s->name);
+    s->model = s->tokenizer = s->calib_path = s->eval_path = s->name = NULL;
+}
+
+int lrq_spec_paths(const lrq_spec_t *s, const char *fields[4], const char *values[4])
+{
+    int n = 0;
+    if (s->model) { fields[n] = "model"; values[n++] = s->model; }
+    if (s->tokenizer) { fields[n] = "tokenizer"; values[n++] = s->tokenizer; }
+    if (s->calib_path) { fields[n] = "calibration.path"; values[n++] = s->calib_path; }
+    if (s->eval_path) { fields[n] = "eval.path"; values[n++] = s->eval_path; }
+    return n;
+}

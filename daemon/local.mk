@@ -1,0 +1,1 @@
+# fragment: daemon/local.mk

@@ -1,0 +1,1 @@
+# fragment: worker/local.mk
