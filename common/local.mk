@@ -1,2 +1,4 @@
 noinst_LTLIBRARIES += libcommon.la
-libcommon_la_SOURCES = common/lrq_err.c common/lrq_err.h common/lrq_spec.c common/lrq_spec.h
+libcommon_la_SOURCES = common/lrq_err.c common/lrq_err.h common/lrq_spec.c common/lrq_spec.h \
+	common/lrq_sha256.c common/lrq_sha256.h common/lrq_fs.c common/lrq_fs.h
+libcommon_la_CFLAGS = $(AM_CFLAGS) $(NETTLE_CFLAGS)

@@ -1,1 +1,8 @@
-# fragment: tests/local.mk
+# Tests owned by the lead: spec validation, worker checkpoints, end-to-end worker runs.
+if WITH_CRITERION
+check_PROGRAMS += tests/unit/test_spec
+TESTS += tests/unit/test_spec
+tests_unit_test_spec_SOURCES = tests/unit/test_spec.c
+tests_unit_test_spec_CFLAGS = $(TEST_CFLAGS)
+tests_unit_test_spec_LDADD = $(COMMON_LIBS) $(TEST_LIBS)
+endif

@@ -1,0 +1,35 @@
+/* wk_job.h — one quantization job inside lrq-worker. */
+#ifndef WK_JOB_H
+#define WK_JOB_H
+#include <signal.h>
+#include <jansson.h>
+#include "lrq_spec.h"
+#include "eng_model.h"
+#include "eng_tok.h"
+#include "eng_quant.h"
+#include "wk_proto.h"
+
+typedef struct wk_job {
+    lrq_spec_t spec;
+    json_t *spec_json;            /* as read */
+    char workdir[2048];
+    wk_proto_t proto;
+    eng_model_t *model;
+    eng_tok_t *tok;
+    eng_qcfg_t qcfg;
+    eng_qlinear_t *ql;            /* [L * ENG_NLIN] results, model row order */
+    json_t *metrics;              /* built up as stages finish */
+    const volatile sig_atomic_t *stop; /* set by SIGTERM/SIGINT */
+    double t0;
+} wk_job_t;
+
+/* Exit statuses of `lrq-worker run` (docs/worker-protocol.md). */
+enum { WK_EXIT_OK = 0, WK_EXIT_FAIL = 65, WK_EXIT_STOPPED = 75, WK_EXIT_TRANSIENT = 70 };
+
+int wk_job_run(wk_job_t *job, lrq_err_t *err);
+/* LRQ / FlexRound block-wise reconstruction with checkpoint/resume into job->ql. */
+int wk_recon_run(wk_job_t *job, double frac0, double frac1, lrq_err_t *err);
+/* Weight rounding for the whole model with RTN into job->ql. */
+int wk_rtn_run(wk_job_t *job, double frac0, double frac1, lrq_err_t *err);
+
+#endif

@@ -1,0 +1,597 @@
+/* wk_recon.c — LRQ / FlexRound block-wise reconstruction (ALGORITHMS.md A.3, Part B §1.4).
+ *
+ * For block b:  Y = Block_b^FP(X_fp)          target: FP block on FP input
+ *               minimise Σ_t mean_{B,D} (Block_b^Q(X_q) − Y)²  over a, L, U, r, c (or S2, r)
+ *               freeze codes; X_q ← Block_b^Q(X_q); X_fp ← Y.
+ * Activations X_fp, X_q, Y (N,T,D) live in memory when they fit under the cache
+ * limit, else in files under DIR/cache (mmap), so N is bounded by disk, not RAM.
+ *
+ * Checkpoints (DIR/ckpt): block-NNN.bin per finished block (codes, scales, zeros,
+ * losses) and state.ckpt (+ state.ckpt.prev) for the block in progress: iteration,
+ * parameters, Adam moments, step, RNG. Everything a resumed run needs to continue
+ * bit-identically is in there; activations are recomputed from the frozen blocks. */
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+#include <nettle/sha2.h>
+#include "wk_job.h"
+#include "wk_ckpt.h"
+#include "eng_forward.h"
+#include "lrq_fs.h"
+
+#define TAG_HEAD WK_TAG('H', 'E', 'A', 'D')
+#define TAG_PARM WK_TAG('P', 'A', 'R', 'M')
+#define TAG_ADMM WK_TAG('A', 'D', 'M', 'M')
+#define TAG_ADMV WK_TAG('A', 'D', 'M', 'V')
+#define TAG_BHDR WK_TAG('B', 'H', 'D', 'R')
+#define TAG_CODE(i) WK_TAG('Q', 'C', '0' + (i), 0)
+#define TAG_SCAL(i) WK_TAG('Q', 'S', '0' + (i), 0)
+#define TAG_ZERO(i) WK_TAG('Q', 'Z', '0' + (i), 0)
+#define CKPT_VERSION 1
+
+typedef struct ck_head {
+    uint32_t version, block;
+    int64_t iter, adam_t;
+    uint64_t rng, nparams;
+    double loss_start, seconds;
+    uint8_t spec_hash[32];
+} ck_head_t;
+
+typedef struct blk_head {
+    uint32_t version, block;
+    double loss_start, loss_end, seconds;
+    uint8_t spec_hash[32];
+} blk_head_t;
+
+/* A big activation buffer: anonymous memory, or a file in the work dir when large. */
+typedef struct wk_buf {
+    float *p;
+    size_t bytes;
+} wk_buf_t;
+
+static int buf_new(wk_buf_t *b, size_t nfloat, const char *file, lrq_err_t *err)
+{
+    b->bytes = nfloat * sizeof(float);
+    if (!file) {
+        b->p = mmap(NULL, b->bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    } else {
+        int fd = open(file, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        if (fd < 0) return lrq_errf(err, -errno, "activation cache %s: %s", file, strerror(errno));
+        int e = posix_fallocate(fd, 0, (off_t)b->bytes);
+        if (e) { close(fd); unlink(file); return lrq_errf(err, -e, "activation cache %s (%zu MiB): %s", file, b->bytes >> 20, strerror(e)); }
+        b->p = mmap(NULL, b->bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+        close(fd);
+        unlink(file); /* the mapping keeps it alive; nothing to clean up after a crash */
+    }
+    if (b->p == MAP_FAILED) {
+        b->p = NULL;
+        return lrq_errf(err, LRQ_ENOMEM, "cannot map %zu MiB for activations", b->bytes >> 20);
+    }
+    return 0;
+}
+
+static void buf_free(wk_buf_t *b)
+{
+    if (b->p) munmap(b->p, b->bytes);
+    b->p = NULL;
+}
+
+typedef struct recon {
+    wk_job_t *job;
+    const eng_config_t *c;
+    int N, T, D, B, chunk;
+    int32_t *ids;
+    size_t nids;
+    eng_runner_t *runner;
+    eng_block_ws_t *ws_inf, *ws_train;
+    wk_buf_t xfp, xq, y;
+    float *tmp;                     /* (chunk,T,D) */
+    float *xb, *yb, *dy;            /* (B,T,D) */
+    uint8_t spec_hash[32];
+    char ckdir[4096];
+    /* per-block training state */
+    eng_lrq_t lq[ENG_NLIN];
+    eng_block_w_t wblk;             /* FP views of the block being trained (norms used) */
+    float *What[ENG_NLIN], *dW[ENG_NLIN];
+    float *Wfp[ENG_NLIN];
+    float *params, *grads, *am, *av;
+    size_t nparams;
+    blk_head_t *bh;                 /* [L] headers of finished blocks read at resume */
+} recon_t;
+
+static void spec_hash(const wk_job_t *job, uint8_t out[32])
+{
+    /* Only what changes the result: not threads, eval, export or daemon fields. */
+    json_t *j = json_deep_copy(job->spec_json);
+    const char *drop[] = {"threads", "eval", "export", "name", "priority", "max_attempts"};
+    for (size_t i = 0; i < sizeof drop / sizeof *drop; i++) json_object_del(j, drop[i]);
+    char *s = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
+    struct sha256_ctx c;
+    sha256_init(&c);
+    if (s) sha256_update(&c, strlen(s), (const uint8_t *)s);
+    sha256_digest(&c, 32, out);
+    free(s);
+    json_decref(j);
+}
+
+/* Run one block (given weights) over all N samples: out[i] = block(in[i]). in may equal out.
+ * If target is given, returns the mean reconstruction loss against it. */
+static double block_apply(recon_t *R, const eng_block_w_t *w, const float *in, float *out, const float *target)
+/* out may be NULL (loss only). */
+{
+    size_t per = (size_t)R->T * R->D;
+    double loss = 0;
+    for (int s0 = 0; s0 < R->N; s0 += R->chunk) {
+        int nb = R->N - s0 < R->chunk ? R->N - s0 : R->chunk;
+        eng_block_forward(R->c, w, eng_runner_rope(R->runner), in + s0 * per, R->tmp, R->ws_inf, nb, R->T);
+        if (target) {
+            const float *t = target + s0 * per;
+            double acc = 0;
+            for (size_t k = 0; k < nb * per; k++) {
+                double d = (double)R->tmp[k] - t[k];
+                acc += d * d;
+            }
+            loss += acc;
+        }
+        if (out) memcpy(out + s0 * per, R->tmp, nb * per * sizeof(float));
+    }
+    /* Loss scale of the official code: sum over tokens, mean over samples and hidden. */
+    return loss / ((double)R->N * R->D);
+}
+
+static void train_close(recon_t *R)
+{
+    for (int i = 0; i < ENG_NLIN; i++) {
+        eng_lrq_close(&R->lq[i]);
+        free(R->What[i]);
+        free(R->dW[i]);
+        free(R->Wfp[i]);
+        R->What[i] = R->dW[i] = R->Wfp[i] = NULL;
+    }
+    free(R->params); free(R->grads); free(R->am); free(R->av);
+    R->params = R->grads = R->am = R->av = NULL;
+}
+
+static int train_setup(recon_t *R, const eng_block_w_t *wfp, lrq_err_t *err)
+{
+    const lrq_spec_t *s = &R->job->spec;
+    int full_all = s->method == LRQ_M_FLEXROUND;
+    size_t counts[ENG_NLIN];
+    R->nparams = 0;
+    memset(R->lq, 0, sizeof R->lq);
+    for (int i = 0; i < ENG_NLIN; i++) {
+        const eng_tensor_t *t = &R->job->model->layers[0].lin[i];
+        int m = (int)t->rows, n = (int)t->cols, full = 1, k = 0;
+        if (!full_all) k = eng_lrq_rank(m, n, lrq_rank_policy_name[s->rank_policy], s->rank, s->rank_ratio, &full);
+        size_t mn = (size_t)m * n;
+        if (!(R->Wfp[i] = malloc(mn * sizeof(float))) || !(R->What[i] = malloc(mn * sizeof(float))) ||
+            !(R->dW[i] = malloc(mn * sizeof(float))))
+            return lrq_errf(err, LRQ_ENOMEM, "out of memory");
+        memcpy(R->Wfp[i], wfp->lin[i], mn * sizeof(float));
+        int rc = eng_lrq_init(&R->lq[i], R->Wfp[i], m, n, k, full, &R->job->qcfg, err);
+        if (rc) return rc;
+        counts[i] = eng_lrq_param_count(m, n, R->lq[i].k, R->lq[i].G, R->lq[i].full);
+        R->nparams += counts[i];
+    }
+    R->params = calloc(R->nparams, sizeof(float));
+    R->grads = calloc(R->nparams, sizeof(float));
+    R->am = calloc(R->nparams, sizeof(float));
+    R->av = calloc(R->nparams, sizeof(float));
+    if (!R->params || !R->grads || !R->am || !R->av) return lrq_errf(err, LRQ_ENOMEM, "out of memory (%zu parameters)", R->nparams);
+    size_t off = 0;
+    for (int i = 0; i < ENG_NLIN; i++) {
+        eng_lrq_bind(&R->lq[i], R->params + off, R->grads + off);
+        off += counts[i];
+    }
+    return 0;
+}
+
+static int write_state(recon_t *R, int block, long iter, uint64_t rng, long adam_t, double loss_start,
+                       double seconds, int with_params, lrq_err_t *err)
+{
+    char path[4200];
+    snprintf(path, sizeof path, "%s/state.ckpt", R->ckdir);
+    wk_ckw_t w;
+    int rc = wk_ckw_open(&w, path, err);
+    if (rc) return rc;
+    ck_head_t h = {.version = CKPT_VERSION, .block = (uint32_t)block, .iter = iter, .adam_t = adam_t, .rng = rng,
+                   .nparams = with_params ? R->nparams : 0, .loss_start = loss_start, .seconds = seconds};
+    memcpy(h.spec_hash, R->spec_hash, 32);
+    wk_ckw_put(&w, TAG_HEAD, &h, sizeof h);
+    if (with_params) {
+        wk_ckw_put(&w, TAG_PARM, R->params, R->nparams * sizeof(float));
+        wk_ckw_put(&w, TAG_ADMM, R->am, R->nparams * sizeof(float));
+        wk_ckw_put(&w, TAG_ADMV, R->av, R->nparams * sizeof(float));
+    }
+    return wk_ckw_commit(&w, path, 1, err);
+}
+
+static int write_block(recon_t *R, int b, double loss_start, double loss_end, double seconds, lrq_err_t *err)
+{
+    char path[4200];
+    snprintf(path, sizeof path, "%s/block-%03d.bin", R->ckdir, b);
+    wk_ckw_t w;
+    int rc = wk_ckw_open(&w, path, err);
+    if (rc) return rc;
+    blk_head_t h = {.version = CKPT_VERSION, .block = (uint32_t)b, .loss_start = loss_start, .loss_end = loss_end,
+                    .seconds = seconds};
+    memcpy(h.spec_hash, R->spec_hash, 32);
+    wk_ckw_put(&w, TAG_BHDR, &h, sizeof h);
+    for (int i = 0; i < ENG_NLIN; i++) {
+        const eng_qlinear_t *q = &R->job->ql[b * ENG_NLIN + i];
+        wk_ckw_put(&w, TAG_CODE(i), q->q, (size_t)q->m * q->n);
+        wk_ckw_put(&w, TAG_SCAL(i), q->scale, (size_t)q->m * q->G * sizeof(float));
+        wk_ckw_put(&w, TAG_ZERO(i), q->zero, (size_t)q->m * q->G * sizeof(float));
+    }
+    return wk_ckw_commit(&w, path, 0, err);
+}
+
+/* Load a finished block's codes into job->ql[b]. */
+static int read_block(recon_t *R, int b, blk_head_t *hout, lrq_err_t *err)
+{
+    char path[4200];
+    snprintf(path, sizeof path, "%s/block-%03d.bin", R->ckdir, b);
+    wk_ckr_t r;
+    int rc = wk_ckr_open(&r, path, err);
+    if (rc) return rc;
+    size_t len;
+    const blk_head_t *h = wk_ckr_get(&r, TAG_BHDR, &len);
+    if (!h || len != sizeof *h || h->version != CKPT_VERSION || h->block != (uint32_t)b ||
+        memcmp(h->spec_hash, R->spec_hash, 32)) {
+        wk_ckr_close(&r);
+        return lrq_errf(err, LRQ_EFORMAT, "%s: belongs to another job spec or version", path);
+    }
+    *hout = *h;
+    for (int i = 0; i < ENG_NLIN && !rc; i++) {
+        const eng_tensor_t *t = &R->job->model->layers[b].lin[i];
+        eng_qlinear_t *q = &R->job->ql[b * ENG_NLIN + i];
+        eng_qlinear_close(q);
+        if ((rc = eng_qlinear_init(q, (int)t->rows, (int)t->cols, &R->job->qcfg, err))) break;
+        size_t lc, ls, lz;
+        const void *pc = wk_ckr_get(&r, TAG_CODE(i), &lc), *ps = wk_ckr_get(&r, TAG_SCAL(i), &ls),
+                   *pz = wk_ckr_get(&r, TAG_ZERO(i), &lz);
+        size_t mg = (size_t)q->m * q->G * sizeof(float);
+        if (!pc || !ps || !pz || lc != (size_t)q->m * q->n || ls != mg || lz != mg) {
+            rc = lrq_errf(err, LRQ_EFORMAT, "%s: linear %s has the wrong size", path, eng_lin_short_name[i]);
+            break;
+        }
+        memcpy(q->q, pc, lc);
+        memcpy(q->scale, ps, ls);
+        memcpy(q->zero, pz, lz);
+    }
+    wk_ckr_close(&r);
+    return rc;
+}
+
+typedef struct resume {
+    int block;            /* first block not finished */
+    int has_params;       /* mid-block state present */
+    ck_head_t head;
+    wk_ckr_t rd;          /* open while has_params */
+} resume_t;
+
+/* Find the newest valid state: state.ckpt, else state.ckpt.prev; every block file
+ * it depends on must verify too. */
+static int find_resume(recon_t *R, resume_t *rs)
+{
+    memset(rs, 0, sizeof *rs);
+    const char *names[2] = {"state.ckpt", "state.ckpt.prev"};
+    for (int k = 0; k < 2; k++) {
+        char path[4200];
+        lrq_err_t e;
+        snprintf(path, sizeof path, "%s/%s", R->ckdir, names[k]);
+        wk_ckr_t r;
+        int rc = wk_ckr_open(&r, path, &e);
+        if (rc) {
+            if (rc != LRQ_ENOTFOUND) wk_log(&R->job->proto, "checkpoint unusable: %s", e.msg);
+            continue;
+        }
+        size_t len;
+        const ck_head_t *h = wk_ckr_get(&r, TAG_HEAD, &len);
+        if (!h || len != sizeof *h || h->version != CKPT_VERSION || memcmp(h->spec_hash, R->spec_hash, 32) ||
+            (int)h->block > R->c->n_layers) {
+            wk_log(&R->job->proto, "checkpoint %s belongs to another job spec; ignoring it", path);
+            wk_ckr_close(&r);
+            continue;
+        }
+        int ok = 1;
+        for (int b = 0; b < (int)h->block && ok; b++) {
+            if (read_block(R, b, &R->bh[b], &e)) {
+                wk_log(&R->job->proto, "checkpoint %s: %s", path, e.msg);
+                ok = 0;
+            }
+        }
+        if (ok && h->nparams) {
+            size_t lp, lm, lv;
+            ok = h->nparams == R->nparams && wk_ckr_get(&r, TAG_PARM, &lp) && wk_ckr_get(&r, TAG_ADMM, &lm) &&
+                 wk_ckr_get(&r, TAG_ADMV, &lv) && lp == R->nparams * sizeof(float) && lm == lp && lv == lp;
+            if (!ok) wk_log(&R->job->proto, "checkpoint %s: parameter arena does not match", path);
+        }
+        if (!ok) { wk_ckr_close(&r); continue; }
+        rs->block = (int)h->block;
+        rs->head = *h;
+        rs->has_params = h->nparams != 0;
+        rs->rd = r;
+        wk_log(&R->job->proto, "resuming from %s: block %d, iteration %ld", path, rs->block, (long)h->iter);
+        return 1;
+    }
+    return 0;
+}
+
+static void gather_batch(recon_t *R, uint64_t *rng)
+{
+    size_t per = (size_t)R->T * R->D;
+    int picked[4096];
+    for (int i = 0; i < R->B; i++) {
+        int s, dup;
+        do { /* distinct samples within a batch */
+            s = (int)(eng_rng_next(rng) % (uint64_t)R->N);
+            dup = 0;
+            for (int j = 0; j < i; j++) dup |= picked[j] == s;
+        } while (dup);
+        picked[i] = s;
+        memcpy(R->xb + i * per, R->xq.p + s * per, per * sizeof(float));
+        memcpy(R->yb + i * per, R->y.p + s * per, per * sizeof(float));
+    }
+}
+
+/* One optimisation step; returns the batch loss (before the update). */
+static double train_step(recon_t *R, uint64_t *rng, long it, long adam_t)
+{
+    const lrq_spec_t *s = &R->job->spec;
+    size_t per = (size_t)R->T * R->D, n = (size_t)R->B * per;
+    eng_block_w_t w = R->wblk;
+    eng_block_g_t g = {0};
+    for (int i = 0; i < ENG_NLIN; i++) {
+        eng_lrq_forward(&R->lq[i], R->What[i]);
+        w.lin[i] = R->What[i];
+        g.lin[i] = R->dW[i];
+    }
+    gather_batch(R, rng);
+    eng_block_forward(R->c, &w, eng_runner_rope(R->runner), R->xb, R->dy, R->ws_train, R->B, R->T);
+    double loss = 0, scale = 2.0 / ((double)R->B * R->D);
+    for (size_t k = 0; k < n; k++) {
+        float d = R->dy[k] - R->yb[k];
+        loss += (double)d * d;
+        R->dy[k] = (float)(scale * d);
+    }
+    /* The block input is data here, so its gradient (dx) is not needed. */
+    eng_block_backward(R->c, &w, eng_runner_rope(R->runner), R->dy, NULL, &g, R->ws_train, R->B, R->T);
+    for (int i = 0; i < ENG_NLIN; i++) eng_lrq_backward(&R->lq[i], R->dW[i]);
+    eng_adam_t opt = {0.9f, 0.999f, 1e-8f};
+    eng_adam_step(&opt, R->params, R->grads, R->am, R->av, R->nparams, eng_cosine_lr((float)s->lr, it, s->iterations),
+                  adam_t);
+    return loss / ((double)R->B * R->D);
+}
+
+/* Arena size for one block, known before any block is set up (checkpoint check). */
+static size_t arena_size(const wk_job_t *job)
+{
+    const lrq_spec_t *s = &job->spec;
+    size_t total = 0;
+    for (int i = 0; i < ENG_NLIN; i++) {
+        const eng_tensor_t *t = &job->model->layers[0].lin[i];
+        int m = (int)t->rows, n = (int)t->cols, full = 1, k = 0;
+        if (s->method != LRQ_M_FLEXROUND)
+            k = eng_lrq_rank(m, n, lrq_rank_policy_name[s->rank_policy], s->rank, s->rank_ratio, &full);
+        int G = job->qcfg.group_size ? n / job->qcfg.group_size : 1;
+        total += eng_lrq_param_count(m, n, full ? 0 : k, G, full);
+    }
+    return total;
+}
+
+static size_t cache_limit_bytes(void)
+{
+    const char *e = getenv("LRQ_CACHE_MEM_MB");
+    if (e && *e) return (size_t)strtoull(e, NULL, 10) << 20;
+    long pages = sysconf(_SC_PHYS_PAGES), psz = sysconf(_SC_PAGESIZE);
+    return pages > 0 && psz > 0 ? (size_t)pages * (size_t)psz / 4 : (size_t)4 << 30;
+}
+
+static void swap_bufs(wk_buf_t *a, wk_buf_t *b)
+{
+    wk_buf_t t = *a;
+    *a = *b;
+    *b = t;
+}
+
+static int dequant_block(recon_t *R, int b, eng_block_w_t *wq)
+{
+    *wq = R->wblk;
+    for (int i = 0; i < ENG_NLIN; i++) {
+        eng_qlinear_dequant(&R->job->ql[b * ENG_NLIN + i], R->What[i]);
+        wq->lin[i] = R->What[i];
+    }
+    return 0;
+}
+
+int wk_recon_run(wk_job_t *job, double f0, double f1, lrq_err_t *err)
+{
+    const lrq_spec_t *s = &job->spec;
+    recon_t R;
+    memset(&R, 0, sizeof R);
+    R.job = job;
+    R.c = &job->model->cfg;
+    R.T = s->calib_seq_len;
+    R.D = R.c->dim;
+    R.B = s->batch_size;
+    int L = R.c->n_layers, rc;
+    resume_t rs;
+    memset(&rs, 0, sizeof rs);
+    json_t *blocks = json_array();
+    spec_hash(job, R.spec_hash);
+    snprintf(R.ckdir, sizeof R.ckdir, "%s/ckpt", job->workdir);
+    if ((rc = lrq_mkdirs(R.ckdir, err))) goto out;
+    if (!(R.bh = calloc((size_t)L, sizeof *R.bh))) { rc = lrq_errf(err, LRQ_ENOMEM, "out of memory"); goto out; }
+
+    wk_progress(&job->proto, "calibrate", 0, 1, f0, NULL, 1);
+    if ((rc = eng_data_load(s->calib_path, job->tok, R.c->vocab_size, &R.ids, &R.nids, err))) {
+        if (err && !err->field[0]) snprintf(err->field, sizeof err->field, "calibration.path");
+        goto out;
+    }
+    R.N = (int)(R.nids / (size_t)R.T);
+    if (R.N > s->calib_samples) R.N = s->calib_samples;
+    if (R.N < s->calib_samples)
+        wk_log(&job->proto, "calibration data holds only %d windows of %d tokens (asked for %d); using %d", R.N, R.T,
+               s->calib_samples, R.N);
+    if (R.N < R.B) {
+        rc = lrq_err_field(err, "calibration.samples", "the data gives %d windows of seq_len %d, fewer than batch_size %d",
+                           R.N, R.T, R.B);
+        goto out;
+    }
+    R.chunk = R.N < 8 ? R.N : 8;
+    size_t per = (size_t)R.T * R.D, total = (size_t)R.N * per;
+    if ((rc = eng_runner_new(job->model, R.chunk, R.T, &R.runner, err))) goto out;
+    R.ws_inf = eng_block_ws_new(R.c, R.chunk, R.T, 0);
+    R.ws_train = eng_block_ws_new(R.c, R.B, R.T, 1);
+    R.tmp = malloc((size_t)R.chunk * per * sizeof(float));
+    R.xb = malloc((size_t)R.B * per * sizeof(float));
+    R.yb = malloc((size_t)R.B * per * sizeof(float));
+    R.dy = malloc((size_t)R.B * per * sizeof(float));
+    if (!R.ws_inf || !R.ws_train || !R.tmp || !R.xb || !R.yb || !R.dy) {
+        rc = lrq_errf(err, LRQ_ENOMEM, "out of memory for block workspaces (batch %d × %d tokens)", R.B, R.T);
+        goto out;
+    }
+    int on_disk = 3 * total * sizeof(float) > cache_limit_bytes();
+    char f1p[4200], f2p[4200], f3p[4200];
+    snprintf(f1p, sizeof f1p, "%s/cache-xfp", job->workdir);
+    snprintf(f2p, sizeof f2p, "%s/cache-xq", job->workdir);
+    snprintf(f3p, sizeof f3p, "%s/cache-y", job->workdir);
+    if ((rc = buf_new(&R.xfp, total, on_disk ? f1p : NULL, err)) || (rc = buf_new(&R.xq, total, on_disk ? f2p : NULL, err)) ||
+        (rc = buf_new(&R.y, total, on_disk ? f3p : NULL, err)))
+        goto out;
+    wk_log(&job->proto, "calibration: %d samples × %d tokens; activation caches %zu MiB %s", R.N, R.T,
+           3 * total * sizeof(float) >> 20, on_disk ? "in files under the work dir (mmap)" : "in memory");
+    for (int s0 = 0; s0 < R.N; s0 += R.chunk) {
+        int nb = R.N - s0 < R.chunk ? R.N - s0 : R.chunk;
+        if ((rc = eng_runner_embed(R.runner, R.ids + (size_t)s0 * R.T, nb, R.T, R.xfp.p + s0 * per, err))) goto out;
+    }
+    memcpy(R.xq.p, R.xfp.p, total * sizeof(float));
+
+    R.nparams = arena_size(job);
+    find_resume(&R, &rs);
+    for (int i = 0; i < ENG_NLIN; i++) {
+        const eng_tensor_t *t = &job->model->layers[0].lin[i];
+        if (!(R.What[i] = malloc((size_t)t->rows * t->cols * sizeof(float)))) {
+            rc = lrq_errf(err, LRQ_ENOMEM, "out of memory");
+            goto out;
+        }
+    }
+    json_object_set_new(job->metrics, "calibration", json_pack("{s:i, s:i, s:I}", "samples", R.N, "seq_len", R.T,
+                                                               "tokens_available", (json_int_t)R.nids));
+
+    for (int b = 0; b < L; b++) {
+        eng_block_w_t wq;
+        if ((rc = eng_runner_layer(R.runner, b, &R.wblk, err))) goto out;
+        block_apply(&R, &R.wblk, R.xfp.p, R.y.p, NULL);
+        if (b < rs.block) { /* finished before the restart: only propagate X_q */
+            dequant_block(&R, b, &wq);
+            block_apply(&R, &wq, R.xq.p, R.xq.p, NULL);
+            json_array_append_new(blocks, json_pack("{s:i, s:f, s:f, s:f}", "block", b, "loss_start", R.bh[b].loss_start,
+                                                    "loss_end", R.bh[b].loss_end, "seconds", R.bh[b].seconds));
+            swap_bufs(&R.xfp, &R.y);
+            continue;
+        }
+        /* train_setup owns What/dW per linear; release the propagation buffers first. */
+        for (int i = 0; i < ENG_NLIN; i++) { free(R.What[i]); R.What[i] = NULL; }
+        if ((rc = train_setup(&R, &R.wblk, err))) goto out;
+        uint64_t rng;
+        long it0 = 0, adam_t = 0;
+        double loss_start, secs0 = 0;
+        if (b == rs.block && rs.has_params) {
+            memcpy(R.params, wk_ckr_get(&rs.rd, TAG_PARM, NULL), R.nparams * sizeof(float));
+            memcpy(R.am, wk_ckr_get(&rs.rd, TAG_ADMM, NULL), R.nparams * sizeof(float));
+            memcpy(R.av, wk_ckr_get(&rs.rd, TAG_ADMV, NULL), R.nparams * sizeof(float));
+            rng = rs.head.rng;
+            it0 = rs.head.iter;
+            adam_t = rs.head.adam_t;
+            loss_start = rs.head.loss_start;
+            secs0 = rs.head.seconds;
+            wk_ckr_close(&rs.rd);
+            rs.has_params = 0;
+        } else {
+            rng = s->seed * 0x9E3779B97F4A7C15ull + (uint64_t)b * 0xD1B54A32D192ED03ull + 1;
+            for (int i = 0; i < ENG_NLIN; i++) eng_lrq_reset(&R.lq[i], &job->qcfg, &rng);
+            wq = R.wblk;
+            for (int i = 0; i < ENG_NLIN; i++) {
+                eng_lrq_forward(&R.lq[i], R.What[i]);
+                wq.lin[i] = R.What[i];
+            }
+            loss_start = block_apply(&R, &wq, R.xq.p, NULL, R.y.p);
+        }
+        double tb = wk_now(), last_ck = tb, loss_ema = -1;
+        for (long it = it0; it < s->iterations; it++) {
+            double now = wk_now();
+            if (*job->stop || (s->checkpoint_every_s > 0 && now - last_ck >= s->checkpoint_every_s)) {
+                if ((rc = write_state(&R, b, it, rng, adam_t, loss_start, secs0 + now - tb, 1, err))) goto out;
+                wk_emit(&job->proto, json_pack("{s:s, s:i, s:I}", "event", "checkpoint", "block", b, "iteration",
+                                               (json_int_t)it));
+                last_ck = now;
+                if (*job->stop) {
+                    wk_log(&job->proto, "stopping on signal at block %d iteration %ld (checkpoint written)", b, it);
+                    rc = lrq_errf(err, LRQ_ECANCEL, "stopped by signal; checkpoint written at block %d iteration %ld", b, it);
+                    goto out;
+                }
+            }
+            adam_t++;
+            double l = train_step(&R, &rng, it, adam_t);
+            loss_ema = loss_ema < 0 ? l : 0.95 * loss_ema + 0.05 * l;
+            double frac = f0 + (f1 - f0) * (b + (double)(it + 1) / s->iterations) / L;
+            wk_progress(&job->proto, "reconstruct", (long)b * s->iterations + it + 1, (long)L * s->iterations, frac,
+                        json_pack("{s:i, s:i, s:I, s:I, s:f}", "block", b, "blocks", L, "iteration", (json_int_t)(it + 1),
+                                  "iterations", (json_int_t)s->iterations, "loss", loss_ema),
+                        it + 1 == s->iterations);
+        }
+        for (int i = 0; i < ENG_NLIN; i++) {
+            eng_qlinear_t *q = &job->ql[b * ENG_NLIN + i];
+            eng_qlinear_close(q);
+            if ((rc = eng_qlinear_init(q, R.lq[i].m, R.lq[i].n, &job->qcfg, err))) goto out;
+            eng_lrq_freeze(&R.lq[i], q);
+        }
+        dequant_block(&R, b, &wq);
+        double loss_end = block_apply(&R, &wq, R.xq.p, R.xq.p, R.y.p);
+        double secs = secs0 + wk_now() - tb;
+        if ((rc = write_block(&R, b, loss_start, loss_end, secs, err))) goto out;
+        if ((rc = write_state(&R, b + 1, 0, 0, 0, 0, 0, 0, err))) goto out;
+        wk_emit(&job->proto, json_pack("{s:s, s:i, s:i, s:f, s:f, s:f}", "event", "block", "block", b, "blocks", L,
+                                       "loss_start", loss_start, "loss_end", loss_end, "seconds", secs));
+        wk_log(&job->proto, "block %d/%d: loss %.6g -> %.6g (%.1f s)", b + 1, L, loss_start, loss_end, secs);
+        json_array_append_new(blocks, json_pack("{s:i, s:f, s:f, s:f}", "block", b, "loss_start", loss_start,
+                                                "loss_end", loss_end, "seconds", secs));
+        /* Keep What buffers for the next block's propagation; drop the rest of the training state. */
+        for (int i = 0; i < ENG_NLIN; i++) {
+            float *keep = R.What[i];
+            R.What[i] = NULL;
+            free(R.dW[i]); R.dW[i] = NULL;
+            free(R.Wfp[i]); R.Wfp[i] = NULL;
+            eng_lrq_close(&R.lq[i]);
+            R.What[i] = keep;
+        }
+        free(R.params); free(R.grads); free(R.am); free(R.av);
+        R.params = R.grads = R.am = R.av = NULL;
+        swap_bufs(&R.xfp, &R.y);
+    }
+    json_object_set_new(job->metrics, "blocks", blocks);
+    blocks = NULL;
+    json_object_set_new(job->metrics, "lrq", json_pack("{s:I, s:f, s:i, s:s, s:f, s:i}", "iterations",
+                                                       (json_int_t)s->iterations, "lr", s->lr, "batch_size", s->batch_size,
+                                                       "rank_policy", lrq_rank_policy_name[s->rank_policy], "rank_ratio",
+                                                       s->rank_ratio, "rank", s->rank));
+out:
+    json_decref(blocks);
+    if (rs.has_params) wk_ckr_close(&rs.rd);
+    train_close(&R);
+    buf_free(&R.xfp); buf_free(&R.xq); buf_free(&R.y);
+    free(R.tmp); free(R.xb); free(R.yb); free(R.dy);
+    eng_block_ws_free(R.ws_inf);
+    eng_block_ws_free(R.ws_train);
+    eng_runner_free(R.runner);
+    free(R.ids);
+    free(R.bh);
+    return rc;
+}
