@@ -6,3 +6,7 @@ tests_unit_test_spec_SOURCES = tests/unit/test_spec.c
 tests_unit_test_spec_CFLAGS = $(TEST_CFLAGS)
 tests_unit_test_spec_LDADD = $(COMMON_LIBS) $(TEST_LIBS)
 endif
+
+# Worker end-to-end (real model, real data under $LRQ_SHARED).
+TESTS += tests/integration/test_resume.sh tests/integration/test_worker.sh
+EXTRA_DIST += tests/integration/test_resume.sh tests/integration/test_worker.sh
