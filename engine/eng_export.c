@@ -1,0 +1,757 @@
+/* eng_export.c — artifacts (FORMATS.md Part A, §1): "hf" (dequantized weights in
+ * the source dtype) and "gptq" (int32-packed codes, v1 for symmetric, gptq_v2 for
+ * asymmetric), each with config.json, tokenizer files and lrq-manifest.json.
+ *
+ * Shapes: a linear is (m, n) = (out, in) here; GPTQ indexes [k, n] with K = in,
+ * N = out, so packing transposes. For a llama2.c source (interleaved RoPE) the
+ * q/k output rows are permuted per head to HF rotate-half order on the way out. */
+#include "config.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <fnmatch.h>
+#include <jansson.h>
+#include <limits.h>
+#include <math.h>
+#include <nettle/sha2.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "eng_export.h"
+#include "eng_half.h"
+#include "eng_safetensors.h"
+#include "eng_st_gen.h"
+
+#if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "safetensors data is little-endian; this exporter copies host memory as is"
+#endif
+
+/* Files copied from beside the source model (FORMATS.md §1.1: tokenizer files and
+ * generation_config.json are carried over unchanged). */
+static const char *const exp__copy_patterns[] = {
+    "tokenizer.json", "tokenizer.model", "tokenizer_config.json", "special_tokens_map.json",
+    "generation_config.json", "tok*.bin", "tok*.model",
+};
+
+#define EXP__MAXFILES 64
+
+typedef struct exp__files {    /* files written into outdir, for the manifest */
+    char *name[EXP__MAXFILES];
+    int n;
+} exp__files_t;
+
+static void exp__files_free(exp__files_t *f)
+{
+    for (int i = 0; i < f->n; i++) free(f->name[i]);
+    f->n = 0;
+}
+
+static int exp__files_add(exp__files_t *f, const char *name, lrq_err_t *err)
+{
+    for (int i = 0; i < f->n; i++)
+        if (strcmp(f->name[i], name) == 0) return 0;
+    if (f->n == EXP__MAXFILES) return lrq_errf(err, LRQ_ENOMEM, "export: too many files (max %d)", EXP__MAXFILES);
+    if (!(f->name[f->n] = strdup(name))) return lrq_errf(err, LRQ_ENOMEM, "export: out of memory");
+    f->n++;
+    return 0;
+}
+
+static const char *exp__dt_name(eng_dtype_t dt)
+{
+    return dt == ENG_F32 ? "F32" : dt == ENG_F16 ? "F16" : "BF16";
+}
+
+static const char *exp__torch_dtype(eng_dtype_t dt)
+{
+    return dt == ENG_F32 ? "float32" : dt == ENG_F16 ? "float16" : "bfloat16";
+}
+
+static size_t exp__dt_size(eng_dtype_t dt) { return dt == ENG_F32 ? 4 : 2; }
+
+/* ---- small file helpers (atomic: tmp + fsync + rename + fsync dir) ---- */
+
+static int exp__join(char *out, size_t cap, const char *dir, const char *name, lrq_err_t *err)
+{
+    int k = snprintf(out, cap, "%s/%s", dir, name);
+    if (k < 0 || (size_t)k >= cap) return lrq_errf(err, LRQ_EFORMAT, "%s/%s: path too long", dir, name);
+    return 0;
+}
+
+static int exp__fsync_dir(const char *dir, lrq_err_t *err)
+{
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0 || fsync(fd) != 0) {
+        int e = errno;
+        if (fd >= 0) close(fd);
+        return lrq_errf(err, -e, "%s: cannot fsync directory: %s", dir, strerror(e));
+    }
+    close(fd);
+    return 0;
+}
+
+/* Write buf to dir/name atomically. If src_fd >= 0, the content is streamed from it instead. */
+static int exp__write_file(const char *dir, const char *name, const void *buf, size_t len, int src_fd,
+                           lrq_err_t *err)
+{
+    char path[PATH_MAX], tmp[PATH_MAX];
+    int rc = exp__join(path, sizeof path, dir, name, err);
+    if (rc) return rc;
+    if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp)
+        return lrq_errf(err, LRQ_EFORMAT, "%s: path too long", path);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        int e = errno;
+        return lrq_errf(err, -e, "%s: cannot create %s: %s", path, tmp, strerror(e));
+    }
+    char chunk[1 << 16];
+    const char *p = buf;
+    for (;;) {
+        size_t n = len;
+        if (src_fd >= 0) {
+            ssize_t k = read(src_fd, chunk, sizeof chunk);
+            if (k < 0 && errno == EINTR) continue;
+            if (k < 0) {
+                int e = errno;
+                rc = lrq_errf(err, -e, "%s: reading source failed: %s", path, strerror(e));
+                goto fail;
+            }
+            if (k == 0) break;
+            p = chunk;
+            n = (size_t)k;
+        } else if (len == 0) break;
+        while (n) {
+            ssize_t k = write(fd, p, n);
+            if (k < 0 && errno == EINTR) continue;
+            if (k <= 0) {
+                int e = k < 0 ? errno : EIO;
+                rc = lrq_errf(err, -e, "%s: write failed (%s): %s", path, tmp, strerror(e));
+                goto fail;
+            }
+            p += k;
+            n -= (size_t)k;
+        }
+        if (src_fd < 0) break;
+    }
+    if (fsync(fd) != 0) {
+        int e = errno;
+        rc = lrq_errf(err, -e, "%s: fsync failed: %s", tmp, strerror(e));
+        goto fail;
+    }
+    int cfd = fd;
+    fd = -1;
+    if (close(cfd) != 0) {
+        int e = errno;
+        rc = lrq_errf(err, -e, "%s: close failed: %s", tmp, strerror(e));
+        goto fail;
+    }
+    if (rename(tmp, path) != 0) {
+        int e = errno;
+        rc = lrq_errf(err, -e, "%s: cannot rename %s into place: %s", path, tmp, strerror(e));
+        goto fail;
+    }
+    return exp__fsync_dir(dir, err);
+fail:
+    if (fd >= 0) close(fd);
+    unlink(tmp);
+    return rc;
+}
+
+static int exp__write_json(const char *dir, const char *name, const json_t *j, exp__files_t *files,
+                           lrq_err_t *err)
+{
+    /* 16 digits: doubles such as 1e-05 print as written, not 1.0000000000000001e-05 */
+    char *s = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(16));
+    if (!s) return lrq_errf(err, LRQ_ENOMEM, "%s/%s: cannot serialise JSON", dir, name);
+    size_t n = strlen(s);
+    char *t = realloc(s, n + 2);
+    if (!t) {
+        free(s);
+        return lrq_errf(err, LRQ_ENOMEM, "%s/%s: out of memory", dir, name);
+    }
+    t[n] = '\n';
+    t[n + 1] = '\0';
+    int rc = exp__write_file(dir, name, t, n + 1, -1, err);
+    free(t);
+    if (!rc && files) rc = exp__files_add(files, name, err);
+    return rc;
+}
+
+static int exp__mkdir_p(const char *dir, lrq_err_t *err)
+{
+    char buf[PATH_MAX];
+    if (snprintf(buf, sizeof buf, "%s", dir) >= (int)sizeof buf)
+        return lrq_errf(err, LRQ_EFORMAT, "%s: path too long", dir);
+    for (char *p = buf + 1;; p++) {
+        if (*p == '/' || *p == '\0') {
+            char c = *p;
+            *p = '\0';
+            if (mkdir(buf, 0755) != 0 && errno != EEXIST) {
+                int e = errno;
+                return lrq_errf(err, -e, "%s: cannot create directory %s: %s", dir, buf, strerror(e));
+            }
+            *p = c;
+            if (!c) break;
+        }
+    }
+    struct stat st;
+    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
+        return lrq_errf(err, LRQ_EFORMAT, "%s: exists and is not a directory", dir);
+    if (access(dir, W_OK) != 0) {
+        int e = errno;
+        return lrq_errf(err, -e, "%s: output directory not writable: %s", dir, strerror(e));
+    }
+    return 0;
+}
+
+/* ---- sha256 (nettle) ---- */
+
+static int exp__sha256_file(const char *path, char hex[2 * SHA256_DIGEST_SIZE + 1], off_t *bytes, lrq_err_t *err)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        int e = errno;
+        return lrq_errf(err, -e, "%s: cannot open for sha256: %s", path, strerror(e));
+    }
+    struct sha256_ctx ctx;
+    sha256_init(&ctx);
+    uint8_t buf[1 << 16];
+    off_t total = 0;
+    for (;;) {
+        ssize_t k = read(fd, buf, sizeof buf);
+        if (k < 0 && errno == EINTR) continue;
+        if (k < 0) {
+            int e = errno;
+            close(fd);
+            return lrq_errf(err, -e, "%s: read failed: %s", path, strerror(e));
+        }
+        if (k == 0) break;
+        sha256_update(&ctx, (size_t)k, buf);
+        total += k;
+    }
+    close(fd);
+    uint8_t d[SHA256_DIGEST_SIZE];
+    sha256_digest(&ctx, SHA256_DIGEST_SIZE, d);
+    for (int i = 0; i < SHA256_DIGEST_SIZE; i++) sprintf(hex + 2 * i, "%02x", d[i]);
+    *bytes = total;
+    return 0;
+}
+
+/* ---- model naming, checks, permutation ---- */
+
+static void exp__lin_name(char *buf, size_t cap, int l, int k)
+{
+    snprintf(buf, cap, "model.layers.%d.%s", l, eng_lin_hf_name[k]);
+}
+
+/* Source row feeding output row i: identity, except q/k of an interleaved-RoPE
+ * (llama2.c) model: per head, new row j < Dh/2 takes old 2j, j ≥ Dh/2 takes old 2(j−Dh/2)+1. */
+static int exp__src_row(const eng_config_t *c, int k, int i)
+{
+    if (c->rope != ENG_ROPE_INTERLEAVED || (k != ENG_Q && k != ENG_K)) return i;
+    int dh = c->head_dim, half = dh / 2, h = i / dh, j = i % dh;
+    return h * dh + (j < half ? 2 * j : 2 * (j - half) + 1);
+}
+
+/* Quantized linears consistent with the model (shapes, parameters finite, codes in range). */
+static int exp__check_ql(const eng_model_t *src, const eng_qlinear_t *ql, lrq_err_t *err)
+{
+    if (!src || !ql) return lrq_errf(err, LRQ_EFORMAT, "export: no model or no quantized linears");
+    const eng_config_t *c = &src->cfg;
+    if (c->rope == ENG_ROPE_INTERLEAVED && (c->head_dim <= 0 || c->head_dim % 2))
+        return lrq_errf(err, LRQ_EFORMAT, "export: head_dim %d must be even to permute q/k rows", c->head_dim);
+    char nm[96];
+    for (int l = 0; l < c->n_layers; l++)
+        for (int k = 0; k < ENG_NLIN; k++) {
+            const eng_tensor_t *t = &src->layers[l].lin[k];
+            const eng_qlinear_t *q = &ql[(size_t)l * ENG_NLIN + k];
+            exp__lin_name(nm, sizeof nm, l, k);
+            if (q->m != t->rows || q->n != t->cols)
+                return lrq_errf(err, LRQ_EFORMAT, "export: %s: quantized shape [%d, %d] != model shape [%lld, %lld]",
+                                nm, q->m, q->n, (long long)t->rows, (long long)t->cols);
+            if (q->bits < 1 || q->bits > 8 || q->gs <= 0 || q->G <= 0 || (long long)q->G * q->gs != q->n ||
+                !q->q || !q->scale || !q->zero)
+                return lrq_errf(err, LRQ_EFORMAT, "export: %s: bad quantizer state (bits %d, group %d, G %d)", nm,
+                                q->bits, q->gs, q->G);
+            if ((k == ENG_Q || k == ENG_K) && c->rope == ENG_ROPE_INTERLEAVED && q->m % c->head_dim)
+                return lrq_errf(err, LRQ_EFORMAT, "export: %s: %d rows not a multiple of head_dim %d", nm, q->m,
+                                c->head_dim);
+            int maxq = (1 << q->bits) - 1;
+            size_t mg = (size_t)q->m * q->G, mn = (size_t)q->m * q->n;
+            for (size_t i = 0; i < mg; i++)
+                if (!isfinite(q->scale[i]) || !isfinite(q->zero[i]))
+                    return lrq_errf(err, LRQ_ENUMERIC, "export: %s: non-finite scale/zero at row %zu group %zu", nm,
+                                    i / q->G, i % q->G);
+            for (size_t i = 0; i < mn; i++)
+                if (q->q[i] > maxq)
+                    return lrq_errf(err, LRQ_EFORMAT, "export: %s: code %d at (%zu, %zu) exceeds %d-bit range", nm,
+                                    q->q[i], i / q->n, i % q->n, q->bits);
+        }
+    return 0;
+}
+
+/* Shortest decimal that reads back as f, as a JSON real (1e-05, not 9.99999974737875e-06). */
+static json_t *exp__json_float(float f)
+{
+    char s[32];
+    for (int p = 6; p <= 9; p++) {
+        snprintf(s, sizeof s, "%.*g", p, (double)f);
+        if ((float)strtod(s, NULL) == f) break;
+    }
+    return json_real(strtod(s, NULL));
+}
+
+/* config.json: the source's, or a LlamaForCausalLM config synthesized from cfg
+ * (llama2.c source: same fields as shared/models/stories260K-hf/config.json). */
+static json_t *exp__base_config(const eng_model_t *src)
+{
+    if (src->hf_config) return json_deep_copy(src->hf_config);
+    const eng_config_t *c = &src->cfg;
+    return json_pack("{s:[s], s:s, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:o, s:o, s:n, s:s, s:b, s:f, s:b,"
+                     " s:f, s:i, s:b, s:i, s:i, s:b, s:s}",
+                     "architectures", "LlamaForCausalLM", "model_type", "llama", "hidden_size", c->dim,
+                     "intermediate_size", c->ffn_dim, "num_hidden_layers", c->n_layers, "num_attention_heads",
+                     c->n_heads, "num_key_value_heads", c->n_kv_heads, "head_dim", c->head_dim, "vocab_size",
+                     c->vocab_size, "max_position_embeddings", c->max_seq_len, "rms_norm_eps",
+                     exp__json_float(c->norm_eps), "rope_theta", exp__json_float(c->rope_theta), "rope_scaling",
+                     "hidden_act", "silu", "attention_bias", 0, "attention_dropout", 0.0, "mlp_bias", 0,
+                     "initializer_range", 0.02, "pretraining_tp", 1, "tie_word_embeddings", c->tie_embeddings,
+                     "bos_token_id", 1, "eos_token_id", 2, "use_cache", 1, "torch_dtype",
+                     exp__torch_dtype(src->dtype));
+}
+
+/* Borrowed, bit-exact copy of a non-quantized tensor (1-D for norms). */
+static int exp__add_copy(eng_st_writer_t *w, const char *name, const eng_tensor_t *t, int one_d)
+{
+    int64_t shape[2] = {t->rows, t->cols};
+    size_t nbytes = (size_t)t->rows * (size_t)t->cols * exp__dt_size(t->dtype);
+    if (one_d) {
+        shape[0] = t->rows * t->cols;
+        return eng_st_writer_add(w, name, exp__dt_name(t->dtype), 1, shape, t->data, nbytes);
+    }
+    return eng_st_writer_add(w, name, exp__dt_name(t->dtype), 2, shape, t->data, nbytes);
+}
+
+/* Non-linear tensors in HF order: embed first, norms per layer, then norm + lm_head. */
+static void exp__add_embed(eng_st_writer_t *w, const eng_model_t *src)
+{
+    exp__add_copy(w, "model.embed_tokens.weight", &src->embed, 0);
+}
+
+static void exp__add_tail(eng_st_writer_t *w, const eng_model_t *src)
+{
+    exp__add_copy(w, "model.norm.weight", &src->final_norm, 1);
+    /* lm_head is written even when tied (== embed), so readers need no tying logic */
+    exp__add_copy(w, "lm_head.weight", src->lm_head.data ? &src->lm_head : &src->embed, 0);
+}
+
+static int exp__copy_side_files(const eng_model_t *src, const char *outdir, exp__files_t *files, lrq_err_t *err)
+{
+    if (!src->dir) return 0;
+    DIR *d = opendir(src->dir);
+    if (!d) return 0; /* nothing beside the model to carry over */
+    int rc = 0;
+    struct dirent *de;
+    while (!rc && (de = readdir(d))) {
+        int match = 0;
+        for (size_t i = 0; i < sizeof exp__copy_patterns / sizeof exp__copy_patterns[0]; i++)
+            if (fnmatch(exp__copy_patterns[i], de->d_name, 0) == 0) match = 1;
+        if (!match) continue;
+        char sp[PATH_MAX];
+        if ((rc = exp__join(sp, sizeof sp, src->dir, de->d_name, err))) break;
+        struct stat st;
+        if (stat(sp, &st) != 0 || !S_ISREG(st.st_mode)) continue;
+        int fd = open(sp, O_RDONLY | O_CLOEXEC);
+        if (fd < 0) {
+            int e = errno;
+            rc = lrq_errf(err, -e, "%s: cannot open: %s", sp, strerror(e));
+            break;
+        }
+        rc = exp__write_file(outdir, de->d_name, NULL, 0, fd, err);
+        close(fd);
+        if (!rc) rc = exp__files_add(files, de->d_name, err);
+    }
+    closedir(d);
+    return rc;
+}
+
+/* Prepare outdir: created, writable, not the source directory, stale loader-visible
+ * files of another export kind removed. */
+static int exp__prepare_dir(const eng_model_t *src, const char *outdir, lrq_err_t *err)
+{
+    if (!outdir || !*outdir) return lrq_errf(err, LRQ_EFORMAT, "export: no output directory");
+    int rc = exp__mkdir_p(outdir, err);
+    if (rc) return rc;
+    char a[PATH_MAX], b[PATH_MAX];
+    if (src->dir && realpath(outdir, a) && realpath(src->dir, b) && strcmp(a, b) == 0)
+        return lrq_errf(err, LRQ_EFORMAT, "%s: refusing to export into the source model's directory", outdir);
+    static const char *const stale[] = {"model.safetensors.index.json", "quantize_config.json"};
+    for (size_t i = 0; i < 2; i++) {
+        char p[PATH_MAX];
+        if ((rc = exp__join(p, sizeof p, outdir, stale[i], err))) return rc;
+        if (unlink(p) != 0 && errno != ENOENT) {
+            int e = errno;
+            return lrq_errf(err, -e, "%s: cannot remove stale file: %s", p, strerror(e));
+        }
+    }
+    return 0;
+}
+
+static int exp__per_channel(const eng_model_t *src, const eng_qlinear_t *ql)
+{
+    for (size_t i = 0; i < (size_t)src->cfg.n_layers * ENG_NLIN; i++)
+        if (ql[i].G != 1) return 0;
+    return 1;
+}
+
+/* lrq-manifest.json (FORMATS.md Part A). The caller may extend it (job spec, hashes
+ * of source/calibration data, metrics); "method" is left null for it to fill. */
+static int exp__manifest(const eng_model_t *src, const eng_qlinear_t *ql, const char *outdir, const char *kind,
+                         json_t *extra /* stolen, may be NULL */, exp__files_t *files, lrq_err_t *err)
+{
+    int rc = 0;
+    json_t *fl = json_object(), *m = NULL;
+    if (!fl) {
+        json_decref(extra);
+        return lrq_errf(err, LRQ_ENOMEM, "export: out of memory");
+    }
+    for (int i = 0; i < files->n; i++) {
+        char p[PATH_MAX], hex[2 * SHA256_DIGEST_SIZE + 1];
+        off_t bytes = 0;
+        if ((rc = exp__join(p, sizeof p, outdir, files->name[i], err))) goto out;
+        if ((rc = exp__sha256_file(p, hex, &bytes, err))) goto out;
+        json_object_set_new(fl, files->name[i], json_pack("{s:s, s:I}", "sha256", hex, "bytes", (json_int_t)bytes));
+    }
+    m = json_pack("{s:s, s:s, s:s, s:{s:s, s:s, s:s}, s:n, s:{s:i, s:i, s:b}, s:O}", "producer", "lrq", "version",
+                  PACKAGE_VERSION, "export", kind, "source", "path", src->path ? src->path : "", "format",
+                  src->format == ENG_FMT_LLAMA2C ? "llama2c" : "hf", "dtype", exp__dt_name(src->dtype), "method",
+                  "quantization", "bits", ql[0].bits, "group_size", exp__per_channel(src, ql) ? 0 : ql[0].gs,
+                  "symmetric", ql[0].symmetric, "files", fl);
+    if (!m) {
+        rc = lrq_errf(err, LRQ_ENOMEM, "export: out of memory building manifest");
+        goto out;
+    }
+    if (extra) {
+        json_object_update(m, extra);
+    }
+    rc = exp__write_json(outdir, "lrq-manifest.json", m, NULL, err);
+out:
+    json_decref(extra);
+    json_decref(fl);
+    json_decref(m);
+    return rc;
+}
+
+/* ---- hf ---- */
+
+/* Ŵ = s·(q − z) for one linear, output rows permuted, rounded to dt. dst (m, n). */
+static void exp__dequant(const eng_config_t *c, int k, const eng_qlinear_t *q, eng_dtype_t dt, void *dst)
+{
+    for (int i = 0; i < q->m; i++) {
+        int r = exp__src_row(c, k, i);
+        const uint8_t *qr = q->q + (size_t)r * q->n;
+        const float *s = q->scale + (size_t)r * q->G, *z = q->zero + (size_t)r * q->G;
+        for (int j = 0; j < q->n; j++) {
+            int g = j / q->gs;
+            float v = s[g] * ((float)qr[j] - z[g]);
+            size_t o = (size_t)i * q->n + j;
+            if (dt == ENG_F32) ((float *)dst)[o] = v;
+            else if (dt == ENG_BF16) ((uint16_t *)dst)[o] = eng_f32_to_bf16(v);
+            else ((uint16_t *)dst)[o] = eng_f32_to_f16(v);
+        }
+    }
+}
+
+typedef struct exp__deq_ctx {
+    const eng_config_t *c;
+    int k;
+    const eng_qlinear_t *q;
+    eng_dtype_t dt;
+} exp__deq_ctx_t;
+
+/* eng_st_fill_fn: one linear is dequantized while the file is written, so the
+ * whole dequantized model never sits in memory. */
+static int exp__deq_fill(void *ctx, void *dst, size_t nbytes, lrq_err_t *err)
+{
+    const exp__deq_ctx_t *x = ctx;
+    exp__dequant(x->c, x->k, x->q, x->dt, dst);
+    return 0;
+}
+
+int eng_export_hf(const eng_model_t *src, const eng_qlinear_t *ql, const char *outdir, lrq_err_t *err)
+{
+    int rc = exp__check_ql(src, ql, err);
+    if (rc) return rc;
+    if ((rc = exp__prepare_dir(src, outdir, err))) return rc;
+
+    const eng_config_t *c = &src->cfg;
+    size_t nl = (size_t)c->n_layers * ENG_NLIN;
+    exp__deq_ctx_t *dc = calloc(nl ? nl : 1, sizeof *dc);
+    eng_st_writer_t *w = eng_st_writer_new();
+    exp__files_t files = {0};
+    json_t *cfgj = NULL;
+    if (!dc || !w) {
+        rc = lrq_errf(err, LRQ_ENOMEM, "export hf: out of memory");
+        goto out;
+    }
+    /* writer add failures are remembered by the writer and reported (with the
+     * tensor name) by eng_st_writer_write, so their return values are not checked here */
+    exp__add_embed(w, src);
+    char nm[128];
+    for (int l = 0; l < c->n_layers; l++) {
+        const eng_layer_tensors_t *L = &src->layers[l];
+        snprintf(nm, sizeof nm, "model.layers.%d.input_layernorm.weight", l);
+        exp__add_copy(w, nm, &L->attn_norm, 1);
+        for (int k = 0; k < ENG_NLIN; k++) {
+            const eng_qlinear_t *q = &ql[(size_t)l * ENG_NLIN + k];
+            eng_dtype_t dt = L->lin[k].dtype;
+            size_t nb = (size_t)q->m * q->n * exp__dt_size(dt);
+            exp__deq_ctx_t *x = &dc[(size_t)l * ENG_NLIN + k];
+            *x = (exp__deq_ctx_t){c, k, q, dt};
+            int64_t shape[2] = {q->m, q->n};
+            snprintf(nm, sizeof nm, "model.layers.%d.%s.weight", l, eng_lin_hf_name[k]);
+            eng_st_writer_add_gen(w, nm, exp__dt_name(dt), 2, shape, nb, exp__deq_fill, x);
+            if (k == ENG_O) {
+                snprintf(nm, sizeof nm, "model.layers.%d.post_attention_layernorm.weight", l);
+                exp__add_copy(w, nm, &L->ffn_norm, 1);
+            }
+        }
+    }
+    exp__add_tail(w, src);
+    char path[PATH_MAX];
+    if ((rc = exp__join(path, sizeof path, outdir, "model.safetensors", err))) goto out;
+    rc = eng_st_writer_write(w, path, err);
+    if (!rc) rc = exp__files_add(&files, "model.safetensors", err);
+
+    if (!rc && !(cfgj = exp__base_config(src))) rc = lrq_errf(err, LRQ_ENOMEM, "export hf: cannot build config.json");
+    if (!rc) json_object_del(cfgj, "quantization_config"); /* weights are plain again */
+    if (!rc) rc = exp__write_json(outdir, "config.json", cfgj, &files, err);
+    if (!rc) rc = exp__copy_side_files(src, outdir, &files, err);
+    if (!rc) rc = exp__manifest(src, ql, outdir, "hf", NULL, &files, err);
+out:
+    json_decref(cfgj);
+    exp__files_free(&files);
+    eng_st_writer_free(w);
+    free(dc);
+    return rc;
+}
+
+/* ---- gptq ---- */
+
+/* Common parameters of all linears; refuses what GPTQ loaders cannot take. */
+static int exp__gptq_params(const eng_model_t *src, const eng_qlinear_t *ql, int *bits, int *sym, int *group,
+                            lrq_err_t *err)
+{
+    if (!src || !ql) return lrq_errf(err, LRQ_EFORMAT, "gptq export: no model or no quantized linears");
+    const eng_config_t *c = &src->cfg;
+    size_t nl = (size_t)c->n_layers * ENG_NLIN;
+    if (nl == 0) return lrq_errf(err, LRQ_EFORMAT, "gptq export: model has no layers");
+    char nm[96];
+    /* shapes first: the most common refusal, and the one the user must know about */
+    for (int l = 0; l < c->n_layers; l++)
+        for (int k = 0; k < ENG_NLIN; k++) {
+            const eng_tensor_t *t = &src->layers[l].lin[k];
+            if (t->rows % 32 || t->cols % 32) {
+                exp__lin_name(nm, sizeof nm, l, k);
+                return lrq_errf(err, LRQ_EUNSUPP,
+                                "gptq export: %s has shape [%lld, %lld] (out_features %lld, in_features %lld): "
+                                "GPTQ packing needs both to be multiples of 32",
+                                nm, (long long)t->rows, (long long)t->cols, (long long)t->rows, (long long)t->cols);
+            }
+        }
+    int b = ql[0].bits, s = ql[0].symmetric, pc = exp__per_channel(src, ql), gs = pc ? -1 : ql[0].gs;
+    if (b != 2 && b != 3 && b != 4 && b != 8)
+        return lrq_errf(err, LRQ_EUNSUPP, "gptq export: %d-bit weights not supported (GPTQ loaders take 2, 3, 4, 8)", b);
+    for (size_t i = 0; i < nl; i++) {
+        exp__lin_name(nm, sizeof nm, (int)(i / ENG_NLIN), (int)(i % ENG_NLIN));
+        if (ql[i].bits != b || !ql[i].symmetric != !s)
+            return lrq_errf(err, LRQ_EUNSUPP, "gptq export: %s: %d-bit %s differs from the first layer (%d-bit %s); "
+                            "a GPTQ checkpoint has one setting", nm, ql[i].bits, ql[i].symmetric ? "sym" : "asym",
+                            b, s ? "sym" : "asym");
+        if (!pc && ql[i].gs != gs)
+            return lrq_errf(err, LRQ_EUNSUPP, "gptq export: %s: group size %d differs from %d", nm, ql[i].gs, gs);
+    }
+    *bits = b;
+    *sym = s;
+    *group = gs;
+    return 0;
+}
+
+int eng_export_gptq_check(const eng_model_t *src, const eng_qlinear_t *ql, lrq_err_t *err)
+{
+    int b, s, g;
+    return exp__gptq_params(src, ql, &b, &s, &g, err);
+}
+
+/* 32 codes (< 2^bits) into `bits` words: value i at bit bits·i of the little-endian
+ * 32·bits-bit stream. For 2/4/8 bits this is AutoGPTQ's 32/bits values per word;
+ * for 3 bits it is the cross-word layout of FORMATS.md §1.4 (v10 and v21 split). */
+static void exp__pack32(const uint32_t v[32], int bits, uint32_t *w)
+{
+    memset(w, 0, (size_t)bits * sizeof *w);
+    for (int i = 0; i < 32; i++) {
+        int pos = bits * i, wi = pos / 32, sh = pos % 32;
+        w[wi] |= v[i] << sh;
+        if (sh + bits > 32) w[wi + 1] |= v[i] >> (32 - sh);
+    }
+}
+
+typedef struct exp__gptq_lin {
+    uint32_t *qweight;   /* [K*bits/32, N] */
+    uint32_t *qzeros;    /* [G, N*bits/32] */
+    uint16_t *scales;    /* [G, N] fp16 */
+    int32_t *g_idx;      /* [K] */
+} exp__gptq_lin_t;
+
+static void exp__gptq_lin_free(exp__gptq_lin_t *p)
+{
+    free(p->qweight);
+    free(p->qzeros);
+    free(p->scales);
+    free(p->g_idx);
+}
+
+static int exp__gptq_pack(const eng_config_t *c, int k, const eng_qlinear_t *q, int sym, exp__gptq_lin_t *p,
+                          const char *nm, lrq_err_t *err)
+{
+    const int bits = q->bits, K = q->n, N = q->m, G = q->G, maxq = (1 << bits) - 1;
+    const int zsym = 1 << (bits - 1);
+    p->qweight = malloc((size_t)K / 32 * bits * N * sizeof *p->qweight);
+    p->qzeros = malloc((size_t)G * (N / 32) * bits * sizeof *p->qzeros);
+    p->scales = malloc((size_t)G * N * sizeof *p->scales);
+    p->g_idx = malloc((size_t)K * sizeof *p->g_idx);
+    if (!p->qweight || !p->qzeros || !p->scales || !p->g_idx)
+        return lrq_errf(err, LRQ_ENOMEM, "gptq export: %s: out of memory", nm);
+    uint32_t v[32], wd[8];
+    /* qweight: packed along K, column n = output row (after the q/k permutation) */
+    for (int n = 0; n < N; n++) {
+        const uint8_t *qr = q->q + (size_t)exp__src_row(c, k, n) * K;
+        for (int b = 0; b < K / 32; b++) {
+            for (int i = 0; i < 32; i++) v[i] = qr[b * 32 + i];
+            exp__pack32(v, bits, wd);
+            for (int w = 0; w < bits; w++) p->qweight[((size_t)b * bits + w) * N + n] = wd[w];
+        }
+    }
+    /* zeros: integers in [0, maxq]; sym must be exactly 2^(b−1) (Marlin never reads qzeros) */
+    for (int n = 0; n < N; n++) {
+        int r = exp__src_row(c, k, n);
+        for (int g = 0; g < G; g++) {
+            float z = q->zero[(size_t)r * G + g], s = q->scale[(size_t)r * G + g];
+            if (z != floorf(z) || z < 0 || z > maxq || (sym && z != zsym))
+                return lrq_errf(err, LRQ_EFORMAT, "gptq export: %s: zero point %g (row %d, group %d) is not %s", nm,
+                                (double)z, r, g, sym ? "2^(bits-1) as symmetric GPTQ requires" : "an integer code");
+            uint16_t h = eng_f32_to_f16(s);
+            if ((h & 0x7c00u) == 0x7c00u)
+                return lrq_errf(err, LRQ_ENUMERIC, "gptq export: %s: scale %g (row %d, group %d) overflows fp16", nm,
+                                (double)s, r, g);
+            p->scales[(size_t)g * N + n] = h;
+        }
+    }
+    const int zw = N / 32 * bits;
+    for (int g = 0; g < G; g++)
+        for (int cb = 0; cb < N / 32; cb++) {
+            for (int i = 0; i < 32; i++) {
+                int z = (int)q->zero[(size_t)exp__src_row(c, k, cb * 32 + i) * G + g];
+                v[i] = (uint32_t)(sym ? z - 1 : z); /* v1 stores zero − 1 (≥ 0 for sym), v2 as is */
+            }
+            exp__pack32(v, bits, wd);
+            for (int w = 0; w < bits; w++) p->qzeros[(size_t)g * zw + cb * bits + w] = wd[w];
+        }
+    for (int j = 0; j < K; j++) p->g_idx[j] = j / q->gs;
+    return 0;
+}
+
+int eng_export_gptq(const eng_model_t *src, const eng_qlinear_t *ql, const char *outdir, lrq_err_t *err)
+{
+    int bits, sym, group;
+    int rc = exp__gptq_params(src, ql, &bits, &sym, &group, err);
+    if (!rc) rc = exp__check_ql(src, ql, err);
+    if (rc) return rc;
+
+    const eng_config_t *c = &src->cfg;
+    size_t nl = (size_t)c->n_layers * ENG_NLIN;
+    exp__gptq_lin_t *pk = calloc(nl, sizeof *pk);
+    eng_st_writer_t *w = eng_st_writer_new();
+    exp__files_t files = {0};
+    json_t *cfgj = NULL, *qc = NULL;
+    const char *fmt = sym ? "gptq" : "gptq_v2";
+    char nm[128];
+    if (!pk || !w) {
+        rc = lrq_errf(err, LRQ_ENOMEM, "gptq export: out of memory");
+        goto out;
+    }
+    /* pack everything before touching outdir: a refused export leaves no directory */
+    for (size_t i = 0; i < nl && !rc; i++) {
+        exp__lin_name(nm, sizeof nm, (int)(i / ENG_NLIN), (int)(i % ENG_NLIN));
+        rc = exp__gptq_pack(c, (int)(i % ENG_NLIN), &ql[i], sym, &pk[i], nm, err);
+    }
+    if (rc || (rc = exp__prepare_dir(src, outdir, err))) goto out;
+
+    exp__add_embed(w, src); /* add failures are reported by eng_st_writer_write */
+    for (int l = 0; l < c->n_layers; l++) {
+        const eng_layer_tensors_t *L = &src->layers[l];
+        snprintf(nm, sizeof nm, "model.layers.%d.input_layernorm.weight", l);
+        exp__add_copy(w, nm, &L->attn_norm, 1);
+        for (int k = 0; k < ENG_NLIN; k++) {
+            const eng_qlinear_t *q = &ql[(size_t)l * ENG_NLIN + k];
+            const exp__gptq_lin_t *p = &pk[(size_t)l * ENG_NLIN + k];
+            int64_t K = q->n, N = q->m, G = q->G;
+            int64_t s_qw[2] = {K / 32 * bits, N}, s_qz[2] = {G, N / 32 * bits}, s_sc[2] = {G, N}, s_gi[1] = {K};
+            const char *base = eng_lin_hf_name[k];
+            snprintf(nm, sizeof nm, "model.layers.%d.%s.qweight", l, base);
+            eng_st_writer_add(w, nm, "I32", 2, s_qw, p->qweight, (size_t)(s_qw[0] * N) * 4);
+            snprintf(nm, sizeof nm, "model.layers.%d.%s.qzeros", l, base);
+            eng_st_writer_add(w, nm, "I32", 2, s_qz, p->qzeros, (size_t)(G * s_qz[1]) * 4);
+            snprintf(nm, sizeof nm, "model.layers.%d.%s.scales", l, base);
+            eng_st_writer_add(w, nm, "F16", 2, s_sc, p->scales, (size_t)(G * N) * 2);
+            snprintf(nm, sizeof nm, "model.layers.%d.%s.g_idx", l, base);
+            eng_st_writer_add(w, nm, "I32", 1, s_gi, p->g_idx, (size_t)K * 4);
+            if (k == ENG_O) {
+                snprintf(nm, sizeof nm, "model.layers.%d.post_attention_layernorm.weight", l);
+                exp__add_copy(w, nm, &L->ffn_norm, 1);
+            }
+        }
+    }
+    exp__add_tail(w, src);
+    char path[PATH_MAX];
+    if ((rc = exp__join(path, sizeof path, outdir, "model.safetensors", err))) goto out;
+    rc = eng_st_writer_write(w, path, err);
+    if (!rc) rc = exp__files_add(&files, "model.safetensors", err);
+
+    /* FORMATS.md §1.8, in config.json and quantize_config.json */
+    qc = json_pack("{s:s, s:i, s:i, s:b, s:b, s:b, s:b, s:f, s:s, s:s, s:b, s:s, s:{s:[s+]}}", "quant_method", "gptq",
+                   "bits", bits, "group_size", group, "desc_act", 0, "sym", sym, "static_groups", 0,
+                   "true_sequential", 1, "damp_percent", 0.01, "checkpoint_format", fmt, "format", fmt, "lm_head", 0,
+                   "pack_dtype", "int32", "meta", "quantizer", "lrq:", PACKAGE_VERSION);
+    if (!rc && (!qc || !(cfgj = exp__base_config(src))))
+        rc = lrq_errf(err, LRQ_ENOMEM, "gptq export: cannot build config");
+    if (!rc && json_object_set(cfgj, "quantization_config", qc) != 0)
+        rc = lrq_errf(err, LRQ_ENOMEM, "gptq export: cannot build config");
+    if (!rc) rc = exp__write_json(outdir, "config.json", cfgj, &files, err);
+    if (!rc) rc = exp__write_json(outdir, "quantize_config.json", qc, &files, err);
+    if (!rc) rc = exp__copy_side_files(src, outdir, &files, err);
+    if (!rc) {
+        json_t *notes = json_array();
+        if (!sym)
+            json_array_append_new(notes, json_string("asymmetric weights are written as checkpoint_format gptq_v2 "
+                                                     "(zeros without the v1 minus-one): vLLM will not load it; "
+                                                     "use transformers (optimum + gptqmodel) or GPTQModel"));
+        else if (bits != 4 && bits != 8)
+            json_array_append_new(notes, json_string("current vLLM loads GPTQ only for 4- and 8-bit symmetric "
+                                                     "weights; use transformers (optimum + gptqmodel) or GPTQModel"));
+        json_t *extra = json_pack("{s:s, s:o}", "checkpoint_format", fmt, "notes", notes ? notes : json_array());
+        rc = exp__manifest(src, ql, outdir, "gptq", extra, &files, err);
+    }
+out:
+    json_decref(qc);
+    json_decref(cfgj);
+    exp__files_free(&files);
+    eng_st_writer_free(w);
+    if (pk)
+        for (size_t i = 0; i < nl; i++) exp__gptq_lin_free(&pk[i]);
+    free(pk);
+    return rc;
+}
