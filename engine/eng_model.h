@@ -78,8 +78,11 @@ size_t eng_tensor_numel(const eng_tensor_t *t);
 /* Convert to fp32 into dst (numel floats). Fails with LRQ_ENUMERIC naming
  * file, tensor and element index on the first NaN/Inf. */
 int eng_tensor_to_f32(const eng_tensor_t *t, float *dst, lrq_err_t *err);
-/* Scan every tensor for NaN/Inf (touches the whole file). */
+/* Scan every tensor for NaN/Inf (reads the whole file; pages are released as it goes). */
 int eng_model_check_finite(const eng_model_t *m, lrq_err_t *err);
+/* Hint: done with t for now; its file pages may be dropped from RSS (madvise DONTNEED on
+ * the private read-only mapping; later reads re-fault them). No-op for owned copies. */
+void eng_model_release(const eng_model_t *m, const eng_tensor_t *t);
 /* Total bytes of weights (for estimates). */
 size_t eng_model_weight_bytes(const eng_model_t *m);
 const char *eng_dtype_name(eng_dtype_t dt); /* "F32", "F16", "BF16" */

@@ -11,6 +11,8 @@ typedef struct eng_tok eng_tok_t;
 /* Load by content: a JSON object with "model" → tokenizer.json; otherwise llama2.c .bin.
  * Byte-level BPE (Llama-3 style) is refused with LRQ_EUNSUPP and a clear message. */
 int eng_tok_load(const char *path, eng_tok_t **out, lrq_err_t *err);
+/* Same from an in-memory image (`path` only names it in messages; used by fuzzers). */
+int eng_tok_load_mem(const uint8_t *buf, size_t n, const char *path, eng_tok_t **out, lrq_err_t *err);
 void eng_tok_free(eng_tok_t *t);
 /* The tokenizer to use: `explicit_path` if not NULL, else tokenizer.json, tokenizer.bin,
  * then tok*.bin in the model's directory. *out_path is malloc'd. */

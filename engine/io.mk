@@ -1,3 +1,19 @@
 # engine: model I/O (safetensors reader, llama2.c, config.json), tokenizers, data streams
 noinst_LTLIBRARIES += libeng_io.la
-libeng_io_la_SOURCES = engine/eng_model.h engine/eng_half.h engine/eng_tok.h engine/eng_safetensors.h
+libeng_io_la_SOURCES = engine/eng_model.h engine/eng_half.h engine/eng_tok.h engine/eng_safetensors.h \
+	engine/eng_model.c engine/eng_st_read.c engine/eng_tok.c engine/eng_data.c
+
+# tests (Criterion, TAP through LOG_DRIVER)
+IO_TEST_LIBS = libeng_io.la libcommon.la $(JANSSON_LIBS) -lm $(TEST_LIBS)
+check_PROGRAMS += tests/engine/test_model tests/engine/test_tok tests/engine/test_data
+TESTS += tests/engine/test_model tests/engine/test_tok tests/engine/test_data
+tests_engine_test_model_SOURCES = tests/engine/test_model.c
+tests_engine_test_model_CFLAGS = $(TEST_CFLAGS)
+tests_engine_test_model_LDADD = $(IO_TEST_LIBS)
+tests_engine_test_tok_SOURCES = tests/engine/test_tok.c
+tests_engine_test_tok_CFLAGS = $(TEST_CFLAGS)
+tests_engine_test_tok_LDADD = $(IO_TEST_LIBS)
+tests_engine_test_data_SOURCES = tests/engine/test_data.c
+tests_engine_test_data_CFLAGS = $(TEST_CFLAGS)
+tests_engine_test_data_LDADD = $(IO_TEST_LIBS)
+EXTRA_DIST += tools/mkmodel.py tests/engine/ref_tok.py tests/engine/tok_bin2json.py
