@@ -504,6 +504,9 @@ int wk_recon_run(wk_job_t *job, double f0, double f1, lrq_err_t *err)
         long it0 = 0, adam_t = 0;
         double loss_start, secs0 = 0;
         if (b == rs.block && rs.has_params) {
+            /* reset() also derives the fixed zero points; the parameters are then overwritten. */
+            uint64_t scratch = 0;
+            for (int i = 0; i < ENG_NLIN; i++) eng_lrq_reset(&R.lq[i], &job->qcfg, &scratch);
             memcpy(R.params, wk_ckr_get(&rs.rd, TAG_PARM, NULL), R.nparams * sizeof(float));
             memcpy(R.am, wk_ckr_get(&rs.rd, TAG_ADMM, NULL), R.nparams * sizeof(float));
             memcpy(R.av, wk_ckr_get(&rs.rd, TAG_ADMV, NULL), R.nparams * sizeof(float));

@@ -5,7 +5,7 @@
 set -u
 : "${LRQ_BUILDDIR:?}" "${LRQ_SHARED:?}"
 W="$LRQ_BUILDDIR/lrq-worker"
-KILLS=${LRQ_RESUME_KILLS:-6}
+KILLS=${LRQ_RESUME_KILLS:-20}
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/lrq-resume.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
 echo "1..4"
@@ -14,7 +14,7 @@ cat > "$tmp/spec.json" <<EOS
 {"model": "$LRQ_SHARED/models/stories260K/stories260K.bin", "method": "lrq",
  "weight": {"bits": 3, "group_size": 0, "init": "minmax"},
  "calibration": {"path": "$LRQ_SHARED/data/tinystories/calib.txt", "samples": 12, "seq_len": 64},
- "lrq": {"iterations": 150, "lr": 2e-3, "batch_size": 2, "checkpoint_every_s": 0.05},
+ "lrq": {"iterations": 300, "lr": 2e-3, "batch_size": 2, "checkpoint_every_s": 0.05},
  "export": ["hf"], "seed": 3, "threads": 1}
 EOS
 
@@ -33,7 +33,7 @@ kills=0 resumes=0
 i=0
 while [ $i -lt "$KILLS" ]; do
     i=$((i + 1))
-    delay=$(awk -v d="$dur" -v s="$i$$" 'BEGIN { srand(s); printf "%.3f", 0.05 + rand() * d * 0.8 }')
+    delay=$(awk -v d="$dur" -v s="$i$$" 'BEGIN { srand(s); printf "%.3f", 0.05 + rand() * d / 12 }')
     "$W" run --spec "$tmp/spec.json" --workdir "$tmp/k" > "$tmp/k.out" 2>> "$tmp/k.err" &
     pid=$!
     sleep "$delay"
