@@ -1,1 +1,46 @@
-# fragment: daemon/local.mk
+# fragment: daemon/local.mk — lrqd, its schema, config, systemd unit and tests.
+
+# The testable core (no libuv/MHD): database, line splitter, router.
+noinst_LTLIBRARIES += libdaemon.la
+libdaemon_la_SOURCES = daemon/db.c daemon/db.h daemon/lines.c daemon/lines.h daemon/router.c daemon/router.h
+libdaemon_la_CFLAGS = $(AM_CFLAGS) $(SQLITE_CFLAGS)
+libdaemon_la_LIBADD = $(SQLITE_LIBS)
+
+schemadir = $(pkgdatadir)/schema
+dist_schema_DATA = schema/0001_init.sql
+
+# Unit tests.
+check_PROGRAMS += tests/unit/test_db tests/unit/test_router tests/unit/test_lines
+TESTS += tests/unit/test_db tests/unit/test_router tests/unit/test_lines
+tests_unit_test_db_SOURCES = tests/unit/test_db.c
+tests_unit_test_db_CFLAGS = $(TEST_CFLAGS) $(SQLITE_CFLAGS)
+tests_unit_test_db_LDADD = libdaemon.la $(COMMON_LIBS) $(SQLITE_LIBS) $(TEST_LIBS)
+tests_unit_test_router_SOURCES = tests/unit/test_router.c
+tests_unit_test_router_CFLAGS = $(TEST_CFLAGS)
+tests_unit_test_router_LDADD = libdaemon.la $(COMMON_LIBS) $(TEST_LIBS)
+tests_unit_test_lines_SOURCES = tests/unit/test_lines.c
+tests_unit_test_lines_CFLAGS = $(TEST_CFLAGS)
+tests_unit_test_lines_LDADD = libdaemon.la $(COMMON_LIBS) $(TEST_LIBS)
+
+bin_PROGRAMS += lrqd
+lrqd_SOURCES = daemon/main.c daemon/lrqd.h daemon/log.c daemon/log.h daemon/cfg.c daemon/cfg.h \
+	daemon/http.c daemon/api.c daemon/sched.c daemon/auth.c daemon/exec.h daemon/exec_local.c
+lrqd_CFLAGS = $(AM_CFLAGS) $(LIBUV_CFLAGS) $(MHD_CFLAGS) $(SQLITE_CFLAGS) $(NETTLE_CFLAGS) $(SYSTEMD_CFLAGS)
+lrqd_LDADD = libdaemon.la $(COMMON_LIBS) $(LIBUV_LIBS) $(MHD_LIBS) $(SQLITE_LIBS) $(NETTLE_LIBS) $(SYSTEMD_LIBS)
+
+# Installed configuration and systemd unit.
+lrqconfdir = $(sysconfdir)/lrq
+dist_lrqconf_DATA = etc/lrqd.conf
+systemdsystemunitdir = $(prefix)/lib/systemd/system
+systemdsystemunit_DATA = systemd/lrqd.service
+systemd/lrqd.service: $(top_srcdir)/systemd/lrqd.service.in Makefile
+	$(AM_V_GEN)$(MKDIR_P) systemd && sed -e 's|@bindir[@]|$(bindir)|g' -e 's|@sysconfdir[@]|$(sysconfdir)|g' \
+	  -e 's|@docdir[@]|$(docdir)|g' $(top_srcdir)/systemd/lrqd.service.in > $@
+CLEANFILES += systemd/lrqd.service
+EXTRA_DIST += systemd/lrqd.service.in docs/api.md docs/openapi.yaml docs/daemon.md
+
+# Integration tests: the real lrqd + tests/integration/fake-worker.sh on
+# 127.0.0.1 (ephemeral ports, temp state dirs, bounded waits). Need curl(1).
+TESTS += tests/integration/test_api.sh tests/integration/test_jobs.sh tests/integration/test_faults.sh
+EXTRA_DIST += tests/integration/lib.sh tests/integration/fake-worker.sh tests/integration/test_api.sh \
+	tests/integration/test_jobs.sh tests/integration/test_faults.sh

@@ -1,0 +1,667 @@
+/* api.c — REST API v1 handlers (docs/api.md) and the /metrics exposition. */
+#include "lrqd.h"
+#include "log.h"
+#include "lrq_spec.h"
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <time.h>
+#include <unistd.h>
+
+enum {
+    H_HEALTHZ, H_READYZ, H_METRICS, H_SUBMIT, H_LIST, H_GET, H_DELETE, H_CANCEL, H_EVENTS, H_LOG, H_JOB_METRICS,
+    H_ARTIFACTS, H_ARTIFACT,
+};
+
+const rt_route_t api_routes[] = {
+    {RT_GET, "/healthz", H_HEALTHZ},
+    {RT_GET, "/readyz", H_READYZ},
+    {RT_GET, "/metrics", H_METRICS},
+    {RT_POST, "/v1/jobs", H_SUBMIT},
+    {RT_GET, "/v1/jobs", H_LIST},
+    {RT_GET, "/v1/jobs/{id}", H_GET},
+    {RT_DELETE, "/v1/jobs/{id}", H_DELETE},
+    {RT_POST, "/v1/jobs/{id}/cancel", H_CANCEL},
+    {RT_GET, "/v1/jobs/{id}/events", H_EVENTS},
+    {RT_GET, "/v1/jobs/{id}/log", H_LOG},
+    {RT_GET, "/v1/jobs/{id}/metrics", H_JOB_METRICS},
+    {RT_GET, "/v1/jobs/{id}/artifacts", H_ARTIFACTS},
+    {RT_GET, "/v1/jobs/{id}/artifacts/{*}", H_ARTIFACT},
+};
+const size_t api_nroutes = sizeof api_routes / sizeof api_routes[0];
+
+/* ---- job objects -------------------------------------------------------- */
+
+static json_t *ts_json(int64_t ms)
+{
+    if (!ms) return json_null();
+    time_t t = (time_t)(ms / 1000);
+    struct tm tm;
+    char buf[32];
+    gmtime_r(&t, &tm);
+    strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    return json_string(buf);
+}
+
+static json_t *json_text_or_null(const char *s)
+{
+    if (!s) return json_null();
+    json_t *j = json_loads(s, 0, NULL);
+    return j ? j : json_null();
+}
+
+json_t *api_job_json(lrqd_t *d, const db_job_t *j)
+{
+    json_t *progress = NULL;
+    run_t *run = j->state == DB_RUNNING ? sched_find(d, j->id) : NULL;
+    if (run && run->progress) progress = json_incref(run->progress);   /* fresher than the db */
+    else progress = json_text_or_null(j->progress);
+    return json_pack("{s:I, s:s?, s:s, s:s, s:i, s:i, s:i, s:o, s:o, s:o, s:o, s:s?, s:b, s:o, s:s?}",
+                     "id", (json_int_t)j->id, "name", j->name, "state", db_state_name[j->state], "method", j->method,
+                     "priority", j->priority, "attempts", j->attempts, "max_attempts", j->max_attempts,
+                     "created_at", ts_json(j->created_at), "started_at", ts_json(j->started_at),
+                     "finished_at", ts_json(j->finished_at), "progress", progress, "error", j->error,
+                     "cancel_requested", j->cancel_requested, "spec", json_text_or_null(j->spec),
+                     "owner", j->owner);
+}
+
+/* Load the job or reply 404/500; returns 0 when *j is filled. */
+static int api__job(lrqd_t *d, req_t *r, struct MHD_Connection *c, db_job_t *j, enum MHD_Result *ret)
+{
+    lrq_err_t err;
+    int rc = db_job_get(d->db, req_match(r)->id, j, &err);
+    if (!rc) return 0;
+    if (rc == DB_ENOTFOUND) *ret = http_reply_error(r, c, 404, "not_found", NULL, "job %lld not found",
+                                                    (long long)req_match(r)->id);
+    else {
+        log_err("%s", err.msg);
+        *ret = http_reply_error(r, c, 500, "internal", NULL, "database error");
+    }
+    return -1;
+}
+
+static enum MHD_Result api__reply_job(lrqd_t *d, req_t *r, struct MHD_Connection *c, unsigned status, int64_t id)
+{
+    db_job_t j;
+    lrq_err_t err;
+    if (db_job_get(d->db, id, &j, &err)) {
+        log_err("%s", err.msg);
+        return http_reply_error(r, c, 500, "internal", NULL, "database error");
+    }
+    json_t *o = api_job_json(d, &j);
+    db_job_clear(&j);
+    return o ? http_reply_json(r, c, status, o) : http_reply_error(r, c, 500, "internal", NULL, "out of memory");
+}
+
+/* submit role for writes; with auth, only an admin may touch others' jobs. */
+static int api__may_write(lrqd_t *d, req_t *r, const char *owner)
+{
+    const token_t *t = req_token(r);
+    if (!d->auth) return 1;
+    if (!t || t->role < ROLE_SUBMIT) return 0;
+    if (t->role >= ROLE_ADMIN) return 1;
+    return owner && !strcmp(owner, t->name);
+}
+
+/* ---- path confinement --------------------------------------------------- */
+
+/* realpath(value) (relative: against each data root in turn) must lie inside
+ * a data root and be a regular file (or a directory when allow_dir). */
+static int api__confine(lrqd_t *d, const char *value, int allow_dir, char out[PATH_MAX])
+{
+    for (int i = 0; i < d->nroots; i++) {
+        char cand[PATH_MAX * 2], res[PATH_MAX];
+        if (value[0] == '/') snprintf(cand, sizeof cand, "%s", value);
+        else snprintf(cand, sizeof cand, "%s/%s", d->roots[i], value);
+        if (strlen(cand) >= PATH_MAX || !realpath(cand, res)) continue;
+        for (int k = 0; k < d->nroots; k++) {
+            size_t n = strlen(d->roots[k]);
+            if (strncmp(res, d->roots[k], n) || (res[n] != '/' && !(n == 1 && d->roots[k][0] == '/'))) continue;
+            struct stat st;
+            if (stat(res, &st)) return -1;
+            if (!(S_ISREG(st.st_mode) || (allow_dir && S_ISDIR(st.st_mode)))) return -1;
+            if (access(res, R_OK)) return -1;
+            memcpy(out, res, strlen(res) + 1);
+            return 0;
+        }
+        if (value[0] == '/') break;
+    }
+    return -1;
+}
+
+/* ---- handlers ----------------------------------------------------------- */
+
+static enum MHD_Result h_submit(lrqd_t *d, req_t *r, struct MHD_Connection *c)
+{
+    if (d->stopping) return http_reply_error(r, c, 503, "shutting_down", NULL, "lrqd is shutting down");
+    if (d->auth && (!req_token(r) || req_token(r)->role < ROLE_SUBMIT))
+        return http_reply_error(r, c, 403, "forbidden", NULL, "this token may only read");
+    size_t len;
+    const char *body = req_body(r, &len);
+    json_error_t je;
+    json_t *j = json_loadb(body, len, JSON_REJECT_DUPLICATES, &je);
+    if (!j) return http_reply_error(r, c, 400, "invalid_json", NULL, "line %d column %d: %s", je.line, je.column,
+                                    je.text);
+    lrq_spec_t spec;
+    lrq_err_t err = {0};
+    enum MHD_Result ret;
+    if (lrq_spec_parse(j, &spec, &err)) {
+        ret = err.code == LRQ_ESPEC
+                  ? http_reply_error(r, c, 422, "invalid_spec", err.field[0] ? err.field : NULL, "%s%s%s",
+                                     err.field[0] ? err.field : "", err.field[0] ? ": " : "", err.msg)
+                  : http_reply_error(r, c, 500, "internal", NULL, "spec validation failed");
+        json_decref(j);
+        return ret;
+    }
+    const char *fields[4], *values[4];
+    int np = lrq_spec_paths(&spec, fields, values);
+    for (int i = 0; i < np; i++) {
+        char res[PATH_MAX];
+        int is_model = !strcmp(fields[i], "model");
+        if (api__confine(d, values[i], is_model, res)) {
+            ret = http_reply_error(r, c, 403, "forbidden_path", fields[i],
+                                   "%s: must name an existing, readable %s inside a data root", fields[i],
+                                   is_model ? "regular file or model directory" : "regular file");
+            goto out;
+        }
+        /* Store the resolved absolute path: what was checked is what runs. */
+        const char *dot = strchr(fields[i], '.');
+        json_t *obj = j;
+        const char *key = fields[i];
+        if (dot) {
+            char parent[32];
+            snprintf(parent, sizeof parent, "%.*s", (int)(dot - fields[i]), fields[i]);
+            obj = json_object_get(j, parent);
+            key = dot + 1;
+        }
+        json_object_set_new(obj, key, json_string(res));
+    }
+    int64_t counts[DB_NSTATES];
+    if (db_job_counts(d->db, counts, &err)) {
+        log_err("%s", err.msg);
+        ret = http_reply_error(r, c, 500, "internal", NULL, "database error");
+        goto out;
+    }
+    if (counts[DB_QUEUED] + counts[DB_RUNNING] >= d->cfg.queue_max) {
+        ret = http_reply_error(r, c, 429, "queue_full", NULL, "the queue holds %lld jobs (queue_max); retry later",
+                               (long long)(counts[DB_QUEUED] + counts[DB_RUNNING]));
+        goto out;
+    }
+    char *text = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
+    int64_t id = 0;
+    const token_t *t = req_token(r);
+    int rc = text ? db_job_insert(d->db, spec.name, t ? t->name : NULL, lrq_method_name[spec.method], spec.priority,
+                                  spec.max_attempts, text, (int64_t)now_ms(), &id, &err)
+                  : LRQ_ENOMEM;
+    free(text);
+    if (rc) {
+        log_err("submit: %s", rc == LRQ_ENOMEM ? "out of memory" : err.msg);
+        ret = http_reply_error(r, c, 500, "internal", NULL, "could not store the job");
+        goto out;
+    }
+    log_info("job %lld: queued (%s%s%s)", (long long)id, lrq_method_name[spec.method], spec.name ? ", " : "",
+             spec.name ? spec.name : "");
+    {
+        db_job_t job;
+        if (db_job_get(d->db, id, &job, &err)) { ret = http_reply_error(r, c, 500, "internal", NULL, "db"); goto out; }
+        json_t *o = api_job_json(d, &job);
+        db_job_clear(&job);
+        char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
+        json_decref(o);
+        if (!s) { ret = MHD_NO; goto out; }
+        size_t n = strlen(s);
+        struct MHD_Response *resp = MHD_create_response_from_buffer(n, s, MHD_RESPMEM_MUST_FREE);
+        if (!resp) { free(s); ret = MHD_NO; goto out; }
+        char loc[64];
+        snprintf(loc, sizeof loc, "/v1/jobs/%lld", (long long)id);
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_LOCATION, loc);
+        ret = http_reply(r, c, 201, resp);
+    }
+    sched_kick(d);
+out:
+    lrq_spec_close(&spec);
+    json_decref(j);
+    return ret;
+}
+
+static enum MHD_Result h_list(lrqd_t *d, req_t *r, struct MHD_Connection *c)
+{
+    const char *st = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "state");
+    const char *li = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "limit");
+    const char *af = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "after");
+    int state = -1;
+    int64_t limit = 50, after = 0;
+    if (st && *st && (state = db_state_parse(st)) < 0)
+        return http_reply_error(r, c, 400, "invalid_query", "state",
+                                "state must be queued, running, succeeded, failed or cancelled");
+    if (li && rt_parse_i64(li, 1, 500, &limit))
+        return http_reply_error(r, c, 400, "invalid_query", "limit", "limit must be an integer in 1..500");
+    if (af && rt_parse_i64(af, 1, INT64_MAX / 2, &after))
+        return http_reply_error(r, c, 400, "invalid_query", "after", "after must be a positive job id");
+    db_job_t *jobs;
+    size_t n;
+    lrq_err_t err;
+    if (db_job_list(d->db, state, after, (int)limit, &jobs, &n, &err)) {
+        log_err("%s", err.msg);
+        return http_reply_error(r, c, 500, "internal", NULL, "database error");
+    }
+    json_t *arr = json_array();
+    for (size_t i = 0; arr && i < n; i++) json_array_append_new(arr, api_job_json(d, &jobs[i]));
+    json_t *o = json_pack("{s:o, s:o}", "jobs", arr ? arr : json_array(), "next_after",
+                          (size_t)limit == n && n ? json_integer(jobs[n - 1].id) : json_null());
+    db_jobs_free(jobs, n);
+    return http_reply_json(r, c, 200, o);
+}
+
+static enum MHD_Result h_get(lrqd_t *d, req_t *r, struct MHD_Connection *c)
+{
+    db_job_t j;
+    enum MHD_Result ret;
+    if (api__job(d, r, c, &j, &ret)) return ret;
+    json_t *o = api_job_json(d, &j);
+    db_job_clear(&j);
+    return http_reply_json(r, c, 200, o);
+}
+
+static int rm_rf(const char *path)
+{
+    struct stat st;
+    if (lstat(path, &st)) return errno == ENOENT ? 0 : -1;
+    if (S_ISDIR(st.st_mode)) {
+        DIR *dir = opendir(path);
+        if (!dir) return -1;
+        struct dirent *e;
+        int rc = 0;
+        while ((e = readdir(dir))) {
+            if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+            char sub[PATH_MAX];
+            if (snprintf(sub, sizeof sub, "%s/%s", path, e->d_name) >= (int)sizeof sub) { rc = -1; continue; }
+            if (rm_rf(sub)) rc = -1;
+        }
+        closedir(dir);
+        return rmdir(path) || rc ? -1 : 0;
+    }
+    return unlink(path);
+}
+
+static enum MHD_Result h_delete(lrqd_t *d, req_t *r, struct MHD_Connection *c)
+{
+    db_job_t j;
+    enum MHD_Result ret;
+    if (api__job(d, r, c, &j, &ret)) return ret;
+    int ok = api__may_write(d, r, j.owner);
+    db_job_clear(&j);
+    if (!ok) return http_reply_error(r, c, 403, "forbidden", NULL, "this token may not delete this job");
+    lrq_err_t err;
+    int64_t id = req_match(r)->id;
+    int rc = db_job_delete(d->db, id, &err);
+    if (rc == DB_ECONFLICT) return http_reply_error(r, c, 409, "conflict", NULL, "%s", err.msg);
+    if (rc == DB_ENOTFOUND) return http_reply_error(r, c, 404, "not_found", NULL, "%s", err.msg);
+    if (rc) { log_err("%s", err.msg); return http_reply_error(r, c, 500, "internal", NULL, "database error"); }
+    char *wd = sched_workdir(d, id);
+    if (wd && rm_rf(wd)) log_warn("job %lld: could not remove %s completely", (long long)id, wd);
+    free(wd);
+    log_info("job %lld: deleted", (long long)id);
+    struct MHD_Response *resp = MHD_create_response_from_buffer(0, "", MHD_RESPMEM_PERSISTENT);
+    return http_reply(r, c, 204, resp);
+}
+
+static enum MHD_Result h_cancel(lrqd_t *d, req_t *r, struct MHD_Connection *c)
+{
+    db_job_t j;
+    enum MHD_Result ret;
+    if (api__job(d, r, c, &j, &ret)) return ret;
+    int ok = api__may_write(d, r, j.owner);
+    db_job_clear(&j);
+    if (!ok) return http_reply_error(r, c, 403, "forbidden", NULL, "this token may not cancel this job");
+    lrq_err_t err;
+    int64_t id = req_match(r)->id;
+    int rc = db_job_cancel(d->db, id, (int64_t)now_ms(), &err);
+    if (rc == DB_ECONFLICT) return http_reply_error(r, c, 409, "conflict", NULL, "%s", err.msg);
+    if (rc < 0) { log_err("%s", err.msg); return http_reply_error(r, c, 500, "internal", NULL, "database error"); }
+    log_info("job %lld: cancel requested", (long long)id);
+    if (rc == DB_RUNNING) {
+        sched_cancel(d, id);
+    } else {
+        db_job_t nj;
+        if (!db_job_get(d->db, id, &nj, &err)) {
+            json_t *o = api_job_json(d, &nj);
+            if (o) sse_publish(d, id, "state", o, 1);
+            json_decref(o);
+            db_job_clear(&nj);
+        }
+    }
+    return api__reply_job(d, r, c, 200, id);
+}
+
+static enum MHD_Result h_events(lrqd_t *d, req_t *r, struct MHD_Connection *c)
+{
+    db_job_t j;
+    enum MHD_Result ret;
+    if (api__job(d, r, c, &j, &ret)) return ret;
+    json_t *o = api_job_json(d, &j);
+    int terminal = db_state_terminal(j.state);
+    db_job_clear(&j);
+    sse_t *s = o ? sse_new(d, req_match(r)->id, c) : NULL;
+    if (!s) { json_decref(o); return http_reply_error(r, c, 500, "internal", NULL, "out of memory"); }
+    req_set_sse(r, s);    /* the request's reference, dropped in NOTIFY_COMPLETED */
+    sse_push(s, "state", o);
+    json_decref(o);
+    if (terminal) s->ended = 1;
+    s->suspended = 0;
+    struct MHD_Response *resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, sse_reader, s, sse_free_cb);
+    if (!resp) { sse_release(s); return MHD_NO; }
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "text/event-stream");
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
+    MHD_add_response_header(resp, "X-Accel-Buffering", "no");
+    return http_reply(r, c, 200, resp);
+}
+
+/* Serve an open file: ETag, single-range Range (206/416), If-None-Match (304).
+ * Takes ownership of fd. */
+static enum MHD_Result api__serve_fd(req_t *r, struct MHD_Connection *c, int fd, const struct stat *st,
+                                     const char *ctype, const char *etag)
+{
+    uint64_t size = (uint64_t)st->st_size, off = 0, len = size;
+    unsigned status = 200;
+    char crange[96] = "";
+    const char *inm = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_IF_NONE_MATCH);
+    if (inm && !strcmp(inm, etag)) {
+        close(fd);
+        struct MHD_Response *resp = MHD_create_response_from_buffer(0, "", MHD_RESPMEM_PERSISTENT);
+        if (resp) MHD_add_response_header(resp, MHD_HTTP_HEADER_ETAG, etag);
+        return http_reply(r, c, 304, resp);
+    }
+    const char *range = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_RANGE);
+    const char *ifr = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_IF_RANGE);
+    if (ifr && strcmp(ifr, etag)) range = NULL;                 /* changed since: send it all */
+    if (range && !strncmp(range, "bytes=", 6) && !strchr(range, ',')) {
+        const char *p = range + 6;
+        char *e;
+        unsigned long long a = 0, b = 0;
+        int ok = 1, unsat = 0;
+        if (*p == '-') {                                        /* suffix: the last N bytes */
+            b = strtoull(p + 1, &e, 10);
+            if (e == p + 1 || *e) ok = 0;
+            else if (b == 0) unsat = 1;
+            else { off = b >= size ? 0 : size - b; len = size - off; }
+        } else {
+            a = strtoull(p, &e, 10);
+            if (e == p || *e != '-') ok = 0;
+            else {
+                const char *q = e + 1;
+                if (*q) {
+                    b = strtoull(q, &e, 10);
+                    if (e == q || *e || b < a) ok = 0;
+                } else {
+                    b = size ? size - 1 : 0;
+                }
+                if (ok && a >= size) unsat = 1;
+                else if (ok) { if (b >= size) b = size - 1; off = a; len = b - a + 1; }
+            }
+        }
+        if (ok && unsat) {
+            close(fd);
+            char cr[64];
+            snprintf(cr, sizeof cr, "bytes */%llu", (unsigned long long)size);
+            json_t *e2 = json_pack("{s:{s:s, s:s, s:n}}", "error", "code", "range_not_satisfiable", "message",
+                                   "the range lies outside the file", "field");
+            char *s = json_dumps(e2, JSON_COMPACT);
+            json_decref(e2);
+            if (!s) return MHD_NO;
+            struct MHD_Response *resp = MHD_create_response_from_buffer(strlen(s), s, MHD_RESPMEM_MUST_FREE);
+            if (!resp) { free(s); return MHD_NO; }
+            MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+            MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_RANGE, cr);
+            return http_reply(r, c, 416, resp);
+        }
+        if (ok) {
+            status = 206;
+            snprintf(crange, sizeof crange, "bytes %llu-%llu/%llu", (unsigned long long)off,
+                     (unsigned long long)(off + len - 1), (unsigned long long)size);
+        }
+    }
+    struct MHD_Response *resp;
+    if (len == 0) {
+        close(fd);
+        resp = MHD_create_response_from_buffer(0, "", MHD_RESPMEM_PERSISTENT);
+    } else {
+        resp = MHD_create_response_from_fd_at_offset64(len, fd, off);   /* owns fd */
+        if (!resp) close(fd);
+    }
+    if (!resp) return MHD_NO;
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_ETAG, etag);
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_ACCEPT_RANGES, "bytes");
+    if (status == 206) MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_RANGE, crange);
+    return http_reply(r, c, status, resp);
+}
+
+static enum MHD_Result h_log(lrqd_t *d, req_t *r, struct MHD_Connection *c)
+{
+    db_job_t j;
+    enum MHD_Result ret;
+    if (api__job(d, r, c, &j, &ret)) return ret;
+    db_job_clear(&j);
+    char *wd = sched_workdir(d, req_match(r)->id), path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/log", wd ? wd : "/nonexistent");
+    free(wd);
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) || !S_ISREG(st.st_mode)) {
+        if (fd >= 0) close(fd);
+        /* No log yet (queued): an empty one. */
+        struct MHD_Response *resp = MHD_create_response_from_buffer(0, "", MHD_RESPMEM_PERSISTENT);
+        if (resp) MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "text/plain; charset=utf-8");
+        return http_reply(r, c, 200, resp);
+    }
+    char etag[64];
+    snprintf(etag, sizeof etag, "\"%llx-%llx\"", (unsigned long long)st.st_size, (unsigned long long)st.st_mtime);
+    return api__serve_fd(r, c, fd, &st, "text/plain; charset=utf-8", etag);
+}
+
+static enum MHD_Result h_job_metrics(lrqd_t *d, req_t *r, struct MHD_Connection *c)
+{
+    db_job_t j;
+    enum MHD_Result ret;
+    if (api__job(d, r, c, &j, &ret)) return ret;
+    db_job_clear(&j);
+    char *body;
+    lrq_err_t err;
+    int rc = db_metrics_get(d->db, req_match(r)->id, &body, &err);
+    if (rc == DB_ENOTFOUND)
+        return http_reply_error(r, c, 404, "not_found", NULL, "job %lld has no metrics (yet)",
+                                (long long)req_match(r)->id);
+    if (rc) { log_err("%s", err.msg); return http_reply_error(r, c, 500, "internal", NULL, "database error"); }
+    struct MHD_Response *resp = MHD_create_response_from_buffer(strlen(body), body, MHD_RESPMEM_MUST_FREE);
+    if (!resp) { free(body); return MHD_NO; }
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+    return http_reply(r, c, 200, resp);
+}
+
+static enum MHD_Result h_artifacts(lrqd_t *d, req_t *r, struct MHD_Connection *c)
+{
+    db_job_t j;
+    enum MHD_Result ret;
+    if (api__job(d, r, c, &j, &ret)) return ret;
+    db_job_clear(&j);
+    db_artifact_t *a;
+    size_t n;
+    lrq_err_t err;
+    if (db_artifacts_get(d->db, req_match(r)->id, &a, &n, &err)) {
+        log_err("%s", err.msg);
+        return http_reply_error(r, c, 500, "internal", NULL, "database error");
+    }
+    json_t *arr = json_array();
+    for (size_t i = 0; arr && i < n; i++)
+        json_array_append_new(arr, json_pack("{s:s, s:I, s:s}", "path", a[i].path, "size", (json_int_t)a[i].size,
+                                             "sha256", a[i].sha256));
+    db_artifacts_free(a, n);
+    return http_reply_json(r, c, 200, json_pack("{s:o}", "artifacts", arr ? arr : json_array()));
+}
+
+/* Every component of rel must be a plain name (no "", ".", ".."). */
+static int api__safe_rel(const char *rel)
+{
+    if (!rel || !*rel || rel[0] == '/' || strlen(rel) > 1024) return 0;
+    const char *p = rel;
+    while (*p) {
+        const char *e = strchr(p, '/');
+        size_t n = e ? (size_t)(e - p) : strlen(p);
+        if (n == 0 || (n == 1 && p[0] == '.') || (n == 2 && p[0] == '.' && p[1] == '.')) return 0;
+        p += n;
+        if (*p == '/') p++;
+        if (e && !*p) return 0;   /* trailing '/' */
+    }
+    return 1;
+}
+
+static enum MHD_Result h_artifact(lrqd_t *d, req_t *r, struct MHD_Connection *c)
+{
+    db_job_t j;
+    enum MHD_Result ret;
+    if (api__job(d, r, c, &j, &ret)) return ret;
+    db_job_clear(&j);
+    const char *rel = req_match(r)->rest;
+    if (!api__safe_rel(rel))
+        return http_reply_error(r, c, 404, "not_found", NULL, "no such artifact");
+    char *wd = sched_workdir(d, req_match(r)->id), dir[PATH_MAX], rdir[PATH_MAX], full[PATH_MAX * 2],
+         rfull[PATH_MAX];
+    snprintf(dir, sizeof dir, "%s/artifacts", wd ? wd : "/nonexistent");
+    free(wd);
+    if (!realpath(dir, rdir)) return http_reply_error(r, c, 404, "not_found", NULL, "no such artifact");
+    snprintf(full, sizeof full, "%s/%s", rdir, rel);
+    size_t rn = strlen(rdir);
+    if (strlen(full) >= PATH_MAX || !realpath(full, rfull) || strncmp(rfull, rdir, rn) || rfull[rn] != '/')
+        return http_reply_error(r, c, 404, "not_found", NULL, "no such artifact");
+    int fd = open(rfull, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) || !S_ISREG(st.st_mode)) {
+        if (fd >= 0) close(fd);
+        return http_reply_error(r, c, 404, "not_found", NULL, "no such artifact");
+    }
+    /* ETag: the registered sha256 when the file is unchanged, else size-mtime. */
+    char etag[80];
+    snprintf(etag, sizeof etag, "\"%llx-%llx\"", (unsigned long long)st.st_size, (unsigned long long)st.st_mtime);
+    db_artifact_t *a;
+    size_t n;
+    lrq_err_t err;
+    if (!db_artifacts_get(d->db, req_match(r)->id, &a, &n, &err)) {
+        for (size_t i = 0; i < n; i++)
+            if (!strcmp(a[i].path, rfull + rn + 1) && a[i].size == st.st_size)
+                snprintf(etag, sizeof etag, "\"%s\"", a[i].sha256);
+        db_artifacts_free(a, n);
+    }
+    return api__serve_fd(r, c, fd, &st, "application/octet-stream", etag);
+}
+
+static enum MHD_Result h_healthz(lrqd_t *d, req_t *r, struct MHD_Connection *c)
+{
+    return http_reply_json(r, c, 200, json_pack("{s:s}", "status", "ok"));
+}
+
+static enum MHD_Result h_readyz(lrqd_t *d, req_t *r, struct MHD_Connection *c)
+{
+    int64_t counts[DB_NSTATES];
+    lrq_err_t err;
+    const char *why = NULL;
+    struct statvfs vs;
+    if (d->stopping) why = "shutting down";
+    else if (db_job_counts(d->db, counts, &err)) why = "database unavailable";
+    else if (access(d->worker_path, X_OK)) why = "worker executable missing";
+    else if (!statvfs(d->cfg.state_dir, &vs) &&
+             (uint64_t)vs.f_bavail * vs.f_frsize < (uint64_t)d->cfg.min_free_mb << 20) why = "low disk space";
+    if (why) return http_reply_json(r, c, 503, json_pack("{s:s, s:s}", "status", "not_ready", "reason", why));
+    return http_reply_json(r, c, 200, json_pack("{s:s}", "status", "ready"));
+}
+
+/* ---- metrics ------------------------------------------------------------ */
+
+static const double hist_le[HIST_N] = {1, 5, 10, 30, 60, 300, 900, 3600, 14400, 86400};
+
+void metrics_http(lrqd_t *d, const char *route, int status)
+{
+    for (int i = 0; i < d->nhttp; i++)
+        if (d->http[i].route == route && d->http[i].status == status) { d->http[i].n++; return; }
+    if (d->nhttp < (int)(sizeof d->http / sizeof d->http[0]))
+        d->http[d->nhttp++] = (http_stat_t){route, status, 1};
+}
+
+void metrics_job_done(lrqd_t *d, int64_t run_ms)
+{
+    double s = run_ms / 1000.0;
+    int b = 0;
+    while (b < HIST_N && s > hist_le[b]) b++;
+    d->hist[b]++;
+    d->hist_n++;
+    d->hist_sum += s;
+}
+
+static enum MHD_Result h_metrics(lrqd_t *d, req_t *r, struct MHD_Connection *c)
+{
+    int64_t counts[DB_NSTATES];
+    lrq_err_t err;
+    if (db_job_counts(d->db, counts, &err)) {
+        log_err("%s", err.msg);
+        return http_reply_error(r, c, 500, "internal", NULL, "database error");
+    }
+    size_t cap = 8192 + d->nhttp * 160, len = 0;
+    char *b = malloc(cap);
+    if (!b) return MHD_NO;
+#define P(...) do { int w_ = snprintf(b + len, cap - len, __VA_ARGS__); if (w_ > 0 && (size_t)w_ < cap - len) len += w_; } while (0)
+    P("# HELP lrq_jobs Jobs in the database by state.\n# TYPE lrq_jobs gauge\n");
+    for (int i = 0; i < DB_NSTATES; i++) P("lrq_jobs{state=\"%s\"} %lld\n", db_state_name[i], (long long)counts[i]);
+    P("# HELP lrq_queue_depth Jobs waiting for a worker.\n# TYPE lrq_queue_depth gauge\nlrq_queue_depth %lld\n",
+      (long long)counts[DB_QUEUED]);
+    P("# HELP lrq_running_workers Worker processes running now.\n# TYPE lrq_running_workers gauge\n"
+      "lrq_running_workers %d\n", d->nruns);
+    P("# HELP lrq_worker_slots Maximum concurrent workers.\n# TYPE lrq_worker_slots gauge\nlrq_worker_slots %lld\n",
+      (long long)d->cfg.workers);
+    P("# HELP lrq_job_duration_seconds Wall time of finished attempts (since lrqd start).\n"
+      "# TYPE lrq_job_duration_seconds histogram\n");
+    uint64_t cum = 0;
+    for (int i = 0; i < HIST_N; i++) {
+        cum += d->hist[i];
+        P("lrq_job_duration_seconds_bucket{le=\"%g\"} %llu\n", hist_le[i], (unsigned long long)cum);
+    }
+    P("lrq_job_duration_seconds_bucket{le=\"+Inf\"} %llu\n", (unsigned long long)d->hist_n);
+    P("lrq_job_duration_seconds_sum %.3f\nlrq_job_duration_seconds_count %llu\n", d->hist_sum,
+      (unsigned long long)d->hist_n);
+    P("# HELP lrq_http_requests_total HTTP requests by route and status.\n# TYPE lrq_http_requests_total counter\n");
+    for (int i = 0; i < d->nhttp; i++)
+        P("lrq_http_requests_total{route=\"%s\",status=\"%d\"} %llu\n", d->http[i].route, d->http[i].status,
+          (unsigned long long)d->http[i].n);
+#undef P
+    struct MHD_Response *resp = MHD_create_response_from_buffer(len, b, MHD_RESPMEM_MUST_FREE);
+    if (!resp) { free(b); return MHD_NO; }
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "text/plain; version=0.0.4");
+    return http_reply(r, c, 200, resp);
+}
+
+enum MHD_Result api_dispatch(lrqd_t *d, req_t *r, struct MHD_Connection *c, int route)
+{
+    if (route < 0 || (size_t)route >= api_nroutes) return http_reply_error(r, c, 404, "not_found", NULL, "no route");
+    switch (api_routes[route].tag) {
+    case H_HEALTHZ: return h_healthz(d, r, c);
+    case H_READYZ: return h_readyz(d, r, c);
+    case H_METRICS: return h_metrics(d, r, c);
+    case H_SUBMIT: return h_submit(d, r, c);
+    case H_LIST: return h_list(d, r, c);
+    case H_GET: return h_get(d, r, c);
+    case H_DELETE: return h_delete(d, r, c);
+    case H_CANCEL: return h_cancel(d, r, c);
+    case H_EVENTS: return h_events(d, r, c);
+    case H_LOG: return h_log(d, r, c);
+    case H_JOB_METRICS: return h_job_metrics(d, r, c);
+    case H_ARTIFACTS: return h_artifacts(d, r, c);
+    case H_ARTIFACT: return h_artifact(d, r, c);
+    }
+    return http_reply_error(r, c, 500, "internal", NULL, "unhandled route");
+}

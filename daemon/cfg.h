@@ -1,0 +1,35 @@
+/* cfg.h — lrqd configuration: one option table drives the config file
+ * (`key = value`, '#' comments), the command-line flags (--key value,
+ * --key=value, '_' or '-'), the defaults and --help. Flags override the file;
+ * data_root accumulates (file entries first). */
+#ifndef LRQD_CFG_H
+#define LRQD_CFG_H
+#include <stdint.h>
+#include "lrq_err.h"
+
+#define CFG_MAX_ROOTS 32
+
+typedef struct cfg {
+    char *config;          /* the file read, or NULL */
+    char *listen;          /* HOST:PORT */
+    char *state_dir;
+    char *schema_dir;
+    char *worker;          /* "" = auto */
+    char *executor;        /* "local" */
+    char *data_root[CFG_MAX_ROOTS];
+    int n_data_root;
+    char *token_file;      /* "" = none */
+    char *port_file;       /* "" = none */
+    char *log_level;
+    int64_t workers, threads, max_body, grace_s, queue_max, job_timeout_s, progress_timeout_s;
+    int64_t max_line, max_connections, conn_timeout_s, min_free_mb, retry_after_s, conn_memory_kb;
+    int no_auth, metrics_auth;
+} cfg_t;
+
+/* Defaults, then --config FILE (if given), then the other flags.
+ * Returns 0, 1 for --help/--version (already printed), or an error. */
+int cfg_load(cfg_t *c, int argc, char **argv, lrq_err_t *err);
+void cfg_free(cfg_t *c);
+void cfg_usage(const char *prog);
+
+#endif

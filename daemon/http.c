@@ -1,0 +1,419 @@
+/* http.c — libmicrohttpd on the libuv loop, request state, replies, SSE.
+ *
+ * MHD runs with MHD_USE_EPOLL and no thread of its own: a uv_poll_t watches
+ * MHD's epoll fd and a uv_timer_t follows MHD_get_timeout; both call MHD_run
+ * (STYLE.md §5). Per-request state lives in *con_cls and is freed only in the
+ * NOTIFY_COMPLETED callback. Bodies are accumulated up to max_body (413).
+ * SSE streams are callback responses whose connection is suspended while they
+ * have nothing to send and resumed by sse_publish. */
+#include "lrqd.h"
+#include "log.h"
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct req {
+    lrqd_t *d;
+    int route;             /* index in api_routes, or < 0 */
+    rt_match_t m;
+    char *body;
+    size_t len, cap;
+    int too_large, replied;
+    unsigned status;
+    const token_t *tok;
+    sse_t *sse;
+};
+
+const char *req_body(req_t *r, size_t *len) { *len = r->len; return r->body ? r->body : ""; }
+const rt_match_t *req_match(req_t *r) { return &r->m; }
+const token_t *req_token(req_t *r) { return r->tok; }
+void req_set_sse(req_t *r, sse_t *s) { r->sse = s; }
+
+/* ---- replies ------------------------------------------------------------ */
+
+enum MHD_Result http_reply(req_t *r, struct MHD_Connection *c, unsigned status, struct MHD_Response *resp)
+{
+    if (!resp) return MHD_NO;
+    r->status = status;
+    r->replied = 1;
+    enum MHD_Result ret = MHD_queue_response(c, status, resp);
+    MHD_destroy_response(resp);
+    return ret;
+}
+
+enum MHD_Result http_reply_json(req_t *r, struct MHD_Connection *c, unsigned status, json_t *body)
+{
+    char *s = body ? json_dumps(body, JSON_COMPACT | JSON_REAL_PRECISION(10)) : NULL;
+    json_decref(body);
+    if (!s) return MHD_NO;
+    size_t n = strlen(s);
+    /* One trailing newline so that curl output is readable. */
+    char *t = realloc(s, n + 2);
+    if (!t) { free(s); return MHD_NO; }
+    t[n] = '\n';
+    t[n + 1] = 0;
+    struct MHD_Response *resp = MHD_create_response_from_buffer(n + 1, t, MHD_RESPMEM_MUST_FREE);
+    if (!resp) { free(t); return MHD_NO; }
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+    if (status == 401) MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer realm=\"lrq\"");
+    if (status == 405 && r->m.allow) {
+        char allow[64];
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, rt_allow_str(r->m.allow, allow, sizeof allow));
+    }
+    if (status == 429 || status == 503) {
+        char ra[32];
+        snprintf(ra, sizeof ra, "%lld", (long long)r->d->cfg.retry_after_s);
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, ra);
+    }
+    return http_reply(r, c, status, resp);
+}
+
+enum MHD_Result http_reply_error(req_t *r, struct MHD_Connection *c, unsigned status, const char *code,
+                                 const char *field, const char *fmt, ...)
+{
+    char msg[1200];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    json_t *e = json_pack("{s:{s:s, s:s, s:s?}}", "error", "code", code, "message", msg, "field", field);
+    if (!e) return MHD_NO;
+    return http_reply_json(r, c, status, e);
+}
+
+/* ---- MHD access handler -------------------------------------------------- */
+
+static int http__is_v1(const char *url) { return !strncmp(url, "/v1/", 4) || !strcmp(url, "/v1"); }
+
+static enum MHD_Result http__first(lrqd_t *d, req_t *r, struct MHD_Connection *c, const char *url,
+                                   const char *method)
+{
+    int m = rt_method_parse(method);
+    int idx = rt_match(api_routes, api_nroutes, m, url, &r->m);
+    if (idx == RT_ETOOLONG) return http_reply_error(r, c, 414, "uri_too_long", NULL, "the URL is too long");
+    /* Auth before anything else about /v1: an unauthenticated client learns nothing. */
+    int needs = http__is_v1(url) || (d->cfg.metrics_auth && !strcmp(url, "/metrics"));
+    if (d->auth && needs) {
+        r->tok = auth_check(d, MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION));
+        if (!r->tok)
+            return http_reply_error(r, c, 401, "unauthorized", NULL, "a valid \"Authorization: Bearer <token>\" "
+                                    "header is required");
+    }
+    if (idx == RT_ENOTFOUND) return http_reply_error(r, c, 404, "not_found", NULL, "no such resource");
+    if (idx == RT_EMETHOD)
+        return http_reply_error(r, c, 405, "method_not_allowed", NULL, "%s is not allowed here", method);
+    r->route = idx;
+    /* Reject an announced oversize body before reading it. */
+    const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    if (cl && strtoull(cl, NULL, 10) > (unsigned long long)d->cfg.max_body)
+        return http_reply_error(r, c, 413, "body_too_large", NULL, "the request body exceeds %lld bytes",
+                                (long long)d->cfg.max_body);
+    return MHD_YES;
+}
+
+static enum MHD_Result http__access(void *cls, struct MHD_Connection *c, const char *url, const char *method,
+                                    const char *version, const char *upload, size_t *upload_size, void **con_cls)
+{
+    lrqd_t *d = cls;
+    req_t *r = *con_cls;
+    if (!r) {
+        if (!(r = calloc(1, sizeof *r))) return MHD_NO;
+        r->d = d;
+        r->route = -1;
+        *con_cls = r;
+        return http__first(d, r, c, url, method);
+    }
+    if (r->replied) { *upload_size = 0; return MHD_YES; }   /* discard the body of a rejected request */
+    if (*upload_size) {
+        size_t n = *upload_size;
+        *upload_size = 0;
+        if (r->too_large) return MHD_YES;
+        if (r->len + n > (size_t)d->cfg.max_body) {
+            r->too_large = 1;
+            free(r->body);
+            r->body = NULL;
+            r->len = r->cap = 0;
+            return MHD_YES;
+        }
+        if (r->len + n + 1 > r->cap) {
+            size_t cap = r->cap ? r->cap : 4096;
+            while (cap < r->len + n + 1) cap *= 2;
+            if (cap > (size_t)d->cfg.max_body + 1) cap = d->cfg.max_body + 1;
+            char *nb = realloc(r->body, cap);
+            if (!nb) return MHD_NO;
+            r->body = nb;
+            r->cap = cap;
+        }
+        memcpy(r->body + r->len, upload, n);
+        r->len += n;
+        r->body[r->len] = 0;
+        return MHD_YES;
+    }
+    if (r->too_large)
+        return http_reply_error(r, c, 413, "body_too_large", NULL, "the request body exceeds %lld bytes",
+                                (long long)d->cfg.max_body);
+    return api_dispatch(d, r, c, r->route);
+}
+
+static void http__completed(void *cls, struct MHD_Connection *c, void **con_cls, enum MHD_RequestTerminationCode toe)
+{
+    lrqd_t *d = cls;
+    req_t *r = *con_cls;
+    if (!r) return;
+    const char *label = r->route >= 0 ? api_routes[r->route].pattern : "unmatched";
+    metrics_http(d, label, r->replied ? (int)r->status : 0);
+    if (r->sse) sse_release(r->sse);
+    free(r->body);
+    free(r);
+    *con_cls = NULL;
+}
+
+static void http__log(void *cls, const char *fmt, va_list ap)
+{
+    char msg[512];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    size_t n = strlen(msg);
+    while (n && msg[n - 1] == '\n') msg[--n] = 0;
+    log_info("http: %s", msg);
+}
+
+/* ---- uv glue ------------------------------------------------------------ */
+
+static void http__run(lrqd_t *d);
+
+static void http__on_timer(uv_timer_t *t) { http__run(t->data); }
+
+static void http__on_poll(uv_poll_t *p, int status, int events) { http__run(p->data); }
+
+static void http__run(lrqd_t *d)
+{
+    if (!d->mhd) return;
+    MHD_run(d->mhd);
+    MHD_UNSIGNED_LONG_LONG to;
+    if (MHD_get_timeout(d->mhd, &to) == MHD_YES)
+        uv_timer_start(&d->mhd_timer, http__on_timer, to > 60000 ? 60000 : to, 0);
+    else
+        uv_timer_start(&d->mhd_timer, http__on_timer, 60000, 0);
+}
+
+void http_kick(lrqd_t *d)
+{
+    if (d->mhd) uv_timer_start(&d->mhd_timer, http__on_timer, 0, 0);
+}
+
+/* "HOST:PORT", "[V6]:PORT" → sockaddr. */
+static int http__parse_listen(const char *s, struct sockaddr_storage *ss, int *v6, char *host, size_t hn,
+                              lrq_err_t *err)
+{
+    const char *colon = strrchr(s, ':');
+    if (!colon) return lrq_errf(err, LRQ_ESPEC, "listen \"%s\": expected HOST:PORT", s);
+    size_t hl = colon - s;
+    if (hl >= hn) return lrq_errf(err, LRQ_ESPEC, "listen \"%s\": host too long", s);
+    memcpy(host, s, hl);
+    host[hl] = 0;
+    if (host[0] == '[' && hl >= 2 && host[hl - 1] == ']') { memmove(host, host + 1, hl - 2); host[hl - 2] = 0; }
+    char *end;
+    long port = strtol(colon + 1, &end, 10);
+    if (*end || end == colon + 1 || port < 0 || port > 65535)
+        return lrq_errf(err, LRQ_ESPEC, "listen \"%s\": bad port", s);
+    memset(ss, 0, sizeof *ss);
+    struct sockaddr_in *a4 = (struct sockaddr_in *)ss;
+    struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)ss;
+    if (!strcmp(host, "localhost")) snprintf(host, hn, "127.0.0.1");
+    if (inet_pton(AF_INET, host, &a4->sin_addr) == 1) {
+        a4->sin_family = AF_INET;
+        a4->sin_port = htons((uint16_t)port);
+        *v6 = 0;
+    } else if (inet_pton(AF_INET6, host, &a6->sin6_addr) == 1) {
+        a6->sin6_family = AF_INET6;
+        a6->sin6_port = htons((uint16_t)port);
+        *v6 = 1;
+    } else {
+        return lrq_errf(err, LRQ_ESPEC, "listen \"%s\": host must be a numeric IPv4/IPv6 address", s);
+    }
+    return 0;
+}
+
+int http_start(lrqd_t *d, lrq_err_t *err)
+{
+    struct sockaddr_storage ss;
+    int v6, rc;
+    if ((rc = http__parse_listen(d->cfg.listen, &ss, &v6, d->listen_host, sizeof d->listen_host, err))) return rc;
+    if (v6) {
+        struct in6_addr lo = IN6ADDR_LOOPBACK_INIT;
+        d->loopback = !memcmp(&((struct sockaddr_in6 *)&ss)->sin6_addr, &lo, sizeof lo);
+    } else {
+        d->loopback = (ntohl(((struct sockaddr_in *)&ss)->sin_addr.s_addr) >> 24) == 127;
+    }
+    unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG | (v6 ? MHD_USE_IPv6 : 0);
+    d->mhd = MHD_start_daemon(flags, 0, NULL, NULL, http__access, d,
+                              MHD_OPTION_EXTERNAL_LOGGER, http__log, d,
+                              MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+                              MHD_OPTION_NOTIFY_COMPLETED, http__completed, d,
+                              MHD_OPTION_CONNECTION_LIMIT, (unsigned)d->cfg.max_connections,
+                              MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)d->cfg.conn_timeout_s,
+                              MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)d->cfg.conn_memory_kb * 1024,
+                              MHD_OPTION_LISTEN_BACKLOG_SIZE, 128u,
+                              MHD_OPTION_END);
+    if (!d->mhd) return lrq_errf(err, LRQ_EIO, "cannot listen on %s (address in use or not permitted?)",
+                                 d->cfg.listen);
+    const union MHD_DaemonInfo *ep = MHD_get_daemon_info(d->mhd, MHD_DAEMON_INFO_EPOLL_FD);
+    const union MHD_DaemonInfo *pi = MHD_get_daemon_info(d->mhd, MHD_DAEMON_INFO_BIND_PORT);
+    if (!ep) { MHD_stop_daemon(d->mhd); d->mhd = NULL; return lrq_errf(err, LRQ_EIO, "MHD: no epoll fd"); }
+    d->port = pi ? pi->port : 0;
+    uv_poll_init(d->loop, &d->mhd_poll, ep->epoll_fd);
+    uv_timer_init(d->loop, &d->mhd_timer);
+    d->mhd_poll.data = d->mhd_timer.data = d;
+    uv_poll_start(&d->mhd_poll, UV_READABLE, http__on_poll);
+    d->http_up = 1;
+    http_kick(d);
+    return 0;
+}
+
+void http_quiesce(lrqd_t *d)
+{
+    if (!d->mhd) return;
+    MHD_socket s = MHD_quiesce_daemon(d->mhd);
+    if (s != MHD_INVALID_SOCKET) close(s);
+}
+
+static void http__closed(uv_handle_t *h) { (void)h; }
+
+void http_stop(lrqd_t *d)
+{
+    if (!d->http_up) return;
+    sse_end_all(d);
+    /* Let the ended streams flush briefly, then stop: MHD closes what is left. */
+    for (int i = 0; i < 20 && d->sse; i++) {
+        MHD_run(d->mhd);
+        uv_sleep(5);
+    }
+    MHD_stop_daemon(d->mhd);
+    d->mhd = NULL;
+    uv_poll_stop(&d->mhd_poll);
+    uv_close((uv_handle_t *)&d->mhd_poll, http__closed);
+    uv_close((uv_handle_t *)&d->mhd_timer, http__closed);
+    d->http_up = 0;
+}
+
+/* ---- SSE ---------------------------------------------------------------- */
+
+#define SSE_MAX_BUF (1 << 20)
+
+sse_t *sse_new(lrqd_t *d, int64_t job_id, struct MHD_Connection *c)
+{
+    sse_t *s = calloc(1, sizeof *s);
+    if (!s) return NULL;
+    s->d = d;
+    s->job_id = job_id;
+    s->conn = c;
+    s->refs = 2;          /* the request (NOTIFY_COMPLETED) and the response (free callback) */
+    s->next = d->sse;
+    if (d->sse) d->sse->prev = s;
+    d->sse = s;
+    s->linked = 1;
+    return s;
+}
+
+static void sse__unlink(sse_t *s)
+{
+    if (!s->linked) return;
+    if (s->prev) s->prev->next = s->next;
+    else s->d->sse = s->next;
+    if (s->next) s->next->prev = s->prev;
+    s->linked = 0;
+    s->next = s->prev = NULL;
+}
+
+void sse_release(sse_t *s)
+{
+    sse__unlink(s);       /* no more events once either side is gone */
+    if (--s->refs) return;
+    free(s->buf);
+    free(s);
+}
+
+void sse_free_cb(void *cls) { sse_release(cls); }
+
+static void sse__resume(sse_t *s)
+{
+    if (s->suspended && s->linked) {
+        s->suspended = 0;
+        MHD_resume_connection(s->conn);
+        http_kick(s->d);
+    }
+}
+
+static int sse__append(sse_t *s, const char *p, size_t n)
+{
+    if (s->off && s->off == s->len) s->off = s->len = 0;
+    if (s->len + n > SSE_MAX_BUF) {   /* a client that does not read: end its stream */
+        s->ended = 1;
+        return -1;
+    }
+    if (s->len + n > s->cap) {
+        size_t cap = s->cap ? s->cap : 4096;
+        while (cap < s->len + n) cap *= 2;
+        char *nb = realloc(s->buf, cap);
+        if (!nb) { s->ended = 1; return -1; }
+        s->buf = nb;
+        s->cap = cap;
+    }
+    memcpy(s->buf + s->len, p, n);
+    s->len += n;
+    return 0;
+}
+
+int sse_push(sse_t *s, const char *event, json_t *data)
+{
+    char *js = json_dumps(data, JSON_COMPACT | JSON_REAL_PRECISION(10));
+    if (!js) return -1;
+    char head[64];
+    int hn = snprintf(head, sizeof head, "event: %s\ndata: ", event);
+    int rc = sse__append(s, head, hn) || sse__append(s, js, strlen(js)) || sse__append(s, "\n\n", 2);
+    free(js);
+    sse__resume(s);
+    return rc ? -1 : 0;
+}
+
+void sse_publish(lrqd_t *d, int64_t job_id, const char *event, json_t *data, int end)
+{
+    for (sse_t *s = d->sse, *nx; s; s = nx) {
+        nx = s->next;
+        if (s->job_id != job_id || s->ended) continue;
+        sse_push(s, event, data);
+        if (end) s->ended = 1;
+        sse__resume(s);
+    }
+}
+
+void sse_ping(lrqd_t *d)
+{
+    for (sse_t *s = d->sse; s; s = s->next)
+        if (!s->ended) { sse__append(s, ": ping\n\n", 8); sse__resume(s); }
+}
+
+void sse_end_all(lrqd_t *d)
+{
+    for (sse_t *s = d->sse; s; s = s->next) { s->ended = 1; sse__resume(s); }
+}
+
+ssize_t sse_reader(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    sse_t *s = cls;
+    if (s->off < s->len) {
+        size_t n = s->len - s->off;
+        if (n > max) n = max;
+        memcpy(buf, s->buf + s->off, n);
+        s->off += n;
+        return (ssize_t)n;
+    }
+    if (s->ended || !s->linked) return MHD_CONTENT_READER_END_OF_STREAM;
+    /* Nothing to send: park the connection until sse_publish resumes it. */
+    s->suspended = 1;
+    MHD_suspend_connection(s->conn);
+    return 0;
+}

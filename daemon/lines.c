@@ -1,0 +1,82 @@
+/* lines.c — bounded line splitter (see lines.h). */
+#include "lines.h"
+#include "lrq_err.h"
+#include <stdlib.h>
+#include <string.h>
+
+int lines_init(lines_t *l, size_t max_line)
+{
+    l->len = 0;
+    l->cap = max_line + 2;   /* line + '\n' + NUL */
+    l->buf = malloc(l->cap);
+    return l->buf ? 0 : LRQ_ENOMEM;
+}
+
+void lines_close(lines_t *l)
+{
+    free(l->buf);
+    l->buf = NULL;
+    l->cap = l->len = 0;
+}
+
+void lines_space(lines_t *l, char **p, size_t *n)
+{
+    /* Keep one byte for the NUL of a maximal line. */
+    *p = l->buf + l->len;
+    *n = l->cap - 1 - l->len;
+}
+
+static int lines__emit(char *s, size_t n, lines_cb cb, void *ud)
+{
+    if (n && s[n - 1] == '\r') n--;
+    s[n] = 0;
+    return cb(ud, s, n);
+}
+
+int lines_commit(lines_t *l, size_t n, lines_cb cb, void *ud)
+{
+    size_t scan = l->len;   /* bytes before this were already searched */
+    l->len += n;
+    size_t start = 0;
+    int rc = 0;
+    char *nl;
+    while (!rc && (nl = memchr(l->buf + scan, '\n', l->len - scan))) {
+        size_t end = nl - l->buf;
+        rc = lines__emit(l->buf + start, end - start, cb, ud);
+        start = scan = end + 1;
+    }
+    if (start) {
+        memmove(l->buf, l->buf + start, l->len - start);
+        l->len -= start;
+    }
+    if (rc) return rc;
+    if (l->len >= l->cap - 1) {    /* full and no newline: the line is too long */
+        l->len = 0;
+        return LINES_EOVERLONG;
+    }
+    return 0;
+}
+
+int lines_feed(lines_t *l, const char *data, size_t n, lines_cb cb, void *ud)
+{
+    while (n) {
+        char *p;
+        size_t room;
+        lines_space(l, &p, &room);
+        size_t k = n < room ? n : room;
+        memcpy(p, data, k);
+        int rc = lines_commit(l, k, cb, ud);
+        if (rc) return rc;
+        data += k;
+        n -= k;
+    }
+    return 0;
+}
+
+int lines_finish(lines_t *l, lines_cb cb, void *ud)
+{
+    if (!l->len) return 0;
+    size_t n = l->len;
+    l->len = 0;
+    return lines__emit(l->buf, n, cb, ud);
+}

@@ -1,0 +1,227 @@
+/* main.c — lrqd start-up, signals and orderly shutdown.
+ *
+ * Start: config → state dir (+ single-instance lock) → database (migrations)
+ * → executor → recovery of jobs left running → HTTP → dispatcher → READY=1.
+ * SIGTERM/SIGINT: stop accepting connections, SIGTERM every worker (they
+ * checkpoint and exit 75 → requeued), wait up to grace_s (+SIGKILL), exit 0.
+ * A second signal kills the workers at once. */
+#include "lrqd.h"
+#include "log.h"
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#ifdef HAVE_CONFIG_H
+#include "config.h"
+#endif
+#ifdef HAVE_LIBSYSTEMD
+#include <systemd/sd-daemon.h>
+#endif
+
+uint64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+uint64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void notify(const char *msg)
+{
+#ifdef HAVE_LIBSYSTEMD
+    sd_notify(0, msg);
+#else
+    (void)msg;
+#endif
+}
+
+void lrqd_maybe_exit(lrqd_t *d)
+{
+    if (!d->stopping) return;
+    if (d->nruns == 0 && d->hashing == 0) { uv_stop(d->loop); return; }
+    if (mono_ms() > d->stop_deadline) {
+        log_err("shutdown: %d worker(s) still running after the grace period; exiting anyway", d->nruns);
+        d->exit_code = 1;
+        uv_stop(d->loop);
+    }
+}
+
+static void on_signal(uv_signal_t *s, int signum)
+{
+    lrqd_t *d = s->data;
+    if (d->stopping) {
+        log_warn("second %s: killing the workers now", signum == SIGINT ? "SIGINT" : "SIGTERM");
+        for (run_t *r = d->runs; r; r = r->next)
+            if (r->h) d->exec.ops->kill(d->exec.self, r->h, SIGKILL);
+        return;
+    }
+    log_notice("%s: shutting down (stop accepting, stop %d worker(s), grace %lld s)",
+               signum == SIGINT ? "SIGINT" : "SIGTERM", d->nruns, (long long)d->cfg.grace_s);
+    d->stopping = 1;
+    d->stop_deadline = mono_ms() + (uint64_t)d->cfg.grace_s * 1000 + 5000;
+    notify("STOPPING=1");
+    http_quiesce(d);
+    sched_shutdown(d);
+    lrqd_maybe_exit(d);
+}
+
+static int mkdir_p(const char *path, mode_t mode)
+{
+    char buf[PATH_MAX];
+    if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf) return -ENAMETOOLONG;
+    for (char *p = buf + 1; *p; p++) {
+        if (*p != '/') continue;
+        *p = 0;
+        if (mkdir(buf, mode) && errno != EEXIST) return -errno;
+        *p = '/';
+    }
+    if (mkdir(buf, mode) && errno != EEXIST) return -errno;
+    return 0;
+}
+
+/* --worker, else lrq-worker beside this executable (build tree), else installed. */
+static char *find_worker(const cfg_t *c)
+{
+    if (c->worker && *c->worker) return strdup(c->worker);
+    char exe[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n > 0) {
+        exe[n] = 0;
+        char *slash = strrchr(exe, '/');
+        if (slash) {
+            char cand[PATH_MAX + 16];
+            snprintf(cand, sizeof cand, "%.*s/lrq-worker", (int)(slash - exe), exe);
+            if (!access(cand, X_OK)) return strdup(cand);
+        }
+    }
+    return strdup(LRQ_BINDIR "/lrq-worker");
+}
+
+static void close_walk(uv_handle_t *h, void *arg)
+{
+    if (!uv_is_closing(h)) uv_close(h, NULL);
+}
+
+int main(int argc, char **argv)
+{
+    lrqd_t *d = calloc(1, sizeof *d);
+    lrq_err_t err = {0};
+    int rc, lockfd = -1;
+    uv_loop_t loop;
+    if (!d) return 1;
+    rc = cfg_load(&d->cfg, argc, argv, &err);
+    if (rc == 1) { cfg_free(&d->cfg); free(d); return 0; }
+    if (rc) { fprintf(stderr, "lrqd: %s\n", err.msg); return 2; }
+    int lv = log_level_parse(d->cfg.log_level);
+    if (lv < 0) { fprintf(stderr, "lrqd: log_level must be error, warning, notice, info or debug\n"); return 2; }
+    log_init(lv);
+    signal(SIGPIPE, SIG_IGN);
+
+    if ((rc = mkdir_p(d->cfg.state_dir, 0750))) {
+        log_err("state dir %s: %s", d->cfg.state_dir, strerror(-rc));
+        return 1;
+    }
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/lrqd.lock", d->cfg.state_dir);
+    lockfd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0640);
+    if (lockfd < 0 || flock(lockfd, LOCK_EX | LOCK_NB)) {
+        log_err("%s: %s (is another lrqd using this state dir?)", path, strerror(errno));
+        return 1;
+    }
+    snprintf(path, sizeof path, "%s/jobs", d->cfg.state_dir);
+    if ((rc = mkdir_p(path, 0750))) { log_err("%s: %s", path, strerror(-rc)); return 1; }
+    d->jobs_dir = realpath(path, NULL);
+    if (!d->jobs_dir) { log_err("%s: %s", path, strerror(errno)); return 1; }
+    for (int i = 0; i < d->cfg.n_data_root; i++) {
+        char *rp = realpath(d->cfg.data_root[i], NULL);
+        struct stat st;
+        if (!rp || stat(rp, &st) || !S_ISDIR(st.st_mode)) {
+            log_err("data_root %s: not a directory", d->cfg.data_root[i]);
+            return 1;
+        }
+        d->roots[d->nroots++] = rp;
+    }
+    if (!d->nroots) log_warn("no data_root configured: every job will be refused (403)");
+    d->worker_path = find_worker(&d->cfg);
+    if (!d->worker_path) return 1;
+    if (access(d->worker_path, X_OK)) log_warn("worker %s is not executable; jobs will fail to start", d->worker_path);
+
+    if (d->cfg.token_file && *d->cfg.token_file) {
+        if (d->cfg.no_auth) { log_err("token_file and no_auth contradict each other"); return 2; }
+        if ((rc = auth_load(d, d->cfg.token_file, &err))) { log_err("%s", err.msg); return 1; }
+        d->auth = 1;
+    }
+
+    snprintf(path, sizeof path, "%s/lrq.db", d->cfg.state_dir);
+    if ((rc = db_open(&d->db, path, d->cfg.schema_dir, &err))) { log_err("%s", err.msg); return 1; }
+    if (uv_loop_init(&loop)) { log_err("uv_loop_init failed"); return 1; }
+    d->loop = &loop;
+    if (strcmp(d->cfg.executor, "local")) { log_err("executor \"%s\" is not available (local)", d->cfg.executor); return 2; }
+    if ((rc = exec_local_new(&d->exec, d->loop, d->worker_path, (size_t)d->cfg.max_line, &err))) {
+        log_err("%s", err.msg);
+        return 1;
+    }
+    if ((rc = sched_recover(d, &err))) { log_err("recovery: %s", err.msg); return 1; }
+    if ((rc = http_start(d, &err))) { log_err("%s", err.msg); return 1; }
+    if (!d->auth && !d->loopback) {
+        log_err("refusing to serve %s without authentication: set token_file (no_auth is for loopback only)",
+                d->cfg.listen);
+        return 2;
+    }
+    if (!d->auth)
+        log_warn("AUTHENTICATION IS OFF: anyone who can reach %s:%d may submit jobs (loopback only)",
+                 d->listen_host, d->port);
+    log_notice("listening on %s:%d (schema v%d, worker %s, %lld slot(s), %d data root(s))", d->listen_host, d->port,
+               db_user_version(d->db), d->worker_path, (long long)d->cfg.workers, d->nroots);
+    if (d->cfg.port_file && *d->cfg.port_file) {
+        char tmp[PATH_MAX + 8], num[16];
+        snprintf(tmp, sizeof tmp, "%s.tmp", d->cfg.port_file);
+        int n = snprintf(num, sizeof num, "%d\n", d->port);
+        FILE *f = fopen(tmp, "w");
+        if (!f || fwrite(num, 1, n, f) != (size_t)n || fclose(f) || rename(tmp, d->cfg.port_file))
+            log_err("port_file %s: %s", d->cfg.port_file, strerror(errno));
+    }
+    uv_signal_init(d->loop, &d->sig_term);
+    uv_signal_init(d->loop, &d->sig_int);
+    d->sig_term.data = d->sig_int.data = d;
+    uv_signal_start(&d->sig_term, on_signal, SIGTERM);
+    uv_signal_start(&d->sig_int, on_signal, SIGINT);
+    sched_start(d);
+#ifdef HAVE_LIBSYSTEMD
+    uint64_t wd_usec = 0;
+    if (sd_watchdog_enabled(0, &wd_usec) > 0) d->watchdog_usec = wd_usec;
+    sd_notifyf(0, "READY=1\nSTATUS=listening on %s:%d", d->listen_host, d->port);
+#endif
+
+    uv_run(d->loop, UV_RUN_DEFAULT);
+
+    http_stop(d);
+    uv_walk(d->loop, close_walk, NULL);
+    uv_run(d->loop, UV_RUN_DEFAULT);
+    if (uv_loop_close(d->loop)) log_warn("event loop closed with handles pending");
+    d->exec.ops->destroy(d->exec.self);
+    db_close(d->db);
+    log_notice("stopped");
+    int code = d->exit_code;
+    for (int i = 0; i < d->nroots; i++) free(d->roots[i]);
+    free(d->tokens);
+    free(d->jobs_dir);
+    free(d->worker_path);
+    cfg_free(&d->cfg);
+    free(d);
+    close(lockfd);
+    return code;
+}

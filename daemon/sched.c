@@ -1,0 +1,541 @@
+/* sched.c — the dispatcher: claim → spawn → follow progress → record the exit.
+ *
+ * Exit handling follows the worker contract (notes/api.md, docs/daemon.md):
+ *   0  → succeeded; metrics.json and artifacts/ (size + sha256) registered in
+ *        one transaction. Hashing multi-GB files runs in libuv's thread pool on
+ *        a private work item; the db is only touched back on the loop thread.
+ *   65 → failed (no retry), message from the last "error" event.
+ *   75 → requeued, attempt not counted (clean stop with a checkpoint).
+ *   else / signal → requeued until max_attempts, then failed with the reason.
+ * Progress is pushed to SSE subscribers at once and written to the db at
+ * most once a second per job. */
+#include "lrqd.h"
+#include "log.h"
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <nettle/sha2.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+#ifdef HAVE_CONFIG_H
+#include "config.h"
+#endif
+#ifdef HAVE_LIBSYSTEMD
+#include <systemd/sd-daemon.h>
+#endif
+
+char *sched_workdir(lrqd_t *d, int64_t job_id)
+{
+    char buf[PATH_MAX];
+    snprintf(buf, sizeof buf, "%s/%lld", d->jobs_dir, (long long)job_id);
+    return strdup(buf);
+}
+
+run_t *sched_find(lrqd_t *d, int64_t job_id)
+{
+    for (run_t *r = d->runs; r; r = r->next)
+        if (r->job_id == job_id) return r;
+    return NULL;
+}
+
+static void sched__publish_state(lrqd_t *d, int64_t id)
+{
+    db_job_t j;
+    lrq_err_t err;
+    if (db_job_get(d->db, id, &j, &err)) return;
+    json_t *o = api_job_json(d, &j);
+    if (o) sse_publish(d, id, "state", o, db_state_terminal(j.state));
+    json_decref(o);
+    db_job_clear(&j);
+}
+
+static void sched__write_progress(run_t *r)
+{
+    if (!r->dirty || !r->progress) return;
+    char *s = json_dumps(r->progress, JSON_COMPACT);
+    lrq_err_t err;
+    if (s && db_job_set_progress(r->d->db, r->job_id, s, &err)) log_err("job %lld: %s", (long long)r->job_id, err.msg);
+    free(s);
+    r->dirty = 0;
+    r->t_last_write = mono_ms();
+}
+
+static void sched__remove(lrqd_t *d, run_t *r)
+{
+    for (run_t **p = &d->runs; *p; p = &(*p)->next)
+        if (*p == r) { *p = r->next; break; }
+    d->nruns--;
+    json_decref(r->progress);
+    free(r->last_error);
+    free(r->workdir);
+    free(r);
+}
+
+/* ---- worker output ------------------------------------------------------ */
+
+static void on_line(void *owner, char *line, size_t len)
+{
+    run_t *r = owner;
+    lrqd_t *d = r->d;
+    r->t_last_line = mono_ms();
+    json_t *j = json_loadb(line, len, 0, NULL);
+    const char *ev = j ? json_string_value(json_object_get(j, "event")) : NULL;
+    if (!ev) {
+        if (r->garbage++ < 5) log_warn("job %lld: ignoring non-protocol stdout line: %.120s", (long long)r->job_id, line);
+        json_decref(j);
+        return;
+    }
+    if (!strcmp(ev, "progress")) {
+        json_t *p = json_deep_copy(j);
+        if (p) {
+            json_object_del(p, "event");
+            json_decref(r->progress);
+            r->progress = p;
+            r->dirty = 1;
+            sse_publish(d, r->job_id, "progress", p, 0);
+            if (r->t_last_line - r->t_last_write >= 1000) sched__write_progress(r);
+        }
+    } else if (!strcmp(ev, "error")) {
+        const char *m = json_string_value(json_object_get(j, "message"));
+        const char *f = json_string_value(json_object_get(j, "field"));
+        if (m) {
+            char buf[1200];
+            snprintf(buf, sizeof buf, "%s%s%.1000s", f ? f : "", f ? ": " : "", m);
+            free(r->last_error);
+            r->last_error = strdup(buf);
+        }
+    } else if (!strcmp(ev, "start")) {
+        log_info("job %lld: worker started%s", (long long)r->job_id,
+                 json_is_true(json_object_get(j, "resumed")) ? " (resumed from checkpoint)" : "");
+    } else {
+        log_debug("job %lld: event %s", (long long)r->job_id, ev);
+    }
+    json_decref(j);
+}
+
+static void on_overlong(void *owner)
+{
+    run_t *r = owner;
+    log_warn("job %lld: worker printed a line longer than %lld bytes; killing it", (long long)r->job_id,
+             (long long)r->d->cfg.max_line);
+    r->stop = STOP_OVERLONG;
+    if (r->h) r->d->exec.ops->kill(r->d->exec.self, r->h, SIGKILL);
+}
+
+/* ---- success: hash artifacts off the loop -------------------------------- */
+
+typedef struct hash_work {
+    uv_work_t w;
+    run_t *run;
+    char *workdir;
+    db_artifact_t *arts;
+    size_t n, cap;
+    char *metrics;
+    char err[512];
+    int64_t run_ms;
+} hash_work_t;
+
+static int hw__file(hash_work_t *hw, const char *full, const char *rel)
+{
+    int fd = open(full, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0) { snprintf(hw->err, sizeof hw->err, "artifact %.300s: %s", rel, strerror(errno)); return -1; }
+    struct sha256_ctx ctx;
+    sha256_init(&ctx);
+    static const size_t BUF = 1 << 20;
+    uint8_t *buf = malloc(BUF);
+    int64_t size = 0;
+    ssize_t n;
+    if (!buf) { close(fd); snprintf(hw->err, sizeof hw->err, "out of memory"); return -1; }
+    while ((n = read(fd, buf, BUF)) > 0) { sha256_update(&ctx, (size_t)n, buf); size += n; }
+    int e = errno;
+    free(buf);
+    close(fd);
+    if (n < 0) { snprintf(hw->err, sizeof hw->err, "artifact %.300s: %s", rel, strerror(e)); return -1; }
+    uint8_t dg[SHA256_DIGEST_SIZE];
+    sha256_digest(&ctx, sizeof dg, dg);
+    if (hw->n == hw->cap) {
+        size_t cap = hw->cap ? hw->cap * 2 : 8;
+        db_artifact_t *na = realloc(hw->arts, cap * sizeof *na);
+        if (!na) { snprintf(hw->err, sizeof hw->err, "out of memory"); return -1; }
+        hw->arts = na;
+        hw->cap = cap;
+    }
+    db_artifact_t *a = &hw->arts[hw->n];
+    if (!(a->path = strdup(rel))) { snprintf(hw->err, sizeof hw->err, "out of memory"); return -1; }
+    a->size = size;
+    for (int i = 0; i < SHA256_DIGEST_SIZE; i++) snprintf(a->sha256 + 2 * i, 3, "%02x", dg[i]);
+    hw->n++;
+    return 0;
+}
+
+static int hw__walk(hash_work_t *hw, const char *dir, const char *rel, int depth)
+{
+    if (depth > 16) return 0;
+    DIR *dh = opendir(dir);
+    if (!dh) return errno == ENOENT && depth == 0 ? 0 : (snprintf(hw->err, sizeof hw->err, "%s: %s", dir,
+                                                                  strerror(errno)), -1);
+    struct dirent *e;
+    int rc = 0;
+    while (!rc && (e = readdir(dh))) {
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+        char full[PATH_MAX], r2[PATH_MAX];
+        if (snprintf(full, sizeof full, "%s/%s", dir, e->d_name) >= (int)sizeof full) continue;
+        snprintf(r2, sizeof r2, "%s%s%s", rel, *rel ? "/" : "", e->d_name);
+        struct stat st;
+        if (lstat(full, &st)) continue;
+        if (S_ISDIR(st.st_mode)) rc = hw__walk(hw, full, r2, depth + 1);
+        else if (S_ISREG(st.st_mode) && !strstr(e->d_name, ".tmp")) rc = hw__file(hw, full, r2);
+        /* symlinks and specials are not artifacts */
+    }
+    closedir(dh);
+    return rc;
+}
+
+static void hw__work(uv_work_t *w)
+{
+    hash_work_t *hw = w->data;
+    char p[PATH_MAX];
+    snprintf(p, sizeof p, "%s/metrics.json", hw->workdir);
+    json_error_t je;
+    json_t *m = json_load_file(p, 0, &je);
+    if (m) {
+        hw->metrics = json_dumps(m, JSON_COMPACT);
+        json_decref(m);
+    } else if (access(p, F_OK) == 0) {
+        snprintf(hw->err, sizeof hw->err, "metrics.json is not valid JSON: %s", je.text);
+        return;
+    }
+    snprintf(p, sizeof p, "%s/artifacts", hw->workdir);
+    hw__walk(hw, p, "", 0);
+}
+
+static int art_cmp(const void *a, const void *b)
+{
+    return strcmp(((const db_artifact_t *)a)->path, ((const db_artifact_t *)b)->path);
+}
+
+static void hw__done(uv_work_t *w, int status)
+{
+    hash_work_t *hw = w->data;
+    run_t *r = hw->run;
+    lrqd_t *d = r->d;
+    lrq_err_t err;
+    int64_t now = (int64_t)now_ms();
+    if (status) snprintf(hw->err, sizeof hw->err, "hashing cancelled");
+    if (!hw->err[0]) {
+        qsort(hw->arts, hw->n, sizeof *hw->arts, art_cmp);
+        if (db_job_succeed(d->db, r->job_id, now, hw->run_ms, hw->metrics, hw->arts, hw->n, &err)) {
+            log_err("job %lld: recording success: %s", (long long)r->job_id, err.msg);
+            snprintf(hw->err, sizeof hw->err, "could not record the result");
+        } else {
+            log_info("job %lld: succeeded (%zu artifacts, %.1f s)", (long long)r->job_id, hw->n, hw->run_ms / 1000.0);
+        }
+    }
+    if (hw->err[0]) {
+        log_err("job %lld: failed after a clean exit: %s", (long long)r->job_id, hw->err);
+        if (db_job_finish(d->db, r->job_id, DB_FAILED, hw->err, now, hw->run_ms, &err))
+            log_err("job %lld: %s", (long long)r->job_id, err.msg);
+    }
+    metrics_job_done(d, hw->run_ms);
+    db_artifacts_free(hw->arts, hw->n);
+    free(hw->metrics);
+    free(hw->workdir);
+    free(hw);
+    d->hashing--;
+    int64_t id = r->job_id;
+    sched__remove(d, r);
+    sched__publish_state(d, id);
+    sched_kick(d);
+    lrqd_maybe_exit(d);
+}
+
+/* ---- exit ---------------------------------------------------------------- */
+
+static void on_exit_cb(void *owner, int status, int sig)
+{
+    run_t *r = owner;
+    lrqd_t *d = r->d;
+    lrq_err_t err;
+    r->h = NULL;
+    r->kill_at = 0;
+    sched__write_progress(r);
+    int64_t now = (int64_t)now_ms(), run_ms = (int64_t)(mono_ms() - r->t_start), id = r->job_id;
+    char why[1400];
+    int rc = 0, counted = -1, final_state = -1;
+    if (sig) log_info("job %lld: worker pid %lld killed by signal %d", (long long)id, (long long)r->pid, sig);
+    else log_info("job %lld: worker pid %lld exited with code %d", (long long)id, (long long)r->pid, status);
+
+    db_job_t j;
+    int cancel = r->stop == STOP_CANCEL;
+    if (!db_job_get(d->db, id, &j, &err)) { cancel |= j.cancel_requested; db_job_clear(&j); }
+
+    if (!sig && status == 0) {
+        hash_work_t *hw = calloc(1, sizeof *hw);
+        if (hw && (hw->workdir = strdup(r->workdir))) {
+            hw->w.data = hw;
+            hw->run = r;
+            hw->run_ms = run_ms;
+            if (!uv_queue_work(d->loop, &hw->w, hw__work, hw__done)) { d->hashing++; return; }
+            free(hw->workdir);
+        }
+        free(hw);
+        final_state = DB_FAILED;
+        snprintf(why, sizeof why, "could not register the artifacts (out of resources)");
+    } else if (cancel) {
+        final_state = DB_CANCELLED;
+        snprintf(why, sizeof why, "cancelled by request");
+    } else if (!sig && status == 65) {
+        final_state = DB_FAILED;
+        snprintf(why, sizeof why, "%s", r->last_error ? r->last_error : "worker reported a permanent failure (exit 65)");
+    } else if (r->stop == STOP_TIMEOUT) {
+        final_state = DB_FAILED;
+        snprintf(why, sizeof why, "exceeded job_timeout_s = %lld s", (long long)d->cfg.job_timeout_s);
+    } else if (r->stop == STOP_SHUTDOWN || (!sig && status == 75 && r->stop == STOP_NONE)) {
+        counted = 0;
+        snprintf(why, sizeof why, "stopped with a checkpoint; will resume");
+    } else if (r->stop == STOP_STALLED) {
+        counted = 1;
+        snprintf(why, sizeof why, "no output from the worker for %lld s; killed", (long long)d->cfg.progress_timeout_s);
+    } else if (r->stop == STOP_OVERLONG) {
+        counted = 1;
+        snprintf(why, sizeof why, "worker printed a line longer than %lld bytes; killed", (long long)d->cfg.max_line);
+    } else if (sig) {
+        counted = 1;
+        snprintf(why, sizeof why, "worker killed by signal %d", sig);
+    } else {
+        counted = 1;
+        snprintf(why, sizeof why, "worker exited with code %d", status);
+    }
+    if (final_state >= 0) {
+        rc = db_job_finish(d->db, id, final_state, why, now, run_ms, &err);
+        if (!rc) {
+            log_info("job %lld: %s: %s", (long long)id, db_state_name[final_state], why);
+            metrics_job_done(d, run_ms);
+        }
+    } else {
+        rc = db_job_requeue(d->db, id, counted, counted ? why : NULL, now, run_ms, &err);
+        if (rc == DB_FAILED) {
+            log_info("job %lld: failed after its last attempt: %s", (long long)id, why);
+            metrics_job_done(d, run_ms);
+        } else if (rc == DB_QUEUED) {
+            log_info("job %lld: requeued (%s)", (long long)id, why);
+        }
+        rc = rc < 0 ? rc : 0;
+    }
+    if (rc) log_err("job %lld: recording the exit: %s", (long long)id, err.msg);
+    sched__remove(d, r);
+    sched__publish_state(d, id);
+    sched_kick(d);
+    lrqd_maybe_exit(d);
+}
+
+/* ---- dispatch ------------------------------------------------------------ */
+
+static int write_file_atomic(const char *path, const char *data, size_t n)
+{
+    char tmp[PATH_MAX + 8];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+    if (fd < 0) return -errno;
+    size_t off = 0;
+    while (off < n) {
+        ssize_t w = write(fd, data + off, n - off);
+        if (w < 0) { if (errno == EINTR) continue; int e = errno; close(fd); unlink(tmp); return -e; }
+        off += (size_t)w;
+    }
+    if (fsync(fd) || close(fd)) { int e = errno; unlink(tmp); return -e; }
+    if (rename(tmp, path)) { int e = errno; unlink(tmp); return -e; }
+    return 0;
+}
+
+static int sched__start(lrqd_t *d, db_job_t *job, lrq_err_t *err)
+{
+    static const exec_cbs_t cbs = {.on_line = on_line, .on_overlong = on_overlong, .on_exit = on_exit_cb};
+    run_t *r = calloc(1, sizeof *r);
+    if (!r || !(r->workdir = sched_workdir(d, job->id))) { free(r); return lrq_errf(err, LRQ_ENOMEM, "out of memory"); }
+    r->d = d;
+    r->job_id = job->id;
+    char spec_path[PATH_MAX], log_path[PATH_MAX];
+    snprintf(spec_path, sizeof spec_path, "%s/spec.json", r->workdir);
+    snprintf(log_path, sizeof log_path, "%s/log", r->workdir);
+    int rc = 0, threads = 0;
+    json_t *spec = json_loads(job->spec, 0, NULL);
+    char *text = NULL;
+    if (!spec) { rc = lrq_errf(err, LRQ_EFORMAT, "stored spec is not JSON"); goto fail; }
+    threads = (int)json_integer_value(json_object_get(spec, "threads"));
+    if (threads <= 0 && d->cfg.threads > 0) {
+        threads = (int)d->cfg.threads;
+        json_object_set_new(spec, "threads", json_integer(threads));
+    }
+    if (mkdir(r->workdir, 0750) && errno != EEXIST) {
+        rc = lrq_errf(err, -errno, "%s: %s", r->workdir, strerror(errno));
+        goto fail;
+    }
+    text = json_dumps(spec, JSON_INDENT(2) | JSON_SORT_KEYS);
+    if (!text) { rc = lrq_errf(err, LRQ_ENOMEM, "out of memory"); goto fail; }
+    size_t tl = strlen(text);
+    text[tl] = '\n';   /* json_dumps leaves room only for NUL: rewrite */
+    int e = write_file_atomic(spec_path, text, tl + 1);
+    text[tl] = 0;
+    if (!e) {
+        char line[256];
+        int n = snprintf(line, sizeof line, "lrqd: attempt %d/%d starting\n", job->attempts, job->max_attempts);
+        int lfd = open(log_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+        if (lfd >= 0) { if (write(lfd, line, n) < 0) { /* the log line is best effort */ } close(lfd); }
+    }
+    if (e) { rc = lrq_errf(err, e, "%s: %s", spec_path, strerror(-e)); goto fail; }
+    exec_job_t ej = {.job_id = job->id, .workdir = r->workdir, .spec_path = spec_path, .log_path = log_path,
+                     .threads = threads};
+    if ((rc = d->exec.ops->start(d->exec.self, &ej, &cbs, r, &r->h, err))) goto fail;
+    r->pid = d->exec.ops->pid(d->exec.self, r->h);
+    r->t_start = r->t_last_line = mono_ms();
+    r->next = d->runs;
+    d->runs = r;
+    d->nruns++;
+    lrq_err_t e2;
+    if (db_job_set_pid(d->db, job->id, r->pid, &e2)) log_err("job %lld: %s", (long long)job->id, e2.msg);
+    log_info("job %lld: started worker pid %lld (attempt %d/%d)", (long long)job->id, (long long)r->pid,
+             job->attempts, job->max_attempts);
+    json_decref(spec);
+    free(text);
+    return 0;
+fail:
+    json_decref(spec);
+    free(text);
+    free(r->workdir);
+    free(r);
+    return rc;
+}
+
+static void sched__dispatch(uv_timer_t *t)
+{
+    lrqd_t *d = t->data;
+    while (!d->stopping && d->nruns < d->cfg.workers) {
+        struct statvfs vs;
+        if (d->cfg.min_free_mb > 0 && !statvfs(d->cfg.state_dir, &vs) &&
+            (uint64_t)vs.f_bavail * vs.f_frsize < (uint64_t)d->cfg.min_free_mb << 20) {
+            uint64_t now = mono_ms();
+            if (!d->low_disk_logged || now - d->low_disk_logged > 60000) {
+                log_warn("holding queued jobs: %s has %llu MB free, min_free_mb = %lld", d->cfg.state_dir,
+                         (unsigned long long)(((uint64_t)vs.f_bavail * vs.f_frsize) >> 20),
+                         (long long)d->cfg.min_free_mb);
+                d->low_disk_logged = now;
+            }
+            return;
+        }
+        db_job_t job;
+        lrq_err_t err;
+        int rc = db_job_claim(d->db, (int64_t)now_ms(), &job, &err);
+        if (rc < 0) { log_err("claim: %s", err.msg); return; }
+        if (rc == 0) return;
+        if (sched__start(d, &job, &err)) {
+            log_err("job %lld: cannot start the worker: %s", (long long)job.id, err.msg);
+            char why[1100];
+            snprintf(why, sizeof why, "cannot start the worker: %s", err.msg);
+            int st = db_job_requeue(d->db, job.id, 1, why, (int64_t)now_ms(), 0, &err);
+            if (st < 0) log_err("job %lld: %s", (long long)job.id, err.msg);
+            db_job_clear(&job);
+            sched__publish_state(d, job.id);
+            return;   /* retry on the next tick, not in a tight loop */
+        }
+        int64_t id = job.id;
+        db_job_clear(&job);
+        sched__publish_state(d, id);
+    }
+}
+
+void sched_kick(lrqd_t *d)
+{
+    if (!d->stopping) uv_timer_start(&d->kick, sched__dispatch, 0, 0);
+}
+
+static void sched__term(lrqd_t *d, run_t *r, int why)
+{
+    if (!r->h) return;
+    if (!r->stop || why == STOP_CANCEL) r->stop = why;
+    d->exec.ops->kill(d->exec.self, r->h, d->cfg.grace_s ? SIGTERM : SIGKILL);
+    if (!r->kill_at) r->kill_at = mono_ms() + (uint64_t)d->cfg.grace_s * 1000;
+}
+
+void sched_cancel(lrqd_t *d, int64_t job_id)
+{
+    run_t *r = sched_find(d, job_id);
+    if (r) sched__term(d, r, STOP_CANCEL);
+}
+
+void sched_shutdown(lrqd_t *d)
+{
+    for (run_t *r = d->runs; r; r = r->next) sched__term(d, r, STOP_SHUTDOWN);
+}
+
+static void sched__tick(uv_timer_t *t)
+{
+    lrqd_t *d = t->data;
+    uint64_t now = mono_ms();
+    static const uint64_t PING_MS = 15000;
+    for (run_t *r = d->runs; r; r = r->next) {
+        if (r->dirty && now - r->t_last_write >= 1000) sched__write_progress(r);
+        if (!r->h) continue;
+        if (r->kill_at && now >= r->kill_at) {
+            log_warn("job %lld: worker pid %lld did not stop within %lld s; SIGKILL", (long long)r->job_id,
+                     (long long)r->pid, (long long)d->cfg.grace_s);
+            d->exec.ops->kill(d->exec.self, r->h, SIGKILL);
+            r->kill_at = 0;
+            continue;
+        }
+        if (r->stop) continue;
+        if (d->cfg.job_timeout_s && now - r->t_start > (uint64_t)d->cfg.job_timeout_s * 1000) {
+            log_warn("job %lld: exceeded job_timeout_s; stopping it", (long long)r->job_id);
+            sched__term(d, r, STOP_TIMEOUT);
+        } else if (d->cfg.progress_timeout_s && now - r->t_last_line > (uint64_t)d->cfg.progress_timeout_s * 1000) {
+            log_warn("job %lld: no output for %lld s; stopping it", (long long)r->job_id,
+                     (long long)d->cfg.progress_timeout_s);
+            sched__term(d, r, STOP_STALLED);
+        }
+    }
+    if (now - d->last_ping >= PING_MS) { sse_ping(d); d->last_ping = now; }
+#ifdef HAVE_LIBSYSTEMD
+    if (d->watchdog_usec && (now - d->last_watchdog) * 2000 >= d->watchdog_usec) {
+        sd_notify(0, "WATCHDOG=1");
+        d->last_watchdog = now;
+    }
+#endif
+    if (d->stopping) lrqd_maybe_exit(d);
+    else if (d->nruns < d->cfg.workers) sched__dispatch(&d->kick);
+}
+
+int sched_start(lrqd_t *d)
+{
+    uv_timer_init(d->loop, &d->tick);
+    uv_timer_init(d->loop, &d->kick);
+    d->tick.data = d->kick.data = d;
+    uv_timer_start(&d->tick, sched__tick, 250, 250);
+    sched_kick(d);
+    return 0;
+}
+
+int sched_recover(lrqd_t *d, lrq_err_t *err)
+{
+    db_job_t *jobs;
+    size_t n;
+    int rc = db_job_list(d->db, DB_RUNNING, 0, 100000, &jobs, &n, err);
+    if (rc) return rc;
+    for (size_t i = 0; i < n; i++) {
+        char *wd = sched_workdir(d, jobs[i].id);
+        if (wd && d->exec.ops->reap_orphan)
+            d->exec.ops->reap_orphan(d->exec.self, jobs[i].id, jobs[i].worker_pid, wd, (int)d->cfg.grace_s * 1000);
+        free(wd);
+        int st = db_job_requeue(d->db, jobs[i].id, 0, NULL, (int64_t)now_ms(), 0, err);
+        if (st < 0) { db_jobs_free(jobs, n); return st; }
+        log_notice("job %lld: was running when lrqd stopped; requeued to resume from its checkpoint",
+                   (long long)jobs[i].id);
+    }
+    db_jobs_free(jobs, n);
+    return 0;
+}
