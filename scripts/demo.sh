@@ -47,7 +47,7 @@ cat "$state/job.json"
 id=$("$lrqctl" submit "$state/job.json")
 echo "== job $id submitted; following it"
 "$lrqctl" watch "$id" || true
-"$lrqctl" wait "$id"
+"$lrqctl" wait "$id" > /dev/null
 echo "== metrics"
 "$lrqctl" metrics "$id"
 echo "== artifacts"

@@ -19,6 +19,7 @@ typedef struct wk_job {
     eng_qcfg_t qcfg;
     eng_qlinear_t *ql;            /* [L * ENG_NLIN] results, model row order */
     json_t *metrics;              /* built up as stages finish */
+    json_t *artifacts;            /* [{path, size, sha256}] after export (in the done event) */
     const volatile sig_atomic_t *stop; /* set by SIGTERM/SIGINT */
     double t0;
 } wk_job_t;

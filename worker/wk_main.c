@@ -79,7 +79,8 @@ static int cmd_run(int argc, char **argv)
     }
     int status;
     if (!rc) {
-        wk_emit(&job.proto, json_pack("{s:s, s:O}", "event", "done", "metrics", job.metrics));
+        wk_emit(&job.proto, json_pack("{s:s, s:O, s:O?}", "event", "done", "metrics", job.metrics, "artifacts",
+                                      job.artifacts));
         wk_log(&job.proto, "done");
         status = WK_EXIT_OK;
     } else {
@@ -96,6 +97,7 @@ static int cmd_run(int argc, char **argv)
         free(job.ql);
     }
     json_decref(job.metrics);
+    json_decref(job.artifacts);
     json_decref(job.spec_json);
     lrq_spec_close(&job.spec);
     eng_tok_free(job.tok);

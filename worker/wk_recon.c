@@ -546,7 +546,7 @@ int wk_recon_run(wk_job_t *job, double f0, double f1, lrq_err_t *err)
             loss_ema = loss_ema < 0 ? l : 0.95 * loss_ema + 0.05 * l;
             double frac = f0 + (f1 - f0) * (b + (double)(it + 1) / s->iterations) / L;
             wk_progress(&job->proto, "reconstruct", (long)b * s->iterations + it + 1, (long)L * s->iterations, frac,
-                        json_pack("{s:i, s:i, s:I, s:I, s:f}", "block", b, "blocks", L, "iteration", (json_int_t)(it + 1),
+                        json_pack("{s:i, s:i, s:I, s:I, s:f}", "block", b + 1, "blocks", L, "iteration", (json_int_t)(it + 1),
                                   "iterations", (json_int_t)s->iterations, "loss", loss_ema),
                         it + 1 == s->iterations);
         }

@@ -132,7 +132,9 @@ static int run_export(wk_job_t *job, lrq_err_t *err)
     snprintf(dir, sizeof dir, "%s/artifacts", job->workdir);
     json_t *arr = json_array();
     if ((rc = list_artifacts(dir, "", arr, err))) { json_decref(arr); return rc; }
-    json_object_set_new(job->metrics, "artifacts", arr);
+    /* The done event carries the listing (sizes, sha256) for executors without a daemon-side scan. */
+    json_decref(job->artifacts);
+    job->artifacts = arr;
     return 0;
 }
 
