@@ -53,7 +53,7 @@ typedef struct eng_lrq {
     float *ga, *gL, *gU, *gS2, *gr, *gc;
     /* owned scratch (m,n): S, then the per-element factor for backward */
     float *S, *t;
-    uint8_t *in;              /* (m,n) 1 where not clipped */
+    uint8_t *in;              /* unused (NULL): backward recomputes the clamp mask from t */
 } eng_lrq_t;
 
 /* Rank from policy: "ratio" → round(ratio·min(m,n)), "fixed" → rank, "paper" → §1.2 rule.

@@ -1,3 +1,20 @@
 # engine: numerics (block forward/backward, full-model forward, eval, generation)
 noinst_LTLIBRARIES += libeng_num.la
-libeng_num_la_SOURCES = engine/eng_block.h engine/eng_forward.h
+libeng_num_la_SOURCES = engine/eng_block.h engine/eng_forward.h engine/eng_kernels.h \
+	engine/eng_pool.h engine/eng_pool.c engine/eng_kernels.c engine/eng_block.c engine/eng_forward.c
+# Element-wise loops (exp, RMSNorm, RoPE) are written to auto-vectorize; -O2's
+# very-cheap cost model would leave most of them scalar.
+libeng_num_la_CFLAGS = $(AM_CFLAGS) -ftree-vectorize -fvect-cost-model=dynamic
+
+# tests (Criterion, TAP through LOG_DRIVER)
+NUM_TEST_LIBS = libeng_num.la libeng_io.la libcommon.la $(JANSSON_LIBS) $(OPENBLAS_LIBS) -lpthread -lm $(TEST_LIBS)
+check_PROGRAMS += tests/engine/test_grad tests/engine/test_forward
+TESTS += tests/engine/test_grad tests/engine/test_forward
+tests_engine_test_grad_SOURCES = tests/engine/test_grad.c
+tests_engine_test_grad_CFLAGS = $(TEST_CFLAGS)
+tests_engine_test_grad_LDADD = $(NUM_TEST_LIBS)
+# test_forward reads tests/data/stories260K_eval_ref.json (tools/ref_forward.py, command inside)
+tests_engine_test_forward_SOURCES = tests/engine/test_forward.c
+tests_engine_test_forward_CFLAGS = $(TEST_CFLAGS)
+tests_engine_test_forward_LDADD = $(NUM_TEST_LIBS)
+EXTRA_DIST += tools/ref_forward.py tests/data/stories260K_eval_ref.json

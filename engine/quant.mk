@@ -1,11 +1,14 @@
 # engine: quantizers (RTN, LRQ, FlexRound, Adam) and exporters (hf, gptq, safetensors writer)
 noinst_LTLIBRARIES += libeng_quant.la
 libeng_quant_la_SOURCES = engine/eng_quant.h engine/eng_export.h \
-	engine/eng_qsimd.h engine/eng_quant.c engine/eng_lrq.c
-# -Wno-psabi: eng_qsimd.h passes 8-float vectors between static inline helpers
-libeng_quant_la_CFLAGS = $(AM_CFLAGS) -Wno-psabi
+	engine/eng_qsimd.h engine/eng_quant.c engine/eng_lrq.c \
+	engine/eng_qkern.h engine/eng_qkern_sse.c engine/eng_qkern_avx2.c
+# -Wno-psabi: eng_qsimd.h passes 8-float vectors between static inline helpers;
+# -fno-math-errno: lets sqrtf in the Adam loop vectorize (nothing here reads errno)
+libeng_quant_la_CFLAGS = $(AM_CFLAGS) -Wno-psabi -fno-math-errno
 
 # quantizer tests (link only what they exercise)
+if WITH_CRITERION
 check_PROGRAMS += tests/engine/test_quant tests/engine/test_lrq
 TESTS += tests/engine/test_quant tests/engine/test_lrq
 tests_engine_test_quant_SOURCES = tests/engine/test_quant.c
@@ -14,6 +17,7 @@ tests_engine_test_quant_LDADD = libeng_quant.la $(COMMON_LIBS) $(OPENBLAS_LIBS) 
 tests_engine_test_lrq_SOURCES = tests/engine/test_lrq.c
 tests_engine_test_lrq_CFLAGS = $(TEST_CFLAGS)
 tests_engine_test_lrq_LDADD = libeng_quant.la $(COMMON_LIBS) $(OPENBLAS_LIBS) -lpthread $(TEST_LIBS)
+endif
 # export (hf, gptq) and safetensors writer — appended by the export engineer
 libeng_quant_la_SOURCES += engine/eng_st_write.c engine/eng_export.c engine/eng_st_gen.h
 if WITH_CRITERION

@@ -1,7 +1,9 @@
 /* wk_run.c — `lrq-worker run`: load → quantize (RTN | LRQ | FlexRound) → evaluate → export.
  * Stage fractions of the whole job drive the progress bar: quantization takes most of it. */
+#include <dirent.h>
 #include <errno.h>
 #include <math.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -56,8 +58,10 @@ int wk_rtn_run(wk_job_t *job, double f0, double f1, lrq_err_t *err)
     return rc;
 }
 
-/* Per-layer relative weight error, and dequantized copies for evaluation. */
-static int layer_errors(wk_job_t *job, float **deq, lrq_err_t *err)
+/* Per-layer relative weight error, and (keep) dequantized copies for evaluation. Those copies
+ * hold the quantized linears in fp32 at once: fine for small models; evaluating a 7B model
+ * in-job needs ~4 bytes per weight of RAM (the standalone `eval --quantized` streams layers). */
+static int layer_errors(wk_job_t *job, float **deq, int keep, lrq_err_t *err)
 {
     const eng_config_t *c = &job->model->cfg;
     json_t *layers = json_array();
@@ -75,7 +79,8 @@ static int layer_errors(wk_job_t *job, float **deq, lrq_err_t *err)
             json_array_append_new(layers, json_pack("{s:s, s:f}", "name", name, "weight_rel_error",
                                                     eng_quant_rel_error(W, D, n)));
             free(W);
-            deq[l * ENG_NLIN + i] = D;
+            if (keep) deq[l * ENG_NLIN + i] = D;
+            else free(D);
         }
     }
     json_object_set_new(job->metrics, "layers", layers);
@@ -138,8 +143,6 @@ static int run_export(wk_job_t *job, lrq_err_t *err)
     return 0;
 }
 
-#include <dirent.h>
-#include <sys/stat.h>
 static int list_artifacts(const char *root, const char *rel, json_t *arr, lrq_err_t *err)
 {
     char path[4096];
@@ -237,7 +240,7 @@ int wk_job_run(wk_job_t *job, lrq_err_t *err)
     if (rc) goto out;
 
     if (!(deq = calloc(nq, sizeof *deq))) { rc = lrq_errf(err, LRQ_ENOMEM, "out of memory"); goto out; }
-    if ((rc = layer_errors(job, deq, err))) goto out;
+    if ((rc = layer_errors(job, deq, has_eval, err))) goto out;
     if (has_eval && (rc = run_eval(job, deq, qend, 0.97, err))) goto out;
     wk_progress(&job->proto, "export", 0, 1, 0.97, NULL, 1);
     if ((rc = run_export(job, err))) goto out;

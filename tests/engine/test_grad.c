@@ -21,6 +21,23 @@
 
 /* ---- helpers ---- */
 
+/* Test buffers are tracked and freed by the suites' fini (clean under LeakSanitizer). */
+static void *allocs[1024];
+static int nallocs;
+static void *talloc(size_t bytes)
+{
+    cr_assert_lt(nallocs, 1024);
+    void *p = calloc(1, bytes ? bytes : 1);
+    cr_assert(p);
+    return allocs[nallocs++] = p;
+}
+static void free_all(void)
+{
+    while (nallocs) free(allocs[--nallocs]);
+}
+TestSuite(ops, .fini = free_all);
+TestSuite(block, .fini = free_all);
+
 static uint64_t rng_state;
 static double urand(void) /* splitmix64 → [-1, 1) */
 {
@@ -32,22 +49,19 @@ static double urand(void) /* splitmix64 → [-1, 1) */
 }
 static double *drand_vec(size_t n, double scale, double offset)
 {
-    double *v = malloc(n * sizeof *v);
-    cr_assert(v);
+    double *v = talloc(n * sizeof *v);
     for (size_t i = 0; i < n; i++) v[i] = offset + scale * urand();
     return v;
 }
 static float *to_f(const double *d, size_t n)
 {
-    float *f = malloc((n ? n : 1) * sizeof *f);
-    cr_assert(f);
+    float *f = talloc(n * sizeof *f);
     for (size_t i = 0; i < n; i++) f[i] = (float)d[i];
     return f;
 }
 static float *fzeros(size_t n)
 {
-    float *f = calloc(n ? n : 1, sizeof *f);
-    cr_assert(f);
+    float *f = talloc(n * sizeof *f);
     return f;
 }
 static double dot_fd(const double *a, const double *b, size_t n)
@@ -311,26 +325,33 @@ Test(ops, attention_gqa)
 Test(ops, attention_chunked_long)
 {
     rng_state = 6;
-    enum { B = 1, T = 2 * ENG_ATT_CHUNK + 37, H = 2, KVH = 1, Dh = 4 };
+    enum { B = 2, T = ENG_ATT_CHUNK + 37, H = 4, KVH = 2, Dh = 4 };
     size_t nq = (size_t)B * T * H * Dh, nk = (size_t)B * T * KVH * Dh;
     double *qd = drand_vec(nq, 2.0, 0.0), *kd = drand_vec(nk, 2.0, 0.0), *vd = drand_vec(nk, 1.0, 0.0),
            *ref = drand_vec(nq, 0, 0);
     float *q = to_f(qd, nq), *k = to_f(kd, nk), *v = to_f(vd, nk), *dy = to_f(drand_vec(nq, 1.0, 0.0), nq);
-    float *o1 = fzeros(nq), *o0 = fzeros(nq), *att = fzeros((size_t)B * H * T * T),
-          *scratch = fzeros((size_t)T * T);
+    float *o1 = fzeros(nq), *o0 = fzeros(nq), *o2 = fzeros(nq), *att = fzeros((size_t)B * H * T * T),
+          *scratch = fzeros((size_t)2 * T * T);
+    eng_pool_t *pool = eng_pool_new(2); /* threaded path: results must not depend on it */
+    cr_assert(pool);
     ref_attention(ref, qd, kd, vd, B, T, H, KVH, Dh);
-    eng__attention_fwd(o1, att, 1, q, k, v, B, T, H, KVH, Dh);
-    eng__attention_fwd(o0, scratch, 0, q, k, v, B, T, H, KVH, Dh);
-    check_fwd("attention T=549 saved", o1, ref, nq);
+    eng__attention_fwd(o1, att, 1, NULL, NULL, q, k, v, B, T, H, KVH, Dh);
+    eng__attention_fwd(o0, scratch, 0, scratch, NULL, q, k, v, B, T, H, KVH, Dh);
+    eng__attention_fwd(o2, scratch, 0, scratch, pool, q, k, v, B, T, H, KVH, Dh);
+    check_fwd("attention long, saved", o1, ref, nq);
     cr_expect_arr_eq(o0, o1, nq * sizeof(float), "inference path differs");
-    float *g[3][3];
-    int chunks[3] = {T, ENG_ATT_CHUNK, 7};
-    for (int c = 0; c < 3; c++) {
+    cr_expect_arr_eq(o2, o1, nq * sizeof(float), "threaded inference path differs");
+    float *g[4][3];
+    int chunks[4] = {T, ENG_ATT_CHUNK, 7, 7};
+    for (int c = 0; c < 4; c++) {
         g[c][0] = fzeros(nq);
         g[c][1] = fzeros(nk);
         g[c][2] = fzeros(nk);
-        eng__attention_bwd(g[c][0], g[c][1], g[c][2], dy, att, q, k, v, B, T, H, KVH, Dh, scratch, chunks[c]);
+        eng__attention_bwd(g[c][0], g[c][1], g[c][2], dy, att, q, k, v, B, T, H, KVH, Dh, scratch, chunks[c],
+                           c == 3 ? pool : NULL);
     }
+    for (int t = 0; t < 3; t++)
+        cr_expect_arr_eq(g[3][t], g[2][t], (t ? nk : nq) * sizeof(float), "threaded backward differs");
     for (int c = 1; c < 3; c++)
         for (int t = 0; t < 3; t++) {
             size_t n = t ? nk : nq;
@@ -341,6 +362,7 @@ Test(ops, attention_chunked_long)
             }
             cr_expect(e <= 1e-5 * m, "chunk %d grad %d: err %.3g scale %.3g", chunks[c], t, e, m);
         }
+    eng_pool_free(pool);
 }
 
 typedef struct {
@@ -364,7 +386,7 @@ Test(ops, swiglu)
     c.g[1] = 30.0;
     float *g = to_f(c.g, n), *u = to_f(c.u, n), *dy = to_f(c.dy, n);
     float *out = fzeros(n), *dg = fzeros(n), *du = fzeros(n);
-    double *ref = malloc(n * sizeof *ref);
+    double *ref = talloc(n * sizeof *ref);
     for (size_t i = 0; i < n; i++) ref[i] = silu(c.g[i]) * c.u[i];
     eng_swiglu_forward(out, g, u, n);
     check_fwd("swiglu", out, ref, n);
@@ -450,7 +472,7 @@ static void block_test(eng_rope_layout_t layout)
     g.attn_norm = fzeros(D_);
     g.ffn_norm = fzeros(D_);
     float *x = to_f(c.x, nd), *dy = to_f(c.dy, nd), *y = fzeros(nd), *dx = fzeros(nd);
-    double *yref = malloc(nd * sizeof *yref);
+    double *yref = talloc(nd * sizeof *yref);
 
     eng_rope_tab_t tab;
     cr_assert_eq(eng_rope_tab_init(&tab, &c.cfg, T_), 0);

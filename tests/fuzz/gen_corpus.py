@@ -1,5 +1,6 @@
 #!/usr/bin/python3
 """gen_corpus.py — write tiny seed inputs to tests/fuzz/corpus/<name>/ (run from anywhere)."""
+import hashlib
 import json
 import os
 import struct
@@ -46,3 +47,47 @@ out("tok_json", "small.json", json.dumps({
     "normalizer": {"type": "Sequence", "normalizers": [{"type": "Prepend", "prepend": "\u2581"}]},
     "model": {"type": "BPE", "byte_fallback": True, "unk_token": "<unk>", "vocab": vocab,
               "merges": ["\u2581 a", ["a", "b"]]}}).encode())
+
+# job specs (fuzz_spec): a minimal and a full valid one, typical refusals
+out("spec", "rtn.json", b'{"model":"m.bin","method":"rtn"}')
+out("spec", "full.json", json.dumps({
+    "model": "models/m.safetensors", "tokenizer": "tok.model", "method": "lrq", "name": "n",
+    "weight": {"bits": 3, "group_size": 128, "symmetric": True, "init": "minmax"},
+    "calibration": {"path": "calib.txt", "samples": 4, "seq_len": 64},
+    "eval": {"path": "eval.txt", "seq_len": 64, "max_windows": 2},
+    "lrq": {"iterations": 10, "lr": 0.001, "batch_size": 2, "rank_policy": "fixed", "rank": 4,
+            "rank_ratio": 0.5, "checkpoint_every_s": 0},
+    "export": ["hf", "gptq"], "seed": 7, "threads": 1, "priority": -3, "max_attempts": 2}).encode())
+out("spec", "bad.json", b'{"model":"m","method":"flexround","calibration":{"path":"c","samples":2},'
+    b'"lrq":{"batch_size":4,"lr":1e999},"export":["onnx"],"weight":{"group_size":48}}')
+
+# worker stdout (fuzz_lines): [max_line-1, seed hi, seed lo, flags] + stream
+ev = (b'{"event":"start","job_method":"lrq","resumed":true}\n'
+      b'{"event":"progress","stage":"reconstruct","done":3,"total":10,"fraction":0.3}\r\n'
+      b'not json\n\n{"event":"error","message":"weight.bits: must be 2..8","field":"weight.bits"}\n'
+      b'{"event":"done","metrics":{"ppl":12.5}}')
+out("lines", "events.bin", bytes([255, 0x12, 0x34, 0]) + ev)
+out("lines", "overlong.bin", bytes([15, 0x00, 0x07, 0]) + b'{"event":"progress"}\nshort\n' + b"x" * 40 + b"\ntail")
+out("lines", "stop.bin", bytes([63, 0xab, 0xcd, 1]) + b'a\nb\nc\n')
+
+# request targets (fuzz_router): [method, allow mask/buffer] + target
+for i, (m, t) in enumerate([(0, b"/v1/jobs?state=running&limit=50&after=12"),
+                            (2, b"/v1/jobs/42/cancel"),
+                            (0, b"/v1/jobs/9007199254740991/artifacts/hf/model.safetensors"),
+                            (0, b"/v1/jobs/7/artifacts/%2e%2e/%2E%2E/etc/passwd"),
+                            (3, b"/v1/jobs/0012"),
+                            (6, b"/healthz"),
+                            (0, b"/v1/jobs?limit=%35%30&state=qu%65ued+&after=-1&x")]):
+    out("router", "t%d.bin" % i, bytes([m, 0x3f if i % 2 else 40]) + t)
+
+
+# checkpoints (fuzz_ckpt): [flags] + file; flags bit 0 = harness appends magic/trailer
+def sect(tag, data):
+    return tag + b"\0\0\0\0" + struct.pack("<Q", len(data)) + data
+
+
+body = sect(b"HEAD", b'{"block":1}') + sect(b"PARM", struct.pack("<4f", 1, 2, 3, 4)) + sect(b"QS0\0", b"")
+trailer_hdr = b"END!\0\0\0\0" + struct.pack("<Q", 32)
+whole = b"LRQCKPT1" + body + trailer_hdr
+out("ckpt", "raw.ckpt", b"\0" + whole + hashlib.sha256(whole).digest())
+out("ckpt", "body.bin", b"\1" + body)
