@@ -9,8 +9,8 @@ shared=${2:-../shared}
 data=${QUALITY_DATA:-eval}
 iters=${LRQ_ITERS:-400}
 samples=${LRQ_SAMPLES:-128}
-lr_lrq=${LRQ_LR:-2e-3}
-lr_flex=${FLEX_LR:-2e-3}
+lr_lrq=${LRQ_LR:-3e-3}
+lr_flex=${FLEX_LR:-3e-3}
 threads=${THREADS:-2}
 out=$(mktemp -d "${TMPDIR:-/tmp}/lrq-quality.XXXXXX")
 trap 'rm -rf "$out"' EXIT
