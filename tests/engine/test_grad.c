@@ -12,6 +12,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <cblas.h>
 #include "eng_block.h"
 #include "eng_kernels.h"
 
@@ -539,4 +540,62 @@ Test(block, inference_workspace_matches)
     /* invalid shapes are refused, not crashed on */
     cfg.n_kv_heads = 3;
     cr_expect_null(eng_block_ws_new(&cfg, B_, T_, 1));
+}
+
+/* The threaded paths (attention tasks, row-split small GEMMs, split SwiGLU) at a shape
+ * that triggers them: same results as one thread up to fp32 rounding, and bit-identical
+ * between two runs with the same thread count. */
+Test(block, threaded_workspace_deterministic)
+{
+    rng_state = 30;
+    enum { D = 64, F = 172, H = 8, KVH = 4, Dh = 8, B = 2, T = 200 };
+    eng_config_t cfg = {.dim = D, .ffn_dim = F, .n_layers = 1, .n_heads = H, .n_kv_heads = KVH,
+                        .head_dim = Dh, .norm_eps = 1e-5f, .rope_theta = 10000.0f, .rope = ENG_ROPE_HALF};
+    const int m[ENG_NLIN] = {H * Dh, KVH * Dh, KVH * Dh, D, F, F, D}, n[ENG_NLIN] = {D, D, D, H * Dh, D, D, F};
+    size_t nd = (size_t)B * T * D;
+    eng_block_w_t w;
+    eng_block_g_t g[3];
+    for (int l = 0; l < ENG_NLIN; l++) {
+        w.lin[l] = to_f(drand_vec((size_t)m[l] * n[l], 1.5 / sqrt(n[l]), 0.0), (size_t)m[l] * n[l]);
+        for (int r = 0; r < 3; r++) g[r].lin[l] = fzeros((size_t)m[l] * n[l]);
+    }
+    w.attn_norm = to_f(drand_vec(D, 0.3, 1.0), D);
+    w.ffn_norm = to_f(drand_vec(D, 0.3, 1.0), D);
+    for (int r = 0; r < 3; r++) {
+        g[r].attn_norm = fzeros(D);
+        g[r].ffn_norm = fzeros(D);
+    }
+    float *x = to_f(drand_vec(nd, 1.0, 0.0), nd), *dy = to_f(drand_vec(nd, 1.0, 0.0), nd);
+    float *y[3], *dx[3];
+    eng_rope_tab_t tab;
+    cr_assert_eq(eng_rope_tab_init(&tab, &cfg, T), 0);
+    int saved = openblas_get_num_threads();
+    for (int r = 0; r < 3; r++) { /* r = 0: one thread; 1, 2: two threads */
+        openblas_set_num_threads(r ? 2 : 1);
+        eng_block_ws_t *ws = eng_block_ws_new(&cfg, B, T, 1);
+        cr_assert(ws);
+        y[r] = fzeros(nd);
+        dx[r] = fzeros(nd);
+        eng_block_forward(&cfg, &w, &tab, x, y[r], ws, B, T);
+        eng_block_backward(&cfg, &w, &tab, dy, dx[r], &g[r], ws, B, T);
+        eng_block_ws_free(ws);
+    }
+    openblas_set_num_threads(saved);
+    cr_expect_arr_eq(y[2], y[1], nd * sizeof(float), "two threaded runs differ (y)");
+    cr_expect_arr_eq(dx[2], dx[1], nd * sizeof(float), "two threaded runs differ (dx)");
+    for (int l = 0; l < ENG_NLIN; l++)
+        cr_expect_arr_eq(g[2].lin[l], g[1].lin[l], (size_t)m[l] * n[l] * sizeof(float), "threaded runs differ (%d)", l);
+    const float *a[9] = {y[0], dx[0], g[0].lin[0], g[0].lin[1], g[0].lin[2], g[0].lin[3], g[0].lin[4], g[0].lin[5], g[0].lin[6]};
+    const float *b[9] = {y[1], dx[1], g[1].lin[0], g[1].lin[1], g[1].lin[2], g[1].lin[3], g[1].lin[4], g[1].lin[5], g[1].lin[6]};
+    size_t len[9] = {nd, nd};
+    for (int l = 0; l < ENG_NLIN; l++) len[2 + l] = (size_t)m[l] * n[l];
+    for (int i = 0; i < 9; i++) {
+        double mx = 1e-3, e = 0;
+        for (size_t k = 0; k < len[i]; k++) {
+            mx = fmax(mx, fabs(a[i][k]));
+            e = fmax(e, fabs(a[i][k] - b[i][k]));
+        }
+        cr_expect(e <= 1e-5 * mx, "tensor %d: 1 vs 2 threads differ by %.3g (scale %.3g)", i, e, mx);
+    }
+    eng_rope_tab_close(&tab);
 }
