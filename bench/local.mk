@@ -12,3 +12,9 @@ bench: all
 	@echo "== Quality on stories260K (calib.txt → eval.txt, seq 256) =="
 	$(SHELL) $(top_srcdir)/bench/quality.sh $(abs_top_builddir) $(abs_top_srcdir)/../shared
 .PHONY: bench
+EXTRA_DIST += bench/torch_block.py bench/compare.sh bench/wrk.sh
+
+# Optional side-by-side with PyTorch CPU (needs Debian python3-torch; prints "skipped" without it).
+bench-torch: all
+	$(SHELL) $(top_srcdir)/bench/compare.sh $(abs_top_builddir) 2
+.PHONY: bench-torch

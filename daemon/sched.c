@@ -111,8 +111,11 @@ static void on_line(void *owner, char *line, size_t len)
             r->last_error = strdup(buf);
         }
     } else if (!strcmp(ev, "start")) {
-        log_info("job %lld: worker started%s", (long long)r->job_id,
-                 json_is_true(json_object_get(j, "resumed")) ? " (resumed from checkpoint)" : "");
+        log_info("job %lld: worker started", (long long)r->job_id);
+    } else if (!strcmp(ev, "resume")) {
+        log_info("job %lld: worker resumed from its checkpoint at block %lld, iteration %lld", (long long)r->job_id,
+                 (long long)json_integer_value(json_object_get(j, "block")),
+                 (long long)json_integer_value(json_object_get(j, "iteration")));
     } else {
         log_debug("job %lld: event %s", (long long)r->job_id, ev);
     }
@@ -310,7 +313,9 @@ static void on_exit_cb(void *owner, int status, int sig)
         snprintf(why, sizeof why, "worker killed by signal %d", sig);
     } else {
         counted = 1;
-        snprintf(why, sizeof why, "worker exited with code %d", status);
+        /* The worker's own error event says why (e.g. "No space left on device"); keep it. */
+        if (r->last_error) snprintf(why, sizeof why, "worker exited with code %d: %.900s", status, r->last_error);
+        else snprintf(why, sizeof why, "worker exited with code %d", status);
     }
     if (final_state >= 0) {
         rc = db_job_finish(d->db, id, final_state, why, now, run_ms, &err);

@@ -40,7 +40,9 @@ static void usage(FILE *f)
 static int is_permanent(int rc)
 {
     return rc == LRQ_ESPEC || rc == LRQ_EFORMAT || rc == LRQ_ENOTFOUND || rc == LRQ_EUNSUPP || rc == LRQ_ENUMERIC ||
-           rc == -ENOENT || rc == -EACCES || rc == -EISDIR || rc == -ENOTDIR;
+           rc == -ENOENT || rc == -EACCES || rc == -EISDIR || rc == -ENOTDIR ||
+           /* A full disk fails the job cleanly (checkpoints intact) instead of retrying into it. */
+           rc == -ENOSPC || rc == -EDQUOT;
 }
 
 static int cmd_run(int argc, char **argv)

@@ -318,6 +318,8 @@ static int find_resume(recon_t *R, resume_t *rs)
         rs->has_params = h->nparams != 0;
         rs->rd = r;
         wk_log(&R->job->proto, "resuming from %s: block %d, iteration %ld", path, rs->block, (long)h->iter);
+        wk_emit(&R->job->proto, json_pack("{s:s, s:i, s:I}", "event", "resume", "block", rs->block, "iteration",
+                                          (json_int_t)h->iter));
         return 1;
     }
     return 0;

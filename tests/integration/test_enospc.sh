@@ -67,8 +67,8 @@ mount_tmpfs "$W1" "$CK_KB"
 "$WORKER" run --spec "$T/spec.json" --workdir "$W1" > "$T/w1.out" 2> "$T/w1.err"; rc=$?
 msg=$(last_error "$T/w1.out")
 blocks_done=$(ls "$W1"/ckpt/block-*.bin 2>/dev/null | wc -l)
-expect "worker alone, ENOSPC at a checkpoint: exit 70 (transient), error event says No space left on device" \
-  '[ $rc = 70 ] && echo "$msg" | grep -q "No space left on device" && echo "$msg" | grep -q "checkpoint"' \
+expect "worker alone, ENOSPC at a checkpoint: exit 65 (fails cleanly, no retry), error event says No space left on device" \
+  '[ $rc = 65 ] && echo "$msg" | grep -q "No space left on device" && echo "$msg" | grep -q "checkpoint"' \
   "exit $rc after $blocks_done finished block(s); error event: $msg"
 ck_state=$(ckpt_ok "$W1/ckpt/state.ckpt" && echo ok || echo BAD)
 ck_prev=$(ckpt_ok "$W1/ckpt/state.ckpt.prev" && echo ok || echo BAD)
@@ -85,8 +85,8 @@ W2=$T/w2
 mount_tmpfs "$W2" "$EX_KB"
 "$WORKER" run --spec "$T/spec.json" --workdir "$W2" > "$T/w2.out" 2> "$T/w2.err"; rc=$?
 msg=$(last_error "$T/w2.out")
-expect "worker alone, ENOSPC writing the artifact: non-zero exit, error event says No space left on device, no partial artifact" \
-  '[ $rc != 0 ] && [ $rc != 65 ] && echo "$msg" | grep -q "No space left on device" && [ ! -e "$W2/artifacts/hf/model.safetensors" ]' \
+expect "worker alone, ENOSPC writing the artifact: exit 65, error event says No space left on device, no partial artifact" \
+  '[ $rc = 65 ] && echo "$msg" | grep -q "No space left on device" && [ ! -e "$W2/artifacts/hf/model.safetensors" ]' \
   "exit $rc; error event: $msg"
 resume_check "$W2" "$T/w2r.out"
 expect "…space freed: rerun exports from the finished blocks, artifact bit-identical" \
@@ -104,9 +104,8 @@ jblocks=$(ls "$STATE"/jobs/1/ckpt/block-*.bin 2>/dev/null | wc -l)
 expect "lrqd: job with ENOSPC at a checkpoint fails cleanly; its log (GET …/log) says No space left on device" \
   '[ "$J" = 1 ] && [ "$(job_field $J state)" = failed ] && [ "$jblocks" -ge 1 ] && grep -q "No space left on device" "$T/j.log" && ckpt_ok "$STATE/jobs/1/ckpt/state.ckpt" && ckpt_ok "$STATE/jobs/1/ckpt/state.ckpt.prev"' \
   "failed after $jblocks finished block(s); job error: $err; log: $(grep -o "error: .*" "$T/j.log" | tail -n 1)"
-expect_todo "…the job's error names the cause (No space left on device)" \
-  'echo "$err" | grep -q "No space left on device"' \
-  "daemon/sched.c on_exit_cb keeps the worker's error event only for exit 65"
+expect "…the job's error names the cause (No space left on device)" \
+  'echo "$err" | grep -q "No space left on device"' "job error: $err"
 hz=$(curl -s -m 5 -o /dev/null -w '%{http_code}' "$URL/healthz")
 lj=$(curl -s -m 5 -o /dev/null -w '%{http_code}' "$URL/v1/jobs")
 RTN="{\"name\":\"roomy\",\"model\":\"$MODEL\",\"method\":\"rtn\",\"weight\":{\"bits\":4,\"group_size\":0},\"export\":[\"hf\"],\"threads\":1}"
