@@ -6,6 +6,7 @@
 #include "exec.h"
 #include "lines.h"
 #include "log.h"
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -225,9 +226,28 @@ static int xl__is_worker(int64_t pid, const char *workdir)
     return 0;
 }
 
+/* Any live worker for this work dir: lrqd may have died between spawning a worker and
+ * recording its pid, so the recorded pid is a hint, not the truth. */
+static int64_t xl__find_worker(const char *workdir)
+{
+    DIR *d = opendir("/proc");
+    if (!d) return 0;
+    struct dirent *e;
+    int64_t found = 0;
+    while (!found && (e = readdir(d))) {
+        char *end;
+        long long p = strtoll(e->d_name, &end, 10);
+        if (*end || p <= 1 || p == (long long)getpid()) continue;
+        if (xl__is_worker(p, workdir)) found = p;
+    }
+    closedir(d);
+    return found;
+}
+
 static int xl_reap_orphan(void *self, int64_t job_id, int64_t pid, const char *workdir, int grace_ms)
 {
-    if (pid <= 0 || !xl__is_worker(pid, workdir)) return 0;
+    if (pid <= 0 || !xl__is_worker(pid, workdir)) pid = xl__find_worker(workdir);
+    if (pid <= 0) return 0;
     log_warn("job %lld: worker pid %lld of an earlier lrqd still runs; stopping it", (long long)job_id,
              (long long)pid);
     kill((pid_t)pid, SIGTERM);

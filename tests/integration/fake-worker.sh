@@ -48,7 +48,8 @@ log "start mode=$mode step=$step/$steps attempt=$attempt pid=$$"
 term=0
 if has ignoreterm; then trap '' TERM; else trap 'term=1' TERM; fi
 
-emit "{\"event\":\"start\",\"job_method\":\"rtn\",\"resumed\":$resumed}"
+emit "{\"event\":\"start\",\"job_method\":\"rtn\"}"
+if [ "$resumed" = true ]; then emit "{\"event\":\"resume\",\"block\":0,\"iteration\":$step}"; fi
 if has fail; then
   emit '{"event":"error","message":"weight.bits: unsupported by the fake model","field":"weight.bits"}'
   exit 65

@@ -20,7 +20,7 @@ wait_progress $K 5 10
 kill -KILL "$(worker_pid $K)"
 expect "worker SIGKILLed → requeued and finishes" 'wait_state $K succeeded 20'
 expect "…attempts 2, resumed from the checkpoint, artifact identical" \
-  '[ "$(job_field $K attempts)" = 2 ] && grep -q "job $K: requeued (worker killed by signal 9)" "$T/lrqd.out" && grep -q "job $K: worker started (resumed" "$T/lrqd.out" && [ "$(art_sha $K)" = "$ref_sha" ]'
+  '[ "$(job_field $K attempts)" = 2 ] && grep -q "job $K: requeued (worker killed by signal 9)" "$T/lrqd.out" && grep -q "job $K: worker resumed from its checkpoint" "$T/lrqd.out" && [ "$(art_sha $K)" = "$ref_sha" ]'
 
 # 2. A transient crash (exit 3) is retried.
 submit '{"model":"model.bin","method":"rtn","name":"crashonce steps6"}'; C=$JOB
@@ -34,7 +34,7 @@ stop_daemon TERM
 expect "lrqd SIGTERM mid-job → exit 0, job queued again" '[ "$DRC" = 0 ] && grep -q "job $R: requeued (stopped with a checkpoint" "$T/lrqd.out"'
 start_daemon --progress-timeout-s 2
 expect "after restart the job resumes and succeeds, attempt not counted, same artifact" \
-  'wait_state $R succeeded 20 && [ "$(job_field $R attempts)" = 1 ] && grep -q "\"resumed\":true" "$T/state/jobs/$R/progress.jsonl" && [ "$(art_sha $R)" = "$ref_sha" ]'
+  'wait_state $R succeeded 20 && [ "$(job_field $R attempts)" = 1 ] && grep -q "\"event\":\"resume\"" "$T/state/jobs/$R/progress.jsonl" && [ "$(art_sha $R)" = "$ref_sha" ]'
 
 # 4. SIGKILL lrqd mid-job: on restart the orphan worker is stopped, the job is
 #    requeued and finishes; no job lost or duplicated; integrity_check ok.
