@@ -29,7 +29,7 @@ typedef struct {
 static void fx_open(fx_t *f, int m, int n, int k, int gs, int full, int bits, uint64_t seed)
 {
     memset(f, 0, sizeof *f);
-    f->m = m; f->n = n; f->k = k; f->gs = gs ? gs : n; f->G = n / f->gs; f->full = full; f->bits = bits;
+    f->m = m; f->n = n; f->k = k; f->gs = gs ? gs : n; f->G = (n + f->gs - 1) / f->gs; /* last group may be partial */ f->full = full; f->bits = bits;
     eng_qcfg_t cfg = { bits, gs, 0, ENG_INIT_MINMAX };
     lrq_err_t err;
     f->W = calloc((size_t)m * n, sizeof(float));
@@ -170,6 +170,11 @@ Test(lrq_grad, lowrank_per_group) { grad_check(6, 16, 2, 4, 0, 4, 2); }
 Test(lrq_grad, lowrank_odd_width_tails) { grad_check(4, 11, 2, 0, 0, 3, 3); }
 Test(lrq_grad, flexround_per_channel) { grad_check(5, 12, 0, 0, 1, 3, 4); }
 Test(lrq_grad, flexround_per_group) { grad_check(4, 18, 0, 6, 1, 4, 5); }
+/* group size not dividing n: the last group's ga sums over its actual columns only */
+Test(lrq_grad, lowrank_partial_group) { grad_check(4, 20, 2, 8, 0, 3, 6); }      /* 8, 8, 4 */
+Test(lrq_grad, flexround_partial_group) { grad_check(3, 20, 0, 8, 1, 4, 7); }   /* 8, 8, 4 */
+Test(lrq_grad, lowrank_stories_down_g32) { grad_check(3, 172, 2, 32, 0, 4, 8); } /* 5·32 + 12 */
+Test(lrq_grad, flexround_group_wider_than_row) { grad_check(3, 13, 0, 16, 1, 3, 9); }
 
 /* ---- reset reproduces RTN exactly; freeze reproduces forward exactly ---- */
 
@@ -189,11 +194,13 @@ Test(lrq, reset_equals_rtn_and_freeze_equals_forward)
     float W[m * n], Wh[m * n], Wr[m * n], Wf[m * n];
     fill_w(W, m * n, 9);
     int cases = 0;
+    static const int gsv[] = { 0, 8, 12, 64 }; /* 12: groups 12, 12, 12, 4; 64 > n: one partial group */
     for (int bits = 2; bits <= 8; bits++)
         for (int sym = 0; sym <= 1; sym++)
             for (int init = 0; init <= 1; init++)
-                for (int gs = 0; gs <= 8; gs += 8)
+                for (int gi = 0; gi < 4; gi++)
                     for (int full = 0; full <= 1; full++) {
+                        int gs = gsv[gi];
                         eng_qcfg_t cfg = { bits, gs, sym, init };
                         lrq_err_t err;
                         eng_lrq_t q;
@@ -225,7 +232,7 @@ Test(lrq, reset_equals_rtn_and_freeze_equals_forward)
                         free(P); free(Gr);
                         cases++;
                     }
-    cr_assert_eq(cases, 7 * 2 * 2 * 2 * 2);
+    cr_assert_eq(cases, 7 * 2 * 2 * 4 * 2);
 }
 
 Test(lrq, reset_initial_values)
@@ -282,16 +289,16 @@ Test(lrq, exp_log_scale_fixed_point)
     cr_assert(n > 1000000 && bad == 0, "%ld of %ld not fixed points", bad, n);
 }
 
-Test(lrq, deterministic_and_thread_independent_forward)
+static void thread_check(int gs)
 {
     enum { m = 64, n = 1100, k = 8 };
     float *W = malloc(sizeof(float) * m * n), *A = malloc(sizeof(float) * m * n), *B = malloc(sizeof(float) * m * n);
     cr_assert(W && A && B);
     fill_w(W, (size_t)m * n, 4);
-    eng_qcfg_t cfg = { 3, 0, 0, ENG_INIT_MINMAX };
+    eng_qcfg_t cfg = { 3, gs, 0, ENG_INIT_MINMAX };
     eng_lrq_t q;
     cr_assert_eq(eng_lrq_init(&q, W, m, n, k, 0, &cfg, NULL), 0);
-    size_t np = eng_lrq_param_count(m, n, k, 1, 0);
+    size_t np = eng_lrq_param_count(m, n, k, q.G, 0);
     float *P = calloc(np, 4), *G1 = calloc(np, 4), *G2 = calloc(np, 4);
     cr_assert(P && G1 && G2);
     eng_lrq_bind(&q, P, G1);
@@ -318,14 +325,20 @@ Test(lrq, deterministic_and_thread_independent_forward)
     free(W); free(A); free(A2); free(B); free(P); free(G1); free(G2);
 }
 
+Test(lrq, deterministic_and_thread_independent_forward) { thread_check(0); }
+Test(lrq, deterministic_and_thread_independent_partial_groups) { thread_check(128); } /* 8·128 + 76 */
+
 Test(lrq, init_validates)
 {
     float W[64] = { 0 };
     eng_lrq_t q;
     lrq_err_t err;
-    eng_qcfg_t bad_bits = { 9, 0, 0, 0 }, bad_gs = { 4, 5, 0, 0 }, ok = { 4, 0, 0, 0 };
+    eng_qcfg_t bad_bits = { 9, 0, 0, 0 }, bad_gs = { 4, -5, 0, 0 }, ok = { 4, 0, 0, 0 }, part = { 4, 5, 0, 0 };
     cr_assert_eq(eng_lrq_init(&q, W, 4, 16, 2, 0, &bad_bits, &err), LRQ_ESPEC);
     cr_assert_eq(eng_lrq_init(&q, W, 4, 16, 2, 0, &bad_gs, &err), LRQ_ESPEC);
+    cr_assert_eq(eng_lrq_init(&q, W, 4, 16, 2, 0, &part, &err), 0, "%s", err.msg); /* 5, 5, 5, 1 */
+    cr_assert(q.G == 4 && q.gs == 5);
+    eng_lrq_close(&q);
     cr_assert_eq(eng_lrq_init(&q, W, 4, 16, 0, 0, &ok, &err), LRQ_ESPEC);
     cr_assert_eq(eng_lrq_init(&q, W, 4, 16, 0, 1, &ok, &err), 0); /* full ignores k */
     eng_lrq_close(&q);

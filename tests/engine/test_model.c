@@ -15,70 +15,17 @@
 #include "eng_half.h"
 #include "eng_model.h"
 #include "eng_safetensors.h"
+#include "test_util.h"
 
 /* ---------------------------------------------------------------- helpers */
 
-static char tmpdir[256];
 
-static int rm_cb(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb; (void)flag; (void)ftw;
-    return remove(p);
-}
 
-static void setup_tmp(void)
-{
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/lrq-test-model-XXXXXX");
-    cr_assert_not_null(mkdtemp(tmpdir));
-}
 
-static void teardown_tmp(void)
-{
-    if (tmpdir[0]) nftw(tmpdir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
-}
 
-static const char *shared(const char *rel)
-{
-    static char buf[4][1024];
-    static int k;
-    const char *s = getenv("LRQ_SHARED");
-    const char *src = getenv("LRQ_SRCDIR");
-    char *b = buf[k++ & 3];
-    if (s) snprintf(b, 1024, "%s/%s", s, rel);
-    else snprintf(b, 1024, "%s/../shared/%s", src ? src : ".", rel);
-    return b;
-}
 
-static const char *tpath(const char *rel)
-{
-    static char buf[4][1024];
-    static int k;
-    char *b = buf[k++ & 3];
-    snprintf(b, 1024, "%s/%s", tmpdir, rel);
-    return b;
-}
 
-static void write_file(const char *path, const void *data, size_t n)
-{
-    FILE *f = fopen(path, "wb");
-    cr_assert_not_null(f, "fopen %s", path);
-    cr_assert_eq(fwrite(data, 1, n, f), n);
-    cr_assert_eq(fclose(f), 0);
-}
 
-static void *read_file(const char *path, size_t *n)
-{
-    FILE *f = fopen(path, "rb");
-    cr_assert_not_null(f, "fopen %s", path);
-    fseek(f, 0, SEEK_END);
-    long len = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    void *b = malloc((size_t)len + 1);
-    cr_assert_eq(fread(b, 1, (size_t)len, f), (size_t)len);
-    fclose(f);
-    *n = (size_t)len;
-    return b;
-}
 
 /* header JSON + data → safetensors; header padded with spaces so that 8 + N ≡ pad_to_mod (mod 8). */
 static void write_st_raw(const char *path, const char *hdr, const void *data, size_t ndata, int mod)

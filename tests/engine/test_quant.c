@@ -103,6 +103,96 @@ Test(rtn, groups_hand)
     check_hand(W, 8, 2, 4, 0, q, s, z, Wh);
 }
 
+Test(rtn, partial_group_hand)
+{
+    /* gs 4, n 10: groups of 4, 4, 2. Groups 0/1 as groups_hand; the 2-column tail {−0.3, 0.6}:
+     * s = 0.9/3 = 0.3, z = −rint(−1) = 1, w/s = −1, 2 → q = 0, 3. If the tail were treated as a
+     * full group it would read past the row (m = 1: ASan) or see other columns. */
+    const float W[] = { -1.0f, 0.2f, 0.5f, 3.0f, 0.3f, 0.6f, 0.9f, 0.0f, -0.3f, 0.6f };
+    const uint8_t q[] = { 0, 1, 1, 3, 1, 2, 3, 0, 0, 3 };
+    const double s[] = { 4.0 / 3, 0.3, 0.3 }, z[] = { 1, 0, 1 };
+    const double Wh[] = { -4.0 / 3, 0, 0, 8.0 / 3, 0.3, 0.6, 0.9, 0, -0.3, 0.6 };
+    check_hand(W, 10, 2, 4, 0, q, s, z, Wh);
+    { /* symmetric 3 bits, gs 3, n 4: {1.1, −2, 0.5 | −0.9}: s = 2/3 (w/s = 1.65, −3, 0.75), then
+       * 0.9/3 = 0.3 (w/s = −3); z = 4 */
+        const float W2[] = { 1.1f, -2.0f, 0.5f, -0.9f };
+        const uint8_t q2[] = { 6, 1, 5, 1 };
+        const double s2[] = { 2.0 / 3, 0.3 }, z2[] = { 4, 4 }, Wh2[] = { 4.0 / 3, -2, 2.0 / 3, -0.9 };
+        check_hand(W2, 4, 3, 3, 1, q2, s2, z2, Wh2);
+    }
+}
+
+Test(rtn, ngroups_closed_form)
+{
+    cr_assert_eq(eng_quant_ngroups(172, 32), 6); /* stories260K down_proj: 5·32 + 12 */
+    cr_assert_eq(eng_quant_ngroups(20, 8), 3);
+    cr_assert_eq(eng_quant_ngroups(64, 32), 2);
+    cr_assert_eq(eng_quant_ngroups(64, 0), 1);
+    cr_assert_eq(eng_quant_ngroups(64, 64), 1);
+    cr_assert_eq(eng_quant_ngroups(64, 128), 1);
+    cr_assert_eq(eng_quant_ngroups(1, 1), 1);
+    cr_assert_eq(eng_quant_ngroups(2147483647, 2147483647), 1);
+    cr_assert_eq(eng_quant_ngroups(2147483647, 2), 1073741824);
+    cr_assert_eq(eng_quant_ngroups(0, 32), 0);
+    cr_assert_eq(eng_quant_ngroups(64, -1), 0);
+}
+
+/* A partial-group quantizer must equal, group by group, per-channel quantization of that group's
+ * columns taken as their own matrix (same init, same bits): scales, zeros and codes bit for bit. */
+Test(rtn, groups_equal_per_channel_on_column_blocks)
+{
+    enum { m = 5 };
+    static const int shapes[][2] = { { 172, 32 }, { 20, 8 }, { 64, 24 }, { 64, 128 }, { 37, 36 } };
+    float W[m * 172], Wb[m * 172];
+    uint64_t st = 17;
+    for (int i = 0; i < m * 172; i++) W[i] = (float)(0.02 * ((eng_rng_next(&st) >> 11) * 0x1p-53 - 0.5));
+    W[3] = 0.4f;                 /* outliers in the first and the last group */
+    W[m * 172 - 2] = -0.3f;
+    int checked = 0;
+    for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
+        int n = shapes[si][0], gs = shapes[si][1];
+        for (int bits = 2; bits <= 8; bits += 2)
+            for (int sym = 0; sym <= 1; sym++)
+                for (int init = 0; init <= 1; init++) {
+                    eng_qlinear_t a = rtn(W, m, n, bits, gs, sym, init);
+                    cr_assert_eq(a.G, (n + gs - 1) / gs);
+                    for (int g = 0; g < a.G; g++) {
+                        int j0 = g * gs, gl = n - j0 < gs ? n - j0 : gs;
+                        for (int i = 0; i < m; i++) memcpy(Wb + i * gl, W + i * n + j0, gl * sizeof(float));
+                        eng_qlinear_t b = rtn(Wb, m, gl, bits, 0, sym, init);
+                        for (int i = 0; i < m; i++) {
+                            cr_assert_eq(a.scale[i * a.G + g], b.scale[i], "n %d gs %d bits %d g %d", n, gs, bits, g);
+                            cr_assert_eq(a.zero[i * a.G + g], b.zero[i]);
+                            cr_assert(memcmp(a.q + i * n + j0, b.q + i * gl, gl) == 0, "codes n %d gs %d g %d", n, gs, g);
+                        }
+                        eng_qlinear_close(&b);
+                        checked++;
+                    }
+                    eng_qlinear_close(&a);
+                }
+    }
+    cr_assert_eq(checked, 4 * 2 * 2 * (6 + 3 + 3 + 1 + 2));
+}
+
+/* group_size > n is one (partial) group: identical to per-channel. */
+Test(rtn, group_larger_than_width_is_per_channel)
+{
+    enum { m = 4, n = 48 };
+    float W[m * n], A[m * n], B[m * n];
+    uint64_t st = 3;
+    for (int i = 0; i < m * n; i++) W[i] = (float)((eng_rng_next(&st) >> 11) * 0x1p-53 - 0.3);
+    for (int init = 0; init <= 1; init++) {
+        eng_qlinear_t a = rtn(W, m, n, 3, 64, 0, init), b = rtn(W, m, n, 3, 0, 0, init);
+        cr_assert(a.G == 1 && a.gs == 64 && b.gs == n);
+        eng_qlinear_dequant(&a, A);
+        eng_qlinear_dequant(&b, B);
+        cr_assert(memcmp(A, B, sizeof A) == 0 && memcmp(a.q, b.q, m * n) == 0);
+        cr_assert(memcmp(a.scale, b.scale, m * sizeof(float)) == 0);
+        eng_qlinear_close(&a);
+        eng_qlinear_close(&b);
+    }
+}
+
 /* ---- double-precision reference of minmax RTN over random rows, bits 2..8 ---- */
 
 static double gauss(uint64_t *s)
@@ -125,22 +215,25 @@ Test(rtn, reference_sweep_bits_2_to_8)
     fill(W, m * n, 7, 6);
     for (int bits = 2; bits <= 8; bits++)
         for (int sym = 0; sym <= 1; sym++)
-            for (int gsi = 0; gsi < 2; gsi++) {
-                int gs = gsi ? 16 : n, M = (1 << bits) - 1, Z = 1 << (bits - 1);
-                eng_qlinear_t ql = rtn(W, m, n, bits, gsi ? 16 : 0, sym, ENG_INIT_MINMAX);
+            for (int gsi = 0; gsi < 4; gsi++) {
+                static const int gsv[] = { 0, 16, 24, 28 }; /* 24, 28: partial last group (16, 8) */
+                int gs = gsi ? gsv[gsi] : n, M = (1 << bits) - 1, Z = 1 << (bits - 1);
+                eng_qlinear_t ql = rtn(W, m, n, bits, gsv[gsi], sym, ENG_INIT_MINMAX);
+                cr_assert_eq(ql.G, (n + gs - 1) / gs);
                 eng_qlinear_dequant(&ql, Wh);
                 int checked = 0;
                 for (int i = 0; i < m; i++)
-                    for (int g = 0; g < n / gs; g++) {
+                    for (int g = 0; g < ql.G; g++) {
                         const float *w = W + i * n + g * gs;
+                        int gl = n - g * gs < gs ? n - g * gs : gs;
                         double mn = 0, mx = 0, am = 0;
-                        for (int j = 0; j < gs; j++) { mn = fmin(mn, w[j]); mx = fmax(mx, w[j]); am = fmax(am, fabs(w[j])); }
+                        for (int j = 0; j < gl; j++) { mn = fmin(mn, w[j]); mx = fmax(mx, w[j]); am = fmax(am, fabs(w[j])); }
                         double s = sym ? am / (Z - 1) : (mx - mn) / M;
                         double z = sym ? Z : fmin(fmax(-nearbyint(mn / s), 0), M);
                         int gi = i * ql.G + g;
                         cr_assert(fabs(ql.scale[gi] - s) <= 1e-6 * s, "bits %d sym %d scale %g vs %g", bits, sym, ql.scale[gi], s);
                         cr_assert_eq(ql.zero[gi], (float)z);
-                        for (int j = 0; j < gs; j++) {
+                        for (int j = 0; j < gl; j++) {
                             double u = w[j] / s;
                             if (fabs(u - floor(u) - 0.5) < 1e-4) continue; /* float/double may split a tie */
                             double qq = fmin(fmax(nearbyint(u) + z, 0), M);
@@ -186,7 +279,7 @@ Test(rtn, degenerate_rows)
     for (int bits = 2; bits <= 8; bits++)
         for (int sym = 0; sym <= 1; sym++)
             for (int init = 0; init <= 1; init++)
-                for (int gs = 0; gs <= 4; gs += 4) {
+                for (int gs = 0; gs <= 4; gs += gs == 0 ? 3 : 1) { /* 0, 3 (groups 3, 3, 2), 4 */
                     eng_qlinear_t ql = rtn(&rows[0][0], R, n, bits, gs, sym, init);
                     eng_qlinear_dequant(&ql, Wh);
                     check_finite(&ql, Wh, R - 1);
@@ -262,13 +355,14 @@ Test(mse, matches_brute_force_and_beats_minmax)
             if (bits >= 5 && bits <= 7 && seed > 1) continue;
             int M = (1 << bits) - 1;
             for (int sym = 0; sym <= 1; sym++)
-                for (int gs = 0; gs <= 32; gs += 32) {
+                for (int gs = 0; gs <= 40; gs += gs == 32 ? 8 : 32) { /* 0, 32, 40 (40, 40, 16) */
                     eng_qlinear_t a = rtn(W, m, n, bits, gs, sym, ENG_INIT_MSE);
                     eng_qlinear_t b = rtn(W, m, n, bits, gs, sym, ENG_INIT_MINMAX);
-                    int g_n = gs ? gs : n;
+                    int gsz = gs ? gs : n;
                     int ng = bits >= 6 ? 2 * a.G : m * a.G; /* brute force at 8 bits is 25600 candidates */
                     for (int i = 0; i < ng; i++) {
-                        const float *w = W + (size_t)i * g_n;
+                        int g = i % a.G, g_n = n - g * gsz < gsz ? n - g * gsz : gsz;
+                        const float *w = W + (size_t)(i / a.G) * n + (size_t)g * gsz;
                         double sm = score24(w, g_n, a.scale[i], a.zero[i], M);
                         double sb = score24(w, g_n, b.scale[i], b.zero[i], M);
                         double bf = brute_best(w, g_n, M, sym);
@@ -283,6 +377,31 @@ Test(mse, matches_brute_force_and_beats_minmax)
         }
     }
     cr_assert(cases > 80);
+}
+
+/* stories260K's down_proj shape: in_features 172 = 5·32 + 12; the 12-column tail is searched alone. */
+Test(mse, partial_group_matches_brute_force)
+{
+    enum { m = 3, n = 172, gs = 32 };
+    float W[m * n];
+    fill(W, m * n, 21, 4);
+    W[n - 3] = 0.3f; /* outlier in row 0's tail group */
+    for (int bits = 2; bits <= 4; bits++)
+        for (int sym = 0; sym <= 1; sym++) {
+            int M = (1 << bits) - 1;
+            eng_qlinear_t a = rtn(W, m, n, bits, gs, sym, ENG_INIT_MSE);
+            cr_assert_eq(a.G, 6);
+            for (int i = 0; i < m; i++)
+                for (int g = 0; g < a.G; g++) {
+                    int gl = g < 5 ? gs : 12;
+                    const float *w = W + (size_t)i * n + g * gs;
+                    double sm = score24(w, gl, a.scale[i * a.G + g], a.zero[i * a.G + g], M);
+                    double bf = brute_best(w, gl, M, sym);
+                    cr_assert(sm <= bf * (1 + 1e-4), "bits %d sym %d row %d g %d: mse %.9g vs brute %.9g",
+                              bits, sym, i, g, sm, bf);
+                }
+            eng_qlinear_close(&a);
+        }
 }
 
 Test(mse, clips_a_gaussian_row)
@@ -307,14 +426,16 @@ Test(mse, independent_of_thread_count)
     float *W = malloc(sizeof(float) * m * n);
     cr_assert(W);
     fill(W, (size_t)m * n, 5, 40);
-    eng_qcfg_t cfg = { 4, 128, 0, ENG_INIT_MSE };
     float s1[m * 8], z1[m * 8], s2[m * 8], z2[m * 8];
-    openblas_set_num_threads(1);
-    eng_quant_init_params(W, m, n, &cfg, s1, z1);
-    openblas_set_num_threads(3);
-    eng_quant_init_params(W, m, n, &cfg, s2, z2);
-    openblas_set_num_threads(1);
-    cr_assert(memcmp(s1, s2, sizeof s1) == 0 && memcmp(z1, z2, sizeof z1) == 0);
+    for (int gs = 128; gs <= 136; gs += 8) { /* 136: 7 full groups + a 72-column tail */
+        eng_qcfg_t cfg = { 4, gs, 0, ENG_INIT_MSE };
+        openblas_set_num_threads(1);
+        eng_quant_init_params(W, m, n, &cfg, s1, z1);
+        openblas_set_num_threads(3);
+        eng_quant_init_params(W, m, n, &cfg, s2, z2);
+        openblas_set_num_threads(1);
+        cr_assert(memcmp(s1, s2, sizeof s1) == 0 && memcmp(z1, z2, sizeof z1) == 0);
+    }
     free(W);
 }
 
@@ -332,11 +453,18 @@ Test(rtn, qlinear_init_validates)
 {
     eng_qlinear_t ql;
     lrq_err_t err;
-    eng_qcfg_t c1 = { 1, 0, 0, 0 }, c9 = { 9, 0, 0, 0 }, cg = { 4, 48, 0, 0 }, ok = { 4, 32, 0, 0 };
+    eng_qcfg_t c1 = { 1, 0, 0, 0 }, c9 = { 9, 0, 0, 0 }, cg = { 4, -16, 0, 0 }, ok = { 4, 32, 0, 0 };
+    eng_qcfg_t part = { 4, 48, 0, 0 }, wide = { 4, 128, 0, 0 };
     cr_assert_eq(eng_qlinear_init(&ql, 4, 64, &c1, &err), LRQ_ESPEC);
     cr_assert_eq(eng_qlinear_init(&ql, 4, 64, &c9, &err), LRQ_ESPEC);
     cr_assert_eq(eng_qlinear_init(&ql, 4, 64, &cg, &err), LRQ_ESPEC);
     cr_assert(strstr(err.msg, "group_size") != NULL, "%s", err.msg);
+    cr_assert_eq(eng_qlinear_init(&ql, 4, 64, &part, &err), 0, "%s", err.msg); /* 48 + 16 */
+    cr_assert(ql.G == 2 && ql.gs == 48);
+    eng_qlinear_close(&ql);
+    cr_assert_eq(eng_qlinear_init(&ql, 4, 64, &wide, &err), 0, "%s", err.msg); /* one partial group */
+    cr_assert(ql.G == 1 && ql.gs == 128);
+    eng_qlinear_close(&ql);
     cr_assert_eq(eng_qlinear_init(&ql, 0, 64, &ok, &err), LRQ_ESPEC);
     cr_assert_eq(eng_qlinear_init(&ql, 4, 64, &ok, &err), 0);
     cr_assert(ql.G == 2 && ql.gs == 32);
