@@ -207,8 +207,6 @@ int cli_cmd_delete(cli_ctx_t *c);
 int cli_cmd_token(cli_ctx_t *c);
 
 /* Token helpers (pure, testable). hex must hold 65 bytes. */
-void cli_sha256_hex(const void *p, size_t n, char hex[65]);
-int cli_sha256_file(const char *path, char hex[65], lrq_err_t *err);
 int cli_token_role_ok(const char *role);
 int cli_token_name_ok(const char *name);
 

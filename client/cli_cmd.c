@@ -1,6 +1,7 @@
 /* cli_cmd.c — the lrqctl subcommands. Each returns the process exit code.
  * Server errors print "lrqctl: MESSAGE (field: F) [HTTP S CODE]" on stderr
  * (and, with -o json, {"error":…,"http_status":S} on stdout). */
+#include "lrq_sha256.h"
 #include "cli.h"
 #include <errno.h>
 #include <fcntl.h>
@@ -634,52 +635,6 @@ int cli_cmd_logs(cli_ctx_t *c)
 }
 
 /* ---------------------------------------------------------------- download */
-void cli_sha256_hex(const void *p, size_t n, char hex[65])
-{
-    struct sha256_ctx ctx;
-    uint8_t d[SHA256_DIGEST_SIZE];
-    sha256_init(&ctx);
-    sha256_update(&ctx, n, p);
-    sha256_digest(&ctx, sizeof d, d);
-    for (int i = 0; i < SHA256_DIGEST_SIZE; i++)
-        snprintf(hex + 2 * i, 3, "%02x", d[i]);
-}
-
-int cli_sha256_file(const char *path, char hex[65], lrq_err_t *err)
-{
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return lrq_errf(err, -errno, "%s: %s", path, strerror(errno));
-    struct sha256_ctx ctx;
-    uint8_t d[SHA256_DIGEST_SIZE];
-    static const size_t bufsz = 1 << 16;
-    uint8_t *buf = malloc(bufsz);
-    if (!buf) {
-        close(fd);
-        return lrq_errf(err, LRQ_ENOMEM, "out of memory");
-    }
-    sha256_init(&ctx);
-    for (;;) {
-        ssize_t k = read(fd, buf, bufsz);
-        if (k < 0 && errno == EINTR)
-            continue;
-        if (k < 0) {
-            int e = errno;
-            free(buf);
-            close(fd);
-            return lrq_errf(err, -e, "%s: %s", path, strerror(e));
-        }
-        if (k == 0)
-            break;
-        sha256_update(&ctx, (size_t)k, buf);
-    }
-    free(buf);
-    close(fd);
-    sha256_digest(&ctx, sizeof d, d);
-    for (int i = 0; i < SHA256_DIGEST_SIZE; i++)
-        snprintf(hex + 2 * i, 3, "%02x", d[i]);
-    return 0;
-}
 
 typedef struct dl {
     cli_ctx_t *c;
@@ -892,7 +847,7 @@ int cli_cmd_download(cli_ctx_t *c)
 
     /* 3. verify */
     char got[65];
-    if (cli_sha256_file(file, got, &e) < 0) {
+    if (lrq_sha256_file(file, got, NULL, &e) < 0) {
         fprintf(c->err, "lrqctl: %s\n", e.msg);
         return CLI_EXIT_FAIL;
     }
@@ -969,7 +924,7 @@ int cli_cmd_token(cli_ctx_t *c)
     char tok[65], sha[65];
     for (int i = 0; i < 32; i++)
         snprintf(tok + 2 * i, 3, "%02x", raw[i]);
-    cli_sha256_hex(tok, 64, sha);
+    lrq_sha256_hex(tok, 64, sha);
     if (json_out(c)) {
         char line[256];
         snprintf(line, sizeof line, "%s:%s:%s", name, role, sha);

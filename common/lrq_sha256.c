@@ -23,14 +23,15 @@ void lrq_sha256_hex(const void *data, size_t len, char hex[65])
     to_hex(d, hex);
 }
 
-int lrq_sha256_file(const char *path, char hex[65], lrq_err_t *err)
+int lrq_sha256_file(const char *path, char hex[65], long long *bytes, lrq_err_t *err)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
     if (fd < 0) return lrq_errf(err, -errno, "%s: %s", path, strerror(errno));
     struct sha256_ctx c;
     sha256_init(&c);
     static const size_t BUF = 1 << 16;
     uint8_t buf[1 << 16];
+    long long total = 0;
     for (;;) {
         ssize_t r = read(fd, buf, BUF);
         if (r < 0) {
@@ -41,10 +42,12 @@ int lrq_sha256_file(const char *path, char hex[65], lrq_err_t *err)
         }
         if (r == 0) break;
         sha256_update(&c, (size_t)r, buf);
+        total += r;
     }
     close(fd);
     uint8_t d[SHA256_DIGEST_SIZE];
     sha256_digest(&c, sizeof d, d);
     to_hex(d, hex);
+    if (bytes) *bytes = total;
     return 0;
 }

@@ -4,6 +4,7 @@
 #include <stddef.h>
 #include "lrq_err.h"
 /* hex: 65 bytes. */
-int lrq_sha256_file(const char *path, char hex[65], lrq_err_t *err);
+/* Refuses symlinks (O_NOFOLLOW). bytes (may be NULL) gets the file size. */
+int lrq_sha256_file(const char *path, char hex[65], long long *bytes, lrq_err_t *err);
 void lrq_sha256_hex(const void *data, size_t len, char hex[65]);
 #endif

@@ -18,7 +18,8 @@ typedef struct lrq_spec {
     int method;              /* enum lrq_method */
     /* weight */
     int bits;                /* 2..8, default 4 */
-    int group_size;          /* 0 = per-channel, else power of two 16..4096 */
+    int group_size;          /* 0 = per-channel, else a power of two ≥ 16; groups of that many input
+                                columns, the last one partial when it does not divide (GPTQ) */
     int symmetric;           /* default false */
     int init_mse;            /* "mse" (default) or "minmax" */
     /* calibration (required for lrq/flexround; optional for rtn) */

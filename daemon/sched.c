@@ -9,6 +9,7 @@
  *   else / signal → requeued until max_attempts, then failed with the reason.
  * Progress is pushed to SSE subscribers at once and written to the db at
  * most once a second per job. */
+#include "lrq_sha256.h"
 #include "lrqd.h"
 #include "log.h"
 #include <dirent.h>
@@ -146,22 +147,13 @@ typedef struct hash_work {
 
 static int hw__file(hash_work_t *hw, const char *full, const char *rel)
 {
-    int fd = open(full, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-    if (fd < 0) { snprintf(hw->err, sizeof hw->err, "artifact %.300s: %s", rel, strerror(errno)); return -1; }
-    struct sha256_ctx ctx;
-    sha256_init(&ctx);
-    static const size_t BUF = 1 << 20;
-    uint8_t *buf = malloc(BUF);
-    int64_t size = 0;
-    ssize_t n;
-    if (!buf) { close(fd); snprintf(hw->err, sizeof hw->err, "out of memory"); return -1; }
-    while ((n = read(fd, buf, BUF)) > 0) { sha256_update(&ctx, (size_t)n, buf); size += n; }
-    int e = errno;
-    free(buf);
-    close(fd);
-    if (n < 0) { snprintf(hw->err, sizeof hw->err, "artifact %.300s: %s", rel, strerror(e)); return -1; }
-    uint8_t dg[SHA256_DIGEST_SIZE];
-    sha256_digest(&ctx, sizeof dg, dg);
+    char hex[65];
+    long long size = 0;
+    lrq_err_t e;
+    if (lrq_sha256_file(full, hex, &size, &e)) {
+        snprintf(hw->err, sizeof hw->err, "artifact %.300s: %.200s", rel, e.msg);
+        return -1;
+    }
     if (hw->n == hw->cap) {
         size_t cap = hw->cap ? hw->cap * 2 : 8;
         db_artifact_t *na = realloc(hw->arts, cap * sizeof *na);
@@ -172,7 +164,7 @@ static int hw__file(hash_work_t *hw, const char *full, const char *rel)
     db_artifact_t *a = &hw->arts[hw->n];
     if (!(a->path = strdup(rel))) { snprintf(hw->err, sizeof hw->err, "out of memory"); return -1; }
     a->size = size;
-    for (int i = 0; i < SHA256_DIGEST_SIZE; i++) snprintf(a->sha256 + 2 * i, 3, "%02x", dg[i]);
+    memcpy(a->sha256, hex, 65);
     hw->n++;
     return 0;
 }

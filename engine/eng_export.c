@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "eng_export.h"
+#include "lrq_sha256.h"
 #include "eng_half.h"
 #include "eng_safetensors.h"
 #include "eng_st_gen.h"
@@ -211,33 +212,10 @@ static int exp__mkdir_p(const char *dir, lrq_err_t *err)
 
 static int exp__sha256_file(const char *path, char hex[2 * SHA256_DIGEST_SIZE + 1], off_t *bytes, lrq_err_t *err)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        int e = errno;
-        return lrq_errf(err, -e, "%s: cannot open for sha256: %s", path, strerror(e));
-    }
-    struct sha256_ctx ctx;
-    sha256_init(&ctx);
-    uint8_t buf[1 << 16];
-    off_t total = 0;
-    for (;;) {
-        ssize_t k = read(fd, buf, sizeof buf);
-        if (k < 0 && errno == EINTR) continue;
-        if (k < 0) {
-            int e = errno;
-            close(fd);
-            return lrq_errf(err, -e, "%s: read failed: %s", path, strerror(e));
-        }
-        if (k == 0) break;
-        sha256_update(&ctx, (size_t)k, buf);
-        total += k;
-    }
-    close(fd);
-    uint8_t d[SHA256_DIGEST_SIZE];
-    sha256_digest(&ctx, SHA256_DIGEST_SIZE, d);
-    for (int i = 0; i < SHA256_DIGEST_SIZE; i++) sprintf(hex + 2 * i, "%02x", d[i]);
-    *bytes = total;
-    return 0;
+    long long n = 0;
+    int rc = lrq_sha256_file(path, hex, &n, err);
+    *bytes = (off_t)n;
+    return rc;
 }
 
 /* ---- model naming, checks, permutation ---- */
@@ -272,7 +250,7 @@ static int exp__check_ql(const eng_model_t *src, const eng_qlinear_t *ql, lrq_er
             if (q->m != t->rows || q->n != t->cols)
                 return lrq_errf(err, LRQ_EFORMAT, "export: %s: quantized shape [%d, %d] != model shape [%lld, %lld]",
                                 nm, q->m, q->n, (long long)t->rows, (long long)t->cols);
-            if (q->bits < 1 || q->bits > 8 || q->gs <= 0 || q->G <= 0 || (long long)q->G * q->gs != q->n ||
+            if (q->bits < 1 || q->bits > 8 || q->gs <= 0 || q->G != eng_quant_ngroups(q->n, q->gs) ||
                 !q->q || !q->scale || !q->zero)
                 return lrq_errf(err, LRQ_EFORMAT, "export: %s: bad quantizer state (bits %d, group %d, G %d)", nm,
                                 q->bits, q->gs, q->G);
@@ -660,7 +638,7 @@ static int exp__gptq_pack(const eng_config_t *c, int k, const eng_qlinear_t *q, 
             exp__pack32(v, bits, wd);
             for (int w = 0; w < bits; w++) p->qzeros[(size_t)g * zw + cb * bits + w] = wd[w];
         }
-    for (int j = 0; j < K; j++) p->g_idx[j] = j / q->gs;
+    for (int j = 0; j < K; j++) p->g_idx[j] = j / q->gs; /* G = ⌈K/gs⌉: the last group may be partial */
     return 0;
 }
 

@@ -1,6 +1,7 @@
 /* eng_lrq.c — LRQ / FlexRound learnable rounding (ALGORITHMS.md A.3, Part B §1.1–1.3).
  *
- * Shapes: W (m,n), a (m,G), L (m,k), U (k,n), r (m), c (n), S2 (m,n); g = j / gs.
+ * Shapes: W (m,n), a (m,G), L (m,k), U (k,n), r (m), c (n), S2 (m,n); g = j / gs, G = ⌈n/gs⌉
+ * (the last group may hold fewer than gs columns; its ga sums over those only).
  *   LRQ        S_ij = (L·U)_ij + r_i + c_j
  *   FlexRound  S_ij = S2_ij + r_i
  *   s1 = exp(a_ig), t_ij = W_ij / (s1 · exp(S_ij)), v = rint(t)          (divisor exp(a + S))
@@ -60,14 +61,13 @@ int eng_lrq_init(eng_lrq_t *q, const float *W, int m, int n, int k, int full, co
     if (!cfg || cfg->bits < 2 || cfg->bits > 8)
         return lrq_errf(err, LRQ_ESPEC, "lrq: bits must be 2..8 (got %d)", cfg ? cfg->bits : 0);
     int gs = cfg->group_size == 0 ? n : cfg->group_size;
-    if (gs <= 0 || n % gs != 0)
-        return lrq_errf(err, LRQ_ESPEC, "lrq: group_size %d does not divide in_features %d", cfg->group_size, n);
+    if (gs <= 0) return lrq_errf(err, LRQ_ESPEC, "lrq: bad group_size %d", cfg->group_size);
     if (!full && k < 1) return lrq_errf(err, LRQ_ESPEC, "lrq: rank must be ≥ 1 (got %d)", k);
     q->m = m;
     q->n = n;
     q->k = full ? 0 : k;
     q->gs = gs;
-    q->G = n / gs;
+    q->G = eng_quant_ngroups(n, gs); /* the last group may be partial */
     q->bits = cfg->bits;
     q->full = full != 0;
     q->W = W;

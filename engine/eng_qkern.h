@@ -66,8 +66,8 @@ static int quant__cand(const float *ws, int n, int M, float inv, double Dp, int 
     return 1;
 }
 
-/* mse search over a sorted, padded row. D100 = the minmax step; zero points zlo..zhi;
- * z0 = minmax zero (seeds the bound). Returns 0 if no finite candidate (caller uses minmax). */
+/* mse search over one sorted, padded group (n = its actual length, short for a partial last group).
+ * D100 = the minmax step; zero points zlo..zhi; z0 = minmax zero (seeds the bound). Returns 0 if no finite candidate (caller uses minmax). */
 int QK(eng__qsearch)(const float *ws, int n, int M, double D100, int zlo, int zhi, int z0,
                      eng__qlevels_t *lv, float *Dout, int *zout)
 {
@@ -147,7 +147,7 @@ void QK(eng__lrq_fwd_rows)(void *p, int tid, long r0, long r1)
         const float *c = q->full ? NULL : q->c;
         for (int g = 0; g < q->G; g++) {
             float s1 = expf(q->a[i * q->G + g]), z = q->zero[i * q->G + g];
-            size_t j = (size_t)g * q->gs, j1 = j + q->gs;
+            size_t j = (size_t)g * q->gs, j1 = j + q->gs < n ? j + q->gs : n; /* last group may be partial */
             for (; j + ENG_VL <= j1; j += ENG_VL)
                 lrq__fwd_vec(q->W + off + j, e + j, c ? c + j : NULL, q->r[i], s1, 0.0f - z, M - z,
                              P->save ? q->t + off + j : NULL, P->What ? P->What + off + j : NULL, P->codes ? P->codes + off + j : NULL, z);
@@ -196,7 +196,7 @@ void QK(eng__lrq_bwd_rows)(void *p, int tid, long r0, long r1)
         for (int g = 0; g < q->G; g++) {
             float s1 = expf(q->a[i * q->G + g]), z = q->zero[i * q->G + g];
             v8f ga = v8_set1(0.0f);
-            size_t j = (size_t)g * q->gs, j1 = j + q->gs;
+            size_t j = (size_t)g * q->gs, j1 = j + q->gs < n ? j + q->gs : n; /* last group may be partial */
             for (; j + ENG_VL <= j1; j += ENG_VL)
                 lrq__bwd_vec(P->dW + off + j, q->t + off + j, s1, 0.0f - z, M - z, P->Gm + off + j,
                              &ga, &gr, gc ? gc + j : NULL);

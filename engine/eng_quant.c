@@ -83,6 +83,13 @@ void eng__qpar_run(int nthreads, long n, eng__qpar_fn fn, void *ctx)
 /* ---------------------------------------------------------------------------------------------
  * quantized linear container */
 
+int eng_quant_ngroups(int n, int group_size)
+{
+    if (n <= 0 || group_size < 0) return 0;
+    if (group_size == 0) return 1;
+    return n / group_size + (n % group_size != 0); /* no n + gs − 1: gs may be near INT_MAX */
+}
+
 int eng_qlinear_init(eng_qlinear_t *ql, int m, int n, const eng_qcfg_t *cfg, lrq_err_t *err)
 {
     memset(ql, 0, sizeof *ql);
@@ -90,14 +97,12 @@ int eng_qlinear_init(eng_qlinear_t *ql, int m, int n, const eng_qcfg_t *cfg, lrq
     if (!cfg || cfg->bits < 2 || cfg->bits > 8)
         return lrq_errf(err, LRQ_ESPEC, "quantizer: bits must be 2..8 (got %d)", cfg ? cfg->bits : 0);
     int gs = cfg->group_size == 0 ? n : cfg->group_size;
-    if (gs <= 0 || n % gs != 0)
-        return lrq_errf(err, LRQ_ESPEC, "quantizer: group_size %d does not divide in_features %d",
-                        cfg->group_size, n);
+    if (gs <= 0) return lrq_errf(err, LRQ_ESPEC, "quantizer: bad group_size %d", cfg->group_size);
     ql->m = m;
     ql->n = n;
     ql->bits = cfg->bits;
     ql->gs = gs;
-    ql->G = n / gs;
+    ql->G = eng_quant_ngroups(n, gs);
     ql->symmetric = cfg->symmetric != 0;
     ql->q = malloc((size_t)m * n);
     ql->scale = malloc((size_t)m * ql->G * sizeof(float));
@@ -123,9 +128,10 @@ void eng_qlinear_dequant(const eng_qlinear_t *ql, float *What)
     for (size_t i = 0; i < (size_t)ql->m; i++)
         for (int g = 0; g < ql->G; g++) {
             float s = ql->scale[i * ql->G + g], z = ql->zero[i * ql->G + g];
-            const uint8_t *q = ql->q + i * ql->n + (size_t)g * ql->gs;
-            float *o = What + i * ql->n + (size_t)g * ql->gs;
-            for (int j = 0; j < ql->gs; j++) o[j] = s * ((float)q[j] - z);
+            size_t j0 = (size_t)g * ql->gs, j1 = j0 + ql->gs < (size_t)ql->n ? j0 + ql->gs : (size_t)ql->n;
+            const uint8_t *q = ql->q + i * ql->n;
+            float *o = What + i * ql->n;
+            for (size_t j = j0; j < j1; j++) o[j] = s * ((float)q[j] - z);
         }
 }
 
@@ -191,13 +197,14 @@ static void quant__init_rows(void *p, int tid, long r0, long r1)
     (void)tid;
     const quant_init_ctx_t *c = p;
     int gs = c->gs, M = c->M;
+    int gmax = gs < c->n ? gs : c->n; /* longest group */
     float *buf = NULL;
     uint32_t *k0 = NULL, *k1 = NULL;
     eng__qlevels_t lv = { 2 * 256 + 2, NULL, NULL };
     if (c->mse) {
-        buf = malloc((gs + 2 * QUANT_PAD) * sizeof(float));
-        k0 = malloc(gs * sizeof(uint32_t));
-        k1 = malloc(gs * sizeof(uint32_t));
+        buf = malloc(((size_t)gmax + 2 * QUANT_PAD) * sizeof(float));
+        k0 = malloc((size_t)gmax * sizeof(uint32_t));
+        k1 = malloc((size_t)gmax * sizeof(uint32_t));
         lv.bnd = malloc((lv.cap + 1) * sizeof(int));
         lv.pr = malloc((lv.cap + 1) * sizeof(double));
     }
@@ -205,8 +212,9 @@ static void quant__init_rows(void *p, int tid, long r0, long r1)
     for (long i = r0; i < r1; i++)
         for (int g = 0; g < c->G; g++) {
             const float *w = c->W + (size_t)i * c->n + (size_t)g * gs;
+            int gl = g < c->G - 1 ? gs : c->n - (c->G - 1) * gs; /* the last group may be partial */
             float xmin = 0, xmax = 0;
-            for (int j = 0; j < gs; j++) { /* comparisons skip NaN */
+            for (int j = 0; j < gl; j++) { /* comparisons skip NaN */
                 if (w[j] < xmin) xmin = w[j];
                 if (w[j] > xmax) xmax = w[j];
             }
@@ -230,12 +238,12 @@ static void quant__init_rows(void *p, int tid, long r0, long r1)
             if (can_search && D100 > 0 && isfinite(D100)) {
                 float *ws = buf + QUANT_PAD;
                 memset(buf, 0, QUANT_PAD * sizeof(float));
-                memcpy(ws, w, gs * sizeof(float));
-                memset(ws + gs, 0, QUANT_PAD * sizeof(float));
-                quant__sort(ws, gs, k0, k1);
+                memcpy(ws, w, gl * sizeof(float));
+                memset(ws + gl, 0, QUANT_PAD * sizeof(float));
+                quant__sort(ws, gl, k0, k1);
                 float Df;
                 int zf;
-                if (ENG__QK_PICK(eng__qsearch)(ws, gs, M, D100, zlo, zhi, z0, &lv, &Df, &zf)) { D = Df; z = zf; }
+                if (ENG__QK_PICK(eng__qsearch)(ws, gl, M, D100, zlo, zhi, z0, &lv, &Df, &zf)) { D = Df; z = zf; }
             }
             c->scale[i * c->G + g] = quant__canon(D);
             c->zero[i * c->G + g] = (float)z;
@@ -246,8 +254,8 @@ static void quant__init_rows(void *p, int tid, long r0, long r1)
 void eng_quant_init_params(const float *W, int m, int n, const eng_qcfg_t *cfg, float *scale, float *zero)
 {
     int gs = cfg->group_size == 0 ? n : cfg->group_size;
-    if (cfg->bits < 2 || cfg->bits > 8 || gs <= 0 || m <= 0 || n % gs != 0) return; /* validated upstream */
-    quant_init_ctx_t c = { W, m, n, gs, n / gs, (1 << cfg->bits) - 1, cfg->bits, cfg->symmetric != 0,
+    if (cfg->bits < 2 || cfg->bits > 8 || gs <= 0 || m <= 0 || n <= 0) return; /* validated upstream */
+    quant_init_ctx_t c = { W, m, n, gs, eng_quant_ngroups(n, gs), (1 << cfg->bits) - 1, cfg->bits, cfg->symmetric != 0,
                            cfg->init == ENG_INIT_MSE, scale, zero };
     long work = (long)m * n * (c.mse ? 64 : 1);
     eng__qpar_run(eng__qpar_threads(work), m, quant__init_rows, &c);
@@ -267,7 +275,8 @@ void eng_quant_rtn(const float *W, const eng_qcfg_t *cfg, eng_qlinear_t *ql)
             float s = ql->scale[i * ql->G + g], z = ql->zero[i * ql->G + g];
             float lo = 0.0f - z, hi = M - z; /* 0 − z: +0, never −0, as in eng_lrq.c */
             size_t off = i * ql->n + (size_t)g * ql->gs;
-            for (int j = 0; j < ql->gs; j++) {
+            int gl = g < ql->G - 1 ? ql->gs : ql->n - (ql->G - 1) * ql->gs; /* last group may be partial */
+            for (int j = 0; j < gl; j++) {
                 float v = eng_rint1(W[off + j] / s);
                 v = v < lo ? lo : v;
                 v = v > hi ? hi : v;

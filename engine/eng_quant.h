@@ -1,8 +1,9 @@
 /* eng_quant.h — weight quantizers (ALGORITHMS.md A.1–A.3): RTN with minmax/mse init,
  * LRQ / FlexRound learnable rounding with hand-derived gradients, Adam, cosine schedule.
  *
- * A linear W is (m, n). Groups run along the input dim: g = j / gs, G = n / gs
- * (per-channel: gs = n, G = 1). Codes q ∈ [0, 2^b−1]; Ŵ = s·(q − z). */
+ * A linear W is (m, n). Groups run along the input dim (as GPTQ): g = j / gs, G = ⌈n / gs⌉; when gs
+ * does not divide n the last group is partial (n − (G−1)·gs columns); gs > n is one partial group
+ * (same result as per-channel). Per-channel: gs = n, G = 1. Codes q ∈ [0, 2^b−1]; Ŵ = s·(q − z). */
 #ifndef ENG_QUANT_H
 #define ENG_QUANT_H
 #include <stddef.h>
@@ -13,18 +14,21 @@ typedef enum { ENG_INIT_MINMAX = 0, ENG_INIT_MSE = 1 } eng_qinit_t;
 
 typedef struct eng_qcfg {
     int bits;          /* 2..8 */
-    int group_size;    /* 0 = per-channel; else must divide n */
+    int group_size;    /* 0 = per-channel; else > 0 (need not divide n: the last group is partial) */
     int symmetric;     /* zero fixed at 2^(b-1) (GPTQ convention) */
     eng_qinit_t init;
 } eng_qcfg_t;
 
 typedef struct eng_qlinear {
-    int m, n, bits, gs, G, symmetric;
+    int m, n, bits, gs, G, symmetric; /* gs as configured (may exceed n), G = eng_quant_ngroups(n, gs) */
     uint8_t *q;        /* (m, n) codes */
     float *scale;      /* (m, G) */
     float *zero;       /* (m, G) integer-valued, in [0, 2^b−1] */
 } eng_qlinear_t;
 
+/* Number of groups G = ⌈n / gs⌉ for group_size gs (0 = per-channel → 1); 0 if n ≤ 0 or gs < 0.
+ * Group g covers columns [g·gs, min((g+1)·gs, n)). */
+int eng_quant_ngroups(int n, int group_size);
 int eng_qlinear_init(eng_qlinear_t *ql, int m, int n, const eng_qcfg_t *cfg, lrq_err_t *err);
 void eng_qlinear_close(eng_qlinear_t *ql);
 void eng_qlinear_dequant(const eng_qlinear_t *ql, float *What /* (m,n) */);

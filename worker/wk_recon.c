@@ -381,7 +381,7 @@ static size_t arena_size(const wk_job_t *job)
         int m = (int)t->rows, n = (int)t->cols, full = 1, k = 0;
         if (s->method != LRQ_M_FLEXROUND)
             k = eng_lrq_rank(m, n, lrq_rank_policy_name[s->rank_policy], s->rank, s->rank_ratio, &full);
-        int G = job->qcfg.group_size ? n / job->qcfg.group_size : 1;
+        int G = eng_quant_ngroups(n, job->qcfg.group_size);
         total += eng_lrq_param_count(m, n, full ? 0 : k, G, full);
     }
     return total;

@@ -161,7 +161,7 @@ static int list_artifacts(const char *root, const char *rel, json_t *arr, lrq_er
         if (S_ISDIR(st.st_mode)) rc = list_artifacts(root, r2, arr, err);
         else if (S_ISREG(st.st_mode)) {
             char hex[65];
-            if ((rc = lrq_sha256_file(full, hex, err))) break;
+            if ((rc = lrq_sha256_file(full, hex, NULL, err))) break;
             json_array_append_new(arr, json_pack("{s:s, s:I, s:s}", "path", r2, "size", (json_int_t)st.st_size,
                                                  "sha256", hex));
         }
@@ -190,11 +190,6 @@ int wk_job_run(wk_job_t *job, lrq_err_t *err)
     wk_log(&job->proto, "model %s: %s %s, dim %d, ffn %d, %d layers, %d heads (%d kv), vocab %d", s->model,
            job->model->format == ENG_FMT_HF ? "hf" : "llama2.c", eng_dtype_name(job->model->dtype), c->dim,
            c->ffn_dim, c->n_layers, c->n_heads, c->n_kv_heads, c->vocab_size);
-    if (s->group_size && (c->dim % s->group_size || c->ffn_dim % s->group_size || (c->n_heads * c->head_dim) % s->group_size)) {
-        rc = lrq_err_field(err, "weight.group_size", "%d does not divide the model's input widths (dim %d, ffn %d)",
-                           s->group_size, c->dim, c->ffn_dim);
-        goto out;
-    }
     if (s->calib_path || s->eval_path) {
         if ((rc = eng_tok_locate(s->model, s->tokenizer, &tok_path, err))) {
             if (err) snprintf(err->field, sizeof err->field, "tokenizer");
@@ -221,7 +216,7 @@ int wk_job_run(wk_job_t *job, lrq_err_t *err)
                 q->n = (int)job->model->layers[l].lin[i].cols;
                 q->bits = s->bits;
                 q->gs = s->group_size ? s->group_size : q->n;
-                q->G = q->n / q->gs;
+                q->G = eng_quant_ngroups(q->n, q->gs);
                 q->symmetric = s->symmetric;
             }
         rc = eng_export_gptq_check(job->model, job->ql, err);

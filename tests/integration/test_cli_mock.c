@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include "lrq_sha256.h"
 #include "cli.h"
 
 /* Criterion 2.4 leaks its parsed output option (criterion_handle_args) in the
@@ -253,7 +254,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
         if (M.list_missing)
             return reply_json(c, 404, "{\"error\":{\"code\":\"not_found\",\"message\":\"x\",\"field\":null}}");
         char sha[65], b[1024];
-        cli_sha256_hex(M.art, M.art_len, sha);
+        lrq_sha256_hex(M.art, M.art_len, sha);
         if (M.list_bad_sha)
             sha[0] = sha[0] == '0' ? '1' : '0';
         if (M.list_no_size)

@@ -84,7 +84,17 @@ printf '{"model": "%s", "method": "lrq", "calibration": {"path": "%s/nope.txt"}}
 rc=$?
 [ $rc -eq 65 ] && grep -q '"field":"calibration.path"' "$tmp/nocal.out"; check $? "missing calibration file → exit 65 naming calibration.path"
 
-printf '{"model": "%s", "method": "rtn", "weight": {"group_size": 128}}' "$M/stories260K.bin" > "$tmp/gs.json"
+printf '{"model": "%s", "method": "rtn", "weight": {"bits": 4, "group_size": 32}, "eval": {"path": "%s", "seq_len": 256, "max_windows": 40}}' \
+    "$M/stories260K.bin" "$D/eval.txt" > "$tmp/gs.json"
 "$W" run --spec "$tmp/gs.json" --workdir "$tmp/gs" > "$tmp/gs.out" 2>/dev/null
 rc=$?
-[ $rc -eq 65 ] && grep -q '"field":"weight.group_size"' "$tmp/gs.out"; check $? "group_size not dividing the widths → exit 65 naming weight.group_size"
+/usr/bin/python3 - "$tmp/gs/metrics.json" "$tmp/rtn/metrics.json" <<'EOPY'
+import json, sys
+g, pc = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))
+assert g["weight"]["group_size"] == 32
+# groups of 32 (down_proj: 5 full + one of 12 columns) fit better than one scale per row
+assert all(a["weight_rel_error"] < b["weight_rel_error"] for a, b in zip(g["layers"], pc["layers"]))
+assert g["quantized"]["kl_divergence"] < pc["quantized"]["kl_divergence"]
+EOPY
+py=$?
+[ $rc -eq 0 ] && [ $py -eq 0 ]; check $? "W4 g32 (partial last group on the 172-wide down_proj): every layer error and KL below per-channel"
