@@ -24,7 +24,7 @@ mkdir -p "$out" && out=$(cd "$out" && pwd) || exit 2
 cc=${CC:-clang}
 case "$cc" in *clang*) ;; *) cc=clang ;; esac   # configure's CC=gcc must not leak in via make
 jobs=${FUZZ_JOBS:-1}
-all="spec safetensors llama2c tok_bin tok_json lines router ckpt"
+all="spec safetensors llama2c hf tok_bin tok_json lines router ckpt"
 harnesses=${FUZZ_HARNESSES:-$all}
 
 if ! command -v "$cc" >/dev/null 2>&1; then
@@ -37,7 +37,7 @@ srcs_of() {
     io="engine/eng_st_read.c engine/eng_model.c engine/eng_tok.c engine/eng_data.c common/lrq_err.c"
     case $1 in
     spec) echo "common/lrq_spec.c common/lrq_err.c" ;;
-    safetensors | llama2c | tok_bin | tok_json) echo "$io" ;;
+    safetensors | llama2c | hf | tok_bin | tok_json) echo "$io" ;;
     lines) echo "daemon/lines.c common/lrq_err.c" ;;
     router) echo "daemon/router.c daemon/db.c common/lrq_err.c" ;;
     ckpt) echo "worker/wk_ckpt.c common/lrq_fs.c common/lrq_err.c" ;;
@@ -56,7 +56,7 @@ build() {   # name → $out/bin/fuzz_<name>, log in $out/<name>.build.log
     name=$1
     s=$(srcs_of "$name") || { echo "fuzz: unknown harness $name" >&2; return 1; }
     p=$(pkgs_of "$name")
-    # shellcheck disable=SC2046
+    # shellcheck disable=SC2086 # a list of modules
     flags=$(pkg-config --cflags --libs $p) || return 1
     set --
     for f in $s; do set -- "$@" "$src/$f"; done
@@ -69,7 +69,7 @@ build() {   # name → $out/bin/fuzz_<name>, log in $out/<name>.build.log
 
 run() {   # name → $out/<name>.result: "<execs> <crashes> <status>"
     name=$1
-    rm -rf "$out/$name" && mkdir -p "$out/$name"
+    rm -rf "${out:?}/${name:?}" && mkdir -p "$out/$name"
     if ! build "$name"; then
         echo "0 0 build" >"$out/$name.result"
         return

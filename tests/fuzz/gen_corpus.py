@@ -91,3 +91,36 @@ trailer_hdr = b"END!\0\0\0\0" + struct.pack("<Q", 32)
 whole = b"LRQCKPT1" + body + trailer_hdr
 out("ckpt", "raw.ckpt", b"\0" + whole + hashlib.sha256(whole).digest())
 out("ckpt", "body.bin", b"\1" + body)
+
+
+# HF directory (fuzz_hf): u16 config length, u16 index length, config.json, index, safetensors
+def hf(tie, dt, index):
+    D, F, H, KV, V = 8, 16, 2, 1, 8
+    cfg = {"architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": D,
+           "intermediate_size": F, "num_hidden_layers": 1, "num_attention_heads": H, "num_key_value_heads": KV,
+           "vocab_size": V, "max_position_embeddings": 64, "rms_norm_eps": 1e-5, "rope_theta": 10000.0,
+           "hidden_act": "silu", "tie_word_embeddings": tie}
+    one = {"F16": b"\x00\x3c", "BF16": b"\x80\x3f", "F32": struct.pack("<f", 1.0)}[dt]
+    L = "model.layers.0."
+    shapes = [("model.embed_tokens.weight", [V, D]), ("model.norm.weight", [D]),
+              (L + "input_layernorm.weight", [D]), (L + "post_attention_layernorm.weight", [D]),
+              (L + "self_attn.q_proj.weight", [D, D]), (L + "self_attn.k_proj.weight", [KV * D // H, D]),
+              (L + "self_attn.v_proj.weight", [KV * D // H, D]), (L + "self_attn.o_proj.weight", [D, D]),
+              (L + "mlp.gate_proj.weight", [F, D]), (L + "mlp.up_proj.weight", [F, D]),
+              (L + "mlp.down_proj.weight", [D, F])]
+    if not tie:
+        shapes.append(("lm_head.weight", [V, D]))
+    tensors = []
+    for name, shape in shapes:
+        n = 1
+        for s in shape:
+            n *= s
+        tensors.append((name, dt, shape, one * n))
+    c = json.dumps(cfg).encode()
+    i = json.dumps({"metadata": {}, "weight_map": {name: "s.safetensors" for name, _ in shapes}}).encode() \
+        if index else b""
+    return struct.pack("<HH", len(c), len(i)) + c + i + st(tensors)
+
+
+out("hf", "f16.bin", hf(False, "F16", False))
+out("hf", "bf16_tied_index.bin", hf(True, "BF16", True))
