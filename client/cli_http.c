@@ -193,6 +193,9 @@ int cli_http_do(cli_http_t *h, const cli_req_t *req, cli_resp_t *resp, lrq_err_t
     curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
+    /* A private CA (e.g. lrqd's self-signed tls_cert): LRQ_CACERT=FILE.pem. */
+    const char *ca = getenv("LRQ_CACERT");
+    if (ca && *ca) curl_easy_setopt(c, CURLOPT_CAINFO, ca);
     curl_easy_setopt(c, CURLOPT_USERAGENT, "lrqctl/0.1");
     curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 10L);
     curl_easy_setopt(c, CURLOPT_TCP_KEEPALIVE, 1L);

@@ -44,6 +44,8 @@ static const opt_t opts[] = {
     {"token_file", T_STR, O(token_file), "", 0, 0, "API tokens, lines name:role:sha256hex(token)"},
     {"no_auth", T_BOOL, O(no_auth), "false", 0, 0, "serve /v1 without tokens (loopback only)"},
     {"metrics_auth", T_BOOL, O(metrics_auth), "false", 0, 0, "require a token for /metrics"},
+    {"tls_cert", T_STR, O(tls_cert), "", 0, 0, "PEM certificate (chain): serve HTTPS (with tls_key)"},
+    {"tls_key", T_STR, O(tls_key), "", 0, 0, "PEM private key for tls_cert"},
     {"port_file", T_STR, O(port_file), "", 0, 0, "write the bound port here once listening"},
     {"log_level", T_STR, O(log_level), "info", 0, 0, "error, warning, notice, info or debug"},
 };
@@ -196,7 +198,7 @@ int cfg_load(cfg_t *c, int argc, char **argv, lrq_err_t *err)
 void cfg_free(cfg_t *c)
 {
     free(c->config); free(c->listen); free(c->state_dir); free(c->schema_dir); free(c->worker);
-    free(c->executor); free(c->token_file); free(c->port_file); free(c->log_level);
+    free(c->executor); free(c->token_file); free(c->tls_cert); free(c->tls_key); free(c->port_file); free(c->log_level);
     for (int i = 0; i < c->n_data_root; i++) free(c->data_root[i]);
     memset(c, 0, sizeof *c);
 }

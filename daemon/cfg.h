@@ -20,6 +20,8 @@ typedef struct cfg {
     int n_data_root;
     char *token_file;      /* "" = none */
     char *port_file;       /* "" = none */
+    char *tls_cert;        /* "" = plain HTTP */
+    char *tls_key;
     char *log_level;
     int64_t workers, threads, max_body, grace_s, queue_max, job_timeout_s, progress_timeout_s;
     int64_t max_line, max_connections, conn_timeout_s, min_free_mb, retry_after_s, conn_memory_kb;

@@ -8,6 +8,7 @@
  * have nothing to send and resumed by sse_publish. */
 #include "lrqd.h"
 #include "log.h"
+#include "lrq_fs.h"
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <stdarg.h>
@@ -249,7 +250,25 @@ int http_start(lrqd_t *d, lrq_err_t *err)
         d->loopback = (ntohl(((struct sockaddr_in *)&ss)->sin_addr.s_addr) >> 24) == 127;
     }
     unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG | (v6 ? MHD_USE_IPv6 : 0);
+    /* TLS: MHD wants the PEM texts, which must outlive the daemon (freed in http_close). */
+    int tls = d->cfg.tls_cert && *d->cfg.tls_cert;
+    if (tls != (d->cfg.tls_key && *d->cfg.tls_key))
+        return lrq_errf(err, LRQ_ESPEC, "tls_cert and tls_key must be given together");
+    if (tls) {
+        if (!MHD_is_feature_supported(MHD_FEATURE_TLS))
+            return lrq_errf(err, LRQ_EUNSUPP, "this libmicrohttpd was built without TLS support");
+        int rc = lrq_read_file(d->cfg.tls_cert, &d->tls_cert_pem, NULL, 1 << 20, err);
+        if (!rc) rc = lrq_read_file(d->cfg.tls_key, &d->tls_key_pem, NULL, 1 << 20, err);
+        if (rc) return rc;
+        flags |= MHD_USE_TLS;
+    }
+    struct MHD_OptionItem tls_opts[] = {
+        {tls ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, 0, d->tls_cert_pem},
+        {MHD_OPTION_HTTPS_MEM_KEY, 0, d->tls_key_pem},
+        {MHD_OPTION_END, 0, NULL},
+    };
     d->mhd = MHD_start_daemon(flags, 0, NULL, NULL, http__access, d,
+                              MHD_OPTION_ARRAY, tls_opts,
                               MHD_OPTION_EXTERNAL_LOGGER, http__log, d,
                               MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
                               MHD_OPTION_NOTIFY_COMPLETED, http__completed, d,
@@ -258,8 +277,13 @@ int http_start(lrqd_t *d, lrq_err_t *err)
                               MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)d->cfg.conn_memory_kb * 1024,
                               MHD_OPTION_LISTEN_BACKLOG_SIZE, 128u,
                               MHD_OPTION_END);
-    if (!d->mhd) return lrq_errf(err, LRQ_EIO, "cannot listen on %s (address in use or not permitted?)",
-                                 d->cfg.listen);
+    if (!d->mhd) {
+        free(d->tls_cert_pem);
+        free(d->tls_key_pem);
+        d->tls_cert_pem = d->tls_key_pem = NULL;
+        return lrq_errf(err, LRQ_EIO, "cannot listen on %s (address in use, not permitted, or a bad TLS "
+                        "certificate/key)", d->cfg.listen);
+    }
     const union MHD_DaemonInfo *ep = MHD_get_daemon_info(d->mhd, MHD_DAEMON_INFO_EPOLL_FD);
     const union MHD_DaemonInfo *pi = MHD_get_daemon_info(d->mhd, MHD_DAEMON_INFO_BIND_PORT);
     if (!ep) { MHD_stop_daemon(d->mhd); d->mhd = NULL; return lrq_errf(err, LRQ_EIO, "MHD: no epoll fd"); }
@@ -292,6 +316,9 @@ void http_stop(lrqd_t *d)
         uv_sleep(5);
     }
     MHD_stop_daemon(d->mhd);
+    free(d->tls_cert_pem);
+    free(d->tls_key_pem);
+    d->tls_cert_pem = d->tls_key_pem = NULL;
     d->mhd = NULL;
     uv_poll_stop(&d->mhd_poll);
     uv_close((uv_handle_t *)&d->mhd_poll, http__closed);

@@ -58,6 +58,7 @@ typedef struct http_stat { const char *route; int status; uint64_t n; } http_sta
 typedef struct lrqd {
     cfg_t cfg;
     uv_loop_t *loop;
+    char *tls_cert_pem, *tls_key_pem; /* read at start, kept for MHD */
     db_t *db;
     exec_t exec;
     int exec_ok;

@@ -8,5 +8,5 @@ tests_unit_test_spec_LDADD = $(COMMON_LIBS) $(TEST_LIBS)
 endif
 
 # Worker end-to-end (real model, real data under $LRQ_SHARED).
-TESTS += tests/integration/test_resume.sh tests/integration/test_worker.sh
-EXTRA_DIST += tests/integration/test_resume.sh tests/integration/test_worker.sh
+TESTS += tests/integration/test_resume.sh tests/integration/test_worker.sh tests/integration/test_tls.sh
+EXTRA_DIST += tests/integration/test_resume.sh tests/integration/test_worker.sh tests/integration/test_tls.sh
