@@ -57,7 +57,7 @@ done_frac() {
 # also hit checkpoint writes, start-up and the activation replay of a resume
 # (targets closer together than one attempt's progress kill the next worker
 # before it reaches the block loop).
-targets() { awk -v s="$1" -v k="$2" 'BEGIN { srand(s); for (i = 0; i < k; i++) printf "%.3f\n", 0.9 * rand() }' | sort -n; }
+targets() { awk -v s="$1" -v k="$2" 'BEGIN { srand(s); for (i = 0; i < k; i++) printf "%.3f\n", 0.8 * rand() }' | sort -n; }
 # kill_at WD TARGET SEED PID: wait (bounded; while PID lives) until WD's progress >= TARGET, then the extra delay
 kill_at() {
   _kend=$(( $(date +%s) + 30 ))
@@ -65,7 +65,7 @@ kill_at() {
   while [ "$(date +%s)" -le "$_kend" ] && alive "$4" && awk -v f="$(done_frac "$1")" -v t="$2" 'BEGIN { exit !(f < t) }'; do
     sleep 0.005
   done
-  sleep "$(awk -v s="$3" 'BEGIN { srand(s); printf "%.3f", 0.05 * rand() }')"
+  sleep "$(awk -v s="$3" 'BEGIN { srand(s); printf "%.3f", 0.02 * rand() }')"
 }
 submit "$(spec killworker $ITERS ',"max_attempts":30')"; K=$JOB
 KWD=$STATE/jobs/$K
