@@ -410,6 +410,43 @@ fail:
     return rc;
 }
 
+/* Disk a job will need before it finishes, estimated from the model's size on disk S:
+ * checkpoints (integer codes, 1 byte per weight, plus one block's optimizer state) ≤ S,
+ * the hf export ≈ S (source dtype), the gptq export ≈ S/2. Directories: their regular files. */
+static uint64_t sched__space_needed(const char *spec_text)
+{
+    json_t *spec = json_loads(spec_text, 0, NULL);
+    if (!spec) return 0;
+    const char *model = json_string_value(json_object_get(spec, "model"));
+    uint64_t bytes = 0;
+    struct stat st;
+    if (model && !stat(model, &st)) {
+        if (S_ISREG(st.st_mode)) bytes = (uint64_t)st.st_size;
+        else if (S_ISDIR(st.st_mode)) {
+            DIR *dir = opendir(model);
+            struct dirent *e;
+            while (dir && (e = readdir(dir))) {
+                char p[PATH_MAX];
+                snprintf(p, sizeof p, "%s/%s", model, e->d_name);
+                if (!stat(p, &st) && S_ISREG(st.st_mode)) bytes += (uint64_t)st.st_size;
+            }
+            if (dir) closedir(dir);
+        }
+    }
+    int hf = 1, gptq = 0;
+    json_t *ex = json_object_get(spec, "export"), *it;
+    size_t i;
+    if (json_is_array(ex)) {
+        hf = 0;
+        json_array_foreach(ex, i, it) {
+            if (json_is_string(it) && !strcmp(json_string_value(it), "hf")) hf = 1;
+            if (json_is_string(it) && !strcmp(json_string_value(it), "gptq")) gptq = 1;
+        }
+    }
+    json_decref(spec);
+    return bytes + (hf ? bytes : 0) + (gptq ? bytes / 2 : 0);
+}
+
 static void sched__dispatch(uv_timer_t *t)
 {
     lrqd_t *d = t->data;
@@ -431,6 +468,23 @@ static void sched__dispatch(uv_timer_t *t)
         int rc = db_job_claim(d->db, (int64_t)now_ms(), &job, &err);
         if (rc < 0) { log_err("claim: %s", err.msg); return; }
         if (rc == 0) return;
+        uint64_t need = sched__space_needed(job.spec) + ((uint64_t)d->cfg.min_free_mb << 20);
+        if (!statvfs(d->cfg.state_dir, &vs) && (uint64_t)vs.f_bavail * vs.f_frsize < need) {
+            /* Hold: back to the queue, attempt not counted, the reason visible on the job. */
+            char why[300];
+            snprintf(why, sizeof why, "waiting for disk space: needs about %llu MB for checkpoints and artifacts, "
+                     "%s has %llu MB free", (unsigned long long)(need >> 20), d->cfg.state_dir,
+                     (unsigned long long)(((uint64_t)vs.f_bavail * vs.f_frsize) >> 20));
+            uint64_t now = mono_ms();
+            if (!d->low_disk_logged || now - d->low_disk_logged > 60000) {
+                log_warn("job %lld: %s", (long long)job.id, why);
+                d->low_disk_logged = now;
+            }
+            if (db_job_requeue(d->db, job.id, 0, why, (int64_t)now_ms(), 0, &err) < 0)
+                log_err("job %lld: %s", (long long)job.id, err.msg);
+            db_job_clear(&job);
+            return;
+        }
         if (sched__start(d, &job, &err)) {
             log_err("job %lld: cannot start the worker: %s", (long long)job.id, err.msg);
             char why[1100];

@@ -17,7 +17,7 @@
 # the uninterrupted run's artifact bit for bit.
 # Skipped (ok # SKIP) only if this machine cannot mount a tmpfs.
 . "$(dirname "$0")/lib_real.sh"
-PLAN=10
+PLAN=11
 echo "1..$PLAN"
 ITERS=300
 PG=4096
@@ -131,5 +131,22 @@ wait_state "$J3" succeeded 20
 expect "low disk: job held (queued) with a clear log line and /readyz 503; released when space returns" \
   '[ "$st" = queued ] && [ -n "$held" ] && echo "$rz" | grep -q "low disk space.* 503$" && [ "$(job_field $J3 state)" = succeeded ]' \
   "held: $held; readyz: $rz; then $(job_field "$J3" state)"
+stop_daemon TERM
+
+# 5. Per-job estimate: a state dir above min_free_mb but too small for this job's
+#    checkpoints and artifacts (≈ 2 × the model file for an hf export) holds it with
+#    the reason on the job itself; more space releases it.
+STATE=$T/state3
+mount_tmpfs "$STATE" 1800
+start_daemon --min-free-mb 0 || { echo "Bail out! lrqd did not start"; exit 1; }
+submit "$RTN"; J4=$JOB
+sleep 1
+st=$(job_field "$J4" state)
+why=$(job_field "$J4" error)
+grow "$STATE"
+wait_state "$J4" succeeded 20
+expect "per-job disk estimate: job held queued with 'waiting for disk space' on it; released when space returns" \
+  '[ "$st" = queued ] && echo "$why" | grep -q "waiting for disk space: needs about" && [ "$(job_field $J4 state)" = succeeded ]' \
+  "held: $st ($why); then $(job_field "$J4" state)"
 stop_daemon TERM
 exit 0
