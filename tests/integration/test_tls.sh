@@ -30,10 +30,10 @@ code=$(curl -s -m 5 --cacert "$T/cert.pem" -o "$T/b.json" -w '%{http_code}' -X P
 code=$(curl -s -m 5 -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/healthz")
 [ "$code" != 200 ] && echo "ok 3 - plain HTTP on the TLS port is not served" || echo "not ok 3 - plain HTTP answered 200"
 out=$(LRQ_CACERT="$T/cert.pem" "$LRQ_BUILDDIR/lrqctl" --server "https://127.0.0.1:$port" list 2>&1)
-[ $? -eq 0 ] && echo "ok 5 - lrqctl over https with LRQ_CACERT" || echo "not ok 5 - lrqctl: $out"
+[ $? -eq 0 ] && echo "ok 4 - lrqctl over https with LRQ_CACERT" || echo "not ok 4 - lrqctl: $out"
 kill "$pid"; wait "$pid"; pid=
 "$LRQ_BUILDDIR/lrqd" --listen 127.0.0.1:0 --state-dir "$T/state2" --schema-dir "$LRQ_SRCDIR/schema" \
     --tls-cert "$T/cert.pem" --no-auth 2> "$T/lrqd2.log"
 rc=$?
 [ $rc -ne 0 ] && grep -q "tls_cert and tls_key must be given together" "$T/lrqd2.log" \
-    && echo "ok 4 - tls_cert without tls_key is refused at start" || echo "not ok 4 - exit $rc: $(tail -1 "$T/lrqd2.log")"
+    && echo "ok 5 - tls_cert without tls_key is refused at start" || echo "not ok 5 - exit $rc: $(tail -1 "$T/lrqd2.log")"
