@@ -157,22 +157,27 @@ int main(int argc, char **argv)
     eng_block_w_t w = {.attn_norm = norm1, .ffn_norm = norm2};
     eng_block_g_t g = {0};
     eng_adam_t opt = {0.9f, 0.999f, 1e-8f};
-    double best = 1e30, total = 0;
+    double best = 1e30, total = 0, ph[5] = {0}; /* quantizer fwd, block fwd, block bwd, quantizer bwd, adam */
     for (int it = 0; it <= iters; it++) { /* iteration 0 is a warm-up */
-        double t = now_s();
+        double t = now_s(), t1, t2, t3, t4;
         for (int i = 0; i < ENG_NLIN; i++) {
             eng_lrq_forward(&lq[i], What[i]);
             w.lin[i] = What[i];
             g.lin[i] = dW[i];
         }
+        t1 = now_s();
         eng_block_forward(&c, &w, &rope, x, y, ws, B, T);
+        t2 = now_s();
         eng_block_backward(&c, &w, &rope, dy, NULL, &g, ws, B, T);
+        t3 = now_s();
         for (int i = 0; i < ENG_NLIN; i++) eng_lrq_backward(&lq[i], dW[i]);
+        t4 = now_s();
         eng_adam_step(&opt, params, grads, am, av, nparams, eng_cosine_lr(5e-4f, it, iters + 1), it + 1);
-        t = now_s() - t;
+        double t5 = now_s();
         if (it > 0) {
-            total += t;
-            if (t < best) best = t;
+            total += t5 - t;
+            if (t5 - t < best) best = t5 - t;
+            ph[0] += t1 - t; ph[1] += t2 - t1; ph[2] += t3 - t2; ph[3] += t4 - t3; ph[4] += t5 - t4;
         }
     }
     double ms_iter = total / iters * 1e3;
@@ -182,8 +187,11 @@ int main(int argc, char **argv)
     double gflop = flops / 1e9, equiv_ms = gflop / rate * 1e3;
     printf("{\"ms_per_iter\": %.2f, \"best_ms\": %.2f, \"gflop_per_iter\": %.2f, \"sgemm_gflops\": %.1f, "
            "\"sgemm_equiv_ms\": %.2f, \"ratio\": %.3f, \"peak_rss_mb\": %.0f, \"params\": %zu, "
-           "\"shape\": \"D%d F%d H%d KVH%d rank%d B%d T%d %s threads%d\", \"weights\": \"synthetic\"}\n",
+           "\"shape\": \"D%d F%d H%d KVH%d rank%d B%d T%d %s threads%d\", \"weights\": \"synthetic\", "
+           "\"phase_ms\": {\"quant_fwd\": %.1f, \"block_fwd\": %.1f, \"block_bwd\": %.1f, \"quant_bwd\": %.1f, "
+           "\"adam\": %.1f}}\n",
            ms_iter, best * 1e3, gflop, rate, equiv_ms, ms_iter / equiv_ms, peak_rss_mb(), nparams, D, F, H, KVH, K, B, T,
-           flex ? "flexround" : "lrq", threads);
+           flex ? "flexround" : "lrq", threads, ph[0] / iters * 1e3, ph[1] / iters * 1e3, ph[2] / iters * 1e3,
+           ph[3] / iters * 1e3, ph[4] / iters * 1e3);
     return 0;
 }
