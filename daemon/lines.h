@@ -16,6 +16,7 @@ typedef struct lines {
     char *buf;
     size_t cap;   /* max_line + 2 */
     size_t len;   /* bytes held (a partial line) */
+    size_t scanned; /* of those, already searched for '\n' (0 after a stop: lines may remain) */
 } lines_t;
 
 /* Returns nonzero to stop; lines_commit/feed then return that value. */
@@ -31,5 +32,20 @@ int lines_commit(lines_t *l, size_t n, lines_cb cb, void *ud);
 int lines_feed(lines_t *l, const char *data, size_t n, lines_cb cb, void *ud);
 /* EOF: deliver the trailing partial line, if any. */
 int lines_finish(lines_t *l, lines_cb cb, void *ud);
+
+/* ---- worker events: one stdout line of the worker protocol (docs/worker-protocol.md) ---- */
+#include <jansson.h>
+typedef enum { WEV_GARBAGE = 0, WEV_PROGRESS, WEV_ERROR, WEV_START, WEV_RESUME, WEV_OTHER } wev_kind_t;
+typedef struct wev {
+    wev_kind_t kind;
+    const char *name;   /* the "event" value (borrowed from obj), NULL for garbage */
+    json_t *obj;        /* the whole line (owned) */
+    json_t *progress;   /* WEV_PROGRESS: the object without "event" (owned) */
+    char error[1200];   /* WEV_ERROR: "field: message" or "message" ("" if no message) */
+} wev_t;
+/* Parse one line; never fails: anything that is not a JSON object with a string
+ * "event" is WEV_GARBAGE. Release with wev_clear. */
+void wev_parse(const char *line, size_t len, wev_t *ev);
+void wev_clear(wev_t *ev);
 
 #endif

@@ -10,6 +10,7 @@
  * Progress is pushed to SSE subscribers at once and written to the db at
  * most once a second per job. */
 #include "lrq_sha256.h"
+#include "lines.h"
 #include "lrqd.h"
 #include "log.h"
 #include <dirent.h>
@@ -85,42 +86,39 @@ static void on_line(void *owner, char *line, size_t len)
     run_t *r = owner;
     lrqd_t *d = r->d;
     r->t_last_line = mono_ms();
-    json_t *j = json_loadb(line, len, 0, NULL);
-    const char *ev = j ? json_string_value(json_object_get(j, "event")) : NULL;
-    if (!ev) {
+    wev_t ev;
+    wev_parse(line, len, &ev);
+    switch (ev.kind) {
+    case WEV_GARBAGE:
         if (r->garbage++ < 5) log_warn("job %lld: ignoring non-protocol stdout line: %.120s", (long long)r->job_id, line);
-        json_decref(j);
-        return;
-    }
-    if (!strcmp(ev, "progress")) {
-        json_t *p = json_deep_copy(j);
-        if (p) {
-            json_object_del(p, "event");
-            json_decref(r->progress);
-            r->progress = p;
-            r->dirty = 1;
-            sse_publish(d, r->job_id, "progress", p, 0);
-            if (r->t_last_line - r->t_last_write >= 1000) sched__write_progress(r);
-        }
-    } else if (!strcmp(ev, "error")) {
-        const char *m = json_string_value(json_object_get(j, "message"));
-        const char *f = json_string_value(json_object_get(j, "field"));
-        if (m) {
-            char buf[1200];
-            snprintf(buf, sizeof buf, "%s%s%.1000s", f ? f : "", f ? ": " : "", m);
+        break;
+    case WEV_PROGRESS:
+        json_decref(r->progress);
+        r->progress = ev.progress; /* takes the reference */
+        ev.progress = NULL;
+        r->dirty = 1;
+        sse_publish(d, r->job_id, "progress", r->progress, 0);
+        if (r->t_last_line - r->t_last_write >= 1000) sched__write_progress(r);
+        break;
+    case WEV_ERROR:
+        if (ev.error[0]) {
             free(r->last_error);
-            r->last_error = strdup(buf);
+            r->last_error = strdup(ev.error);
         }
-    } else if (!strcmp(ev, "start")) {
+        break;
+    case WEV_START:
         log_info("job %lld: worker started", (long long)r->job_id);
-    } else if (!strcmp(ev, "resume")) {
+        break;
+    case WEV_RESUME:
         log_info("job %lld: worker resumed from its checkpoint at block %lld, iteration %lld", (long long)r->job_id,
-                 (long long)json_integer_value(json_object_get(j, "block")),
-                 (long long)json_integer_value(json_object_get(j, "iteration")));
-    } else {
-        log_debug("job %lld: event %s", (long long)r->job_id, ev);
+                 (long long)json_integer_value(json_object_get(ev.obj, "block")),
+                 (long long)json_integer_value(json_object_get(ev.obj, "iteration")));
+        break;
+    case WEV_OTHER:
+        log_debug("job %lld: event %s", (long long)r->job_id, ev.name);
+        break;
     }
-    json_decref(j);
+    wev_clear(&ev);
 }
 
 static void on_overlong(void *owner)

@@ -28,31 +28,19 @@ typedef struct fz_lines {
     char last_error[1200];
 } fz_lines_t;
 
-/* sched.c:on_line, minus logging and the database. */
+/* The daemon's own event parser (sched.c:on_line minus logging and the database). */
 static void fz_lines_event(fz_lines_t *z, const char *line, size_t len)
 {
-    json_t *j = json_loadb(line, len, 0, NULL);
-    const char *ev = j ? json_string_value(json_object_get(j, "event")) : NULL;
-    if (!ev) {
-        json_decref(j);
-        return;
+    wev_t ev;
+    wev_parse(line, len, &ev);
+    if (ev.kind == WEV_PROGRESS) {
+        free(z->progress);
+        z->progress = json_dumps(ev.progress, JSON_COMPACT);
+    } else if (ev.kind == WEV_ERROR && ev.error[0]) {
+        snprintf(z->last_error, sizeof z->last_error, "%s", ev.error);
     }
-    if (!strcmp(ev, "progress")) {
-        json_t *p = json_deep_copy(j);
-        if (p) {
-            json_object_del(p, "event");
-            free(z->progress);
-            z->progress = json_dumps(p, JSON_COMPACT);
-            json_decref(p);
-        }
-    } else if (!strcmp(ev, "error")) {
-        const char *m = json_string_value(json_object_get(j, "message"));
-        const char *f = json_string_value(json_object_get(j, "field"));
-        if (m) snprintf(z->last_error, sizeof z->last_error, "%s%s%.1000s", f ? f : "", f ? ": " : "", m);
-    } else if (!strcmp(ev, "start")) {
-        (void)json_is_true(json_object_get(j, "resumed"));
-    }
-    json_decref(j);
+    if ((ev.kind == WEV_GARBAGE) != (ev.name == NULL)) __builtin_trap();
+    wev_clear(&ev);
 }
 
 static int fz_lines_cb(void *ud, char *line, size_t len)

@@ -87,6 +87,23 @@ Test(lines, callback_can_stop)
     lines_close(&l);
 }
 
+/* After a stop, feeding on must still split what was left in the buffer (found by
+ * reading the code while writing the fuzz harness: "c" and "d" used to merge). */
+Test(lines, feeding_after_a_stop_keeps_lines_apart)
+{
+    lines_t l;
+    cr_assert_eq(lines_init(&l, 32), 0);
+    sink_t s = {.stop_at = 1};
+    cr_assert_eq(lines_feed(&l, "a\nb\nc\n", 6, on_line, &s), 7);
+    s.stop_at = 0;
+    cr_assert_eq(lines_feed(&l, "d\n", 2, on_line, &s), 0);
+    cr_assert_eq(s.n, 4, "got %d lines", s.n);
+    cr_assert_str_eq(s.got[1], "b");
+    cr_assert_str_eq(s.got[2], "c");
+    cr_assert_str_eq(s.got[3], "d");
+    lines_close(&l);
+}
+
 Test(lines, direct_space_commit)
 {
     lines_t l;
