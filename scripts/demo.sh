@@ -39,7 +39,7 @@ cat > "$state/job.json" <<EOS
  "weight": {"bits": 4, "group_size": 0, "init": "mse"},
  "calibration": {"path": "$shared/data/tinystories/calib.txt", "samples": 128, "seq_len": 256},
  "eval": {"path": "$shared/data/tinystories/eval.txt", "seq_len": 256},
- "lrq": {"iterations": ${LRQ_DEMO_ITERS:-400}, "lr": 2e-3, "batch_size": 2, "checkpoint_every_s": 10},
+ "lrq": {"iterations": ${LRQ_DEMO_ITERS:-400}, "lr": 3e-3, "batch_size": 2, "checkpoint_every_s": 10},
  "export": ["hf"], "seed": 0, "threads": 2}
 EOS
 echo "== submitting"
