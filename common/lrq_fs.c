@@ -1,6 +1,7 @@
 #include "lrq_fs.h"
 #include <errno.h>
 #include <fcntl.h>
+#include <stdint.h>
 #include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -70,28 +71,39 @@ int lrq_write_atomic(const char *path, const void *data, size_t len, lrq_err_t *
 
 int lrq_read_file(const char *path, char **out, size_t *len, size_t max, lrq_err_t *err)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) return lrq_errf(err, -errno, "%s: %s", path, strerror(errno));
-    size_t cap = 4096, n = 0;
-    char *buf = malloc(cap);
-    for (;;) {
-        if (!buf) { fclose(f); return lrq_errf(err, LRQ_ENOMEM, "%s: out of memory", path); }
-        if (n + 1 >= cap) {
-            if (cap >= max) { free(buf); fclose(f); return lrq_errf(err, LRQ_EFORMAT, "%s: larger than %zu bytes", path, max); }
-            char *nb = realloc(buf, cap * 2);
-            if (!nb) { free(buf); buf = NULL; continue; }
-            buf = nb;
-            cap *= 2;
-        }
-        size_t r = fread(buf + n, 1, cap - n - 1, f);
-        n += r;
-        if (r == 0) break;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return lrq_errf(err, errno == ENOENT ? LRQ_ENOTFOUND : -errno, "%s: cannot open: %s", path, strerror(errno));
+    struct stat st;
+    /* Regular files only: a FIFO or a device would block or never end. */
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
+        return lrq_errf(err, LRQ_EFORMAT, "%s: not a regular file", path);
     }
-    int bad = ferror(f);
-    fclose(f);
-    if (bad) { free(buf); return lrq_errf(err, LRQ_EIO, "%s: read error", path); }
-    buf[n] = '\0';
-    *out = buf;
+    if ((uint64_t)st.st_size > max) {
+        close(fd);
+        return lrq_errf(err, LRQ_EFORMAT, "%s: larger than %zu bytes", path, max);
+    }
+    size_t n = (size_t)st.st_size, got = 0;
+    char *b = malloc(n + 1);
+    if (!b) {
+        close(fd);
+        return lrq_errf(err, LRQ_ENOMEM, "%s: out of memory (%zu bytes)", path, n);
+    }
+    while (got < n) {
+        ssize_t r = read(fd, b + got, n - got);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) {
+            int e = r < 0 ? errno : EIO;
+            free(b);
+            close(fd);
+            return lrq_errf(err, -e, "%s: read failed: %s", path, strerror(e));
+        }
+        got += (size_t)r;
+    }
+    close(fd);
+    b[n] = '\0';
+    *out = b;
     if (len) *len = n;
     return 0;
 }

@@ -6,7 +6,8 @@
 int lrq_mkdirs(const char *path, lrq_err_t *err);
 /* Write to path.tmp, fsync, rename over path, fsync the directory. */
 int lrq_write_atomic(const char *path, const void *data, size_t len, lrq_err_t *err);
-/* Read a whole file (NUL-terminated, *len excludes it). */
+/* Read a whole regular file of at most max bytes (NUL-terminated, *len excludes it).
+ * LRQ_ENOTFOUND when missing, LRQ_EFORMAT when not a regular file or too large. */
 int lrq_read_file(const char *path, char **out, size_t *len, size_t max, lrq_err_t *err);
 /* Write all bytes to fd, retrying on EINTR/short writes. 0 or -errno. */
 int lrq_write_all(int fd, const void *data, size_t len);

@@ -6,6 +6,7 @@
  * scripts — skipped if empty, and encoded on its own with BOS; the results are
  * concatenated. *.tok: raw little-endian uint32. *.json: a JSON array of integers.
  * Calibration windows are cut from this stream by the caller. */
+#include "lrq_fs.h"
 #include "eng_tok.h"
 
 #include <errno.h>
@@ -26,36 +27,7 @@ static int data__ends_with(const char *s, const char *suf)
 
 static int data__read(const char *path, char **buf, size_t *n, lrq_err_t *err)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return lrq_errf(err, errno == ENOENT ? LRQ_ENOTFOUND : -errno, "%s: cannot open: %s", path, strerror(errno));
-    struct stat st;
-    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-        close(fd);
-        return lrq_errf(err, LRQ_EFORMAT, "%s: not a regular file", path);
-    }
-    size_t len = (size_t)st.st_size, got = 0;
-    char *b = malloc(len + 1);
-    if (!b) {
-        close(fd);
-        return lrq_errf(err, LRQ_ENOMEM, "%s: out of memory (%zu bytes)", path, len);
-    }
-    while (got < len) {
-        ssize_t r = read(fd, b + got, len - got);
-        if (r < 0 && errno == EINTR) continue;
-        if (r <= 0) {
-            int e = r < 0 ? errno : EIO;
-            free(b);
-            close(fd);
-            return lrq_errf(err, -e, "%s: read failed: %s", path, strerror(e));
-        }
-        got += (size_t)r;
-    }
-    close(fd);
-    b[len] = '\0';
-    *buf = b;
-    *n = len;
-    return 0;
+    return lrq_read_file(path, buf, n, (size_t)1 << 40, err);
 }
 
 /* Length of the Python-whitespace character starting at s (0 if none). */

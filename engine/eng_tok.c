@@ -11,6 +11,7 @@
  * best-scoring adjacent pair, leftmost on ties), but with a heap instead of a full
  * rescan per merge: O(n log n) instead of O(n²), same result. Literal special-token
  * text ("<s>") in the input is not split out (llama2.c behaviour). */
+#include "lrq_fs.h"
 #include "eng_tok.h"
 
 #include <ctype.h>
@@ -453,36 +454,7 @@ out:
 
 static int tok__read_file(const char *path, uint8_t **buf, size_t *n, lrq_err_t *err)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return lrq_errf(err, errno == ENOENT ? LRQ_ENOTFOUND : -errno, "%s: cannot open: %s", path, strerror(errno));
-    struct stat st;
-    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || (uint64_t)st.st_size > TOK_MAX_FILE) {
-        close(fd);
-        return lrq_errf(err, LRQ_EFORMAT, "%s: not a regular file of at most 256 MiB", path);
-    }
-    size_t len = (size_t)st.st_size, got = 0;
-    uint8_t *b = malloc(len + 1);
-    if (!b) {
-        close(fd);
-        return lrq_errf(err, LRQ_ENOMEM, "%s: out of memory", path);
-    }
-    while (got < len) {
-        ssize_t r = read(fd, b + got, len - got);
-        if (r < 0 && errno == EINTR) continue;
-        if (r <= 0) {
-            int e = r < 0 ? errno : EIO;
-            free(b);
-            close(fd);
-            return lrq_errf(err, -e, "%s: read failed: %s", path, strerror(e));
-        }
-        got += (size_t)r;
-    }
-    close(fd);
-    b[len] = 0;
-    *buf = b;
-    *n = len;
-    return 0;
+    return lrq_read_file(path, (char **)buf, n, TOK_MAX_FILE, err);
 }
 
 int eng_tok_load_mem(const uint8_t *buf, size_t n, const char *path, eng_tok_t **out, lrq_err_t *err)

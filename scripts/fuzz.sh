@@ -34,7 +34,7 @@ fi
 
 # Sources and pkg-config modules per harness.
 srcs_of() {
-    io="engine/eng_st_read.c engine/eng_model.c engine/eng_tok.c engine/eng_data.c common/lrq_err.c"
+    io="engine/eng_st_read.c engine/eng_model.c engine/eng_tok.c engine/eng_data.c common/lrq_err.c common/lrq_fs.c"
     case $1 in
     spec) echo "common/lrq_spec.c common/lrq_err.c" ;;
     safetensors | llama2c | hf | tok_bin | tok_json) echo "$io" ;;
