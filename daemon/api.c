@@ -14,27 +14,6 @@
 #include <time.h>
 #include <unistd.h>
 
-enum {
-    H_HEALTHZ, H_READYZ, H_METRICS, H_SUBMIT, H_LIST, H_GET, H_DELETE, H_CANCEL, H_EVENTS, H_LOG, H_JOB_METRICS,
-    H_ARTIFACTS, H_ARTIFACT,
-};
-
-const rt_route_t api_routes[] = {
-    {RT_GET, "/healthz", H_HEALTHZ},
-    {RT_GET, "/readyz", H_READYZ},
-    {RT_GET, "/metrics", H_METRICS},
-    {RT_POST, "/v1/jobs", H_SUBMIT},
-    {RT_GET, "/v1/jobs", H_LIST},
-    {RT_GET, "/v1/jobs/{id}", H_GET},
-    {RT_DELETE, "/v1/jobs/{id}", H_DELETE},
-    {RT_POST, "/v1/jobs/{id}/cancel", H_CANCEL},
-    {RT_GET, "/v1/jobs/{id}/events", H_EVENTS},
-    {RT_GET, "/v1/jobs/{id}/log", H_LOG},
-    {RT_GET, "/v1/jobs/{id}/metrics", H_JOB_METRICS},
-    {RT_GET, "/v1/jobs/{id}/artifacts", H_ARTIFACTS},
-    {RT_GET, "/v1/jobs/{id}/artifacts/{*}", H_ARTIFACT},
-};
-const size_t api_nroutes = sizeof api_routes / sizeof api_routes[0];
 
 /* ---- job objects -------------------------------------------------------- */
 
@@ -508,20 +487,6 @@ static enum MHD_Result h_artifacts(lrqd_t *d, req_t *r, struct MHD_Connection *c
 }
 
 /* Every component of rel must be a plain name (no "", ".", ".."). */
-static int api__safe_rel(const char *rel)
-{
-    if (!rel || !*rel || rel[0] == '/' || strlen(rel) > 1024) return 0;
-    const char *p = rel;
-    while (*p) {
-        const char *e = strchr(p, '/');
-        size_t n = e ? (size_t)(e - p) : strlen(p);
-        if (n == 0 || (n == 1 && p[0] == '.') || (n == 2 && p[0] == '.' && p[1] == '.')) return 0;
-        p += n;
-        if (*p == '/') p++;
-        if (e && !*p) return 0;   /* trailing '/' */
-    }
-    return 1;
-}
 
 static enum MHD_Result h_artifact(lrqd_t *d, req_t *r, struct MHD_Connection *c)
 {
@@ -530,7 +495,7 @@ static enum MHD_Result h_artifact(lrqd_t *d, req_t *r, struct MHD_Connection *c)
     if (api__job(d, r, c, &j, &ret)) return ret;
     db_job_clear(&j);
     const char *rel = req_match(r)->rest;
-    if (!api__safe_rel(rel))
+    if (!rt_safe_rel(rel))
         return http_reply_error(r, c, 404, "not_found", NULL, "no such artifact");
     char *wd = sched_workdir(d, req_match(r)->id), dir[PATH_MAX], rdir[PATH_MAX], full[PATH_MAX * 2],
          rfull[PATH_MAX];

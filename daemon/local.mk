@@ -2,7 +2,8 @@
 
 # The testable core (no libuv/MHD): database, line splitter, router.
 noinst_LTLIBRARIES += libdaemon.la
-libdaemon_la_SOURCES = daemon/db.c daemon/db.h daemon/lines.c daemon/lines.h daemon/router.c daemon/router.h
+libdaemon_la_SOURCES = daemon/db.c daemon/db.h daemon/lines.c daemon/lines.h daemon/router.c daemon/router.h \
+	daemon/routes.c daemon/routes.h
 libdaemon_la_CFLAGS = $(AM_CFLAGS) $(SQLITE_CFLAGS)
 libdaemon_la_LIBADD = $(SQLITE_LIBS)
 

@@ -122,8 +122,7 @@ void sse_free_cb(void *cls);
 int sse_push(sse_t *s, const char *event, json_t *data);
 
 /* api.c */
-extern const rt_route_t api_routes[];
-extern const size_t api_nroutes;
+#include "routes.h"
 enum MHD_Result api_dispatch(lrqd_t *d, req_t *r, struct MHD_Connection *c, int route);
 json_t *api_job_json(lrqd_t *d, const db_job_t *j);   /* new reference or NULL */
 void metrics_http(lrqd_t *d, const char *route, int status);

@@ -39,7 +39,7 @@ srcs_of() {
     spec) echo "common/lrq_spec.c common/lrq_err.c" ;;
     safetensors | llama2c | hf | tok_bin | tok_json) echo "$io" ;;
     lines) echo "daemon/lines.c common/lrq_err.c" ;;
-    router) echo "daemon/router.c daemon/db.c common/lrq_err.c" ;;
+    router) echo "daemon/router.c daemon/routes.c daemon/db.c common/lrq_err.c" ;;
     ckpt) echo "worker/wk_ckpt.c common/lrq_fs.c common/lrq_err.c" ;;
     *) return 1 ;;
     esac

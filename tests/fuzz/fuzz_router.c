@@ -15,24 +15,11 @@
 
 #include "daemon/db.h"
 #include "daemon/router.h"
+#include "daemon/routes.h"
 
-/* A copy of api.c:api_routes (api.c itself needs all of lrqd); keep in sync. */
-static const rt_route_t fz_rt_routes[] = {
-    {RT_GET, "/healthz", 0},
-    {RT_GET, "/readyz", 1},
-    {RT_GET, "/metrics", 2},
-    {RT_POST, "/v1/jobs", 3},
-    {RT_GET, "/v1/jobs", 4},
-    {RT_GET, "/v1/jobs/{id}", 5},
-    {RT_DELETE, "/v1/jobs/{id}", 6},
-    {RT_POST, "/v1/jobs/{id}/cancel", 7},
-    {RT_GET, "/v1/jobs/{id}/events", 8},
-    {RT_GET, "/v1/jobs/{id}/log", 9},
-    {RT_GET, "/v1/jobs/{id}/metrics", 10},
-    {RT_GET, "/v1/jobs/{id}/artifacts", 11},
-    {RT_GET, "/v1/jobs/{id}/artifacts/{*}", 12},
-};
-#define FZ_RT_N (sizeof fz_rt_routes / sizeof fz_rt_routes[0])
+/* lrqd's own route table (daemon/routes.c). */
+#define fz_rt_routes api_routes
+#define FZ_RT_N api_nroutes
 
 /* Reference strict decimal: 1..18 digits, value in lo..hi. */
 static int fz_rt_ref_i64(const char *s, size_t n, int64_t lo, int64_t hi, int64_t *out)
@@ -94,7 +81,15 @@ static void fz_rt_check(int method, const char *path)
     if (rc != want) __builtin_trap();
     if (rc >= 0 && (m.route != &fz_rt_routes[rc] || m.id != want_id || m.rest != want_rest)) __builtin_trap();
     if (rc == RT_EMETHOD && m.allow != allow) __builtin_trap();
-    if (m.rest) (void)strlen(m.rest);   /* inside path */
+    if (m.rest && rt_safe_rel(m.rest)) {
+        /* The guard the artifact route uses: an accepted path has no "." or ".." segment. */
+        for (const char *p = m.rest; *p;) {
+            size_t n = strcspn(p, "/");
+            if ((n == 1 && p[0] == '.') || (n == 2 && p[0] == '.' && p[1] == '.') || n == 0) __builtin_trap();
+            p += n;
+            if (*p) p++;
+        }
+    }
 }
 
 static void fz_rt_query(char *q)
