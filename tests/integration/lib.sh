@@ -35,53 +35,10 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# start_daemon [extra flags...]: sets DPID and URL
-start_daemon() {
-  rm -f "$T/port"
-  "$LRQD" --state-dir "${STATE:-$T/state}" --listen 127.0.0.1:0 --port-file "$T/port" --schema-dir "$SRC/schema" \
-    --data-root "$DATA" --worker "$FAKE" --grace-s 3 "$@" >> "$T/lrqd.out" 2>&1 &
-  DPID=$!
-  i=0
-  while [ ! -s "$T/port" ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
-  [ -s "$T/port" ] || { diag "lrqd did not start"; return 1; }
-  URL=http://127.0.0.1:$(cat "$T/port")
-}
+DAEMON_WORKER=$FAKE DAEMON_DATA=$DATA
+. "$SRC/tests/integration/lib_api.sh"
 
-# stop_daemon [SIG]: signal and wait (bounded) for the exit; sets DRC
-stop_daemon() {
-  kill -"${1:-TERM}" "$DPID" 2>/dev/null
-  i=0
-  while kill -0 "$DPID" 2>/dev/null && [ $i -lt 200 ]; do sleep 0.05; i=$((i + 1)); done
-  if kill -0 "$DPID" 2>/dev/null; then kill -KILL "$DPID"; DRC=timeout; else wait "$DPID"; DRC=$?; fi
-  DPID=
-}
 
-# api METHOD PATH [curl args...]: body in $T/body, status in $CODE, headers in $T/hdr
-api() {
-  m=$1; p=$2; shift 2
-  CODE=$(curl -s -m 10 -X "$m" -o "$T/body" -D "$T/hdr" -w '%{http_code}' "$@" "$URL$p")
-}
-body_has() { grep -q -- "$1" "$T/body"; }
-hdr_has() { tr -d '\r' < "$T/hdr" | grep -qi -- "$1"; }
-
-# submit JSON: sets JOB
-submit() {
-  api POST /v1/jobs -H 'Content-Type: application/json' --data-binary "$1"
-  JOB=$(sed -n 's/^{"id":\([0-9]*\),.*/\1/p' "$T/body")
-}
-# field ID KEY: a top-level scalar of the job object (state, attempts, error...)
-job_field() {
-  curl -s -m 5 "$URL/v1/jobs/$1" | $PY -c "import sys,json; v=json.load(sys.stdin).get('$2'); print('' if v is None else v)" 2>/dev/null
-}
-# wait_state ID STATE [SECONDS]
-wait_state() {
-  end=$(( $(date +%s) + ${3:-20} ))
-  while [ "$(date +%s)" -le "$end" ]; do
-    [ "$(job_field "$1" state)" = "$2" ] && return 0
-    sleep 0.1
-  done
-  diag "job $1: state $(job_field "$1" state), wanted $2"; return 1
-}
 # wait_progress ID MIN_DONE [SECONDS]: until the job's progress.done >= MIN_DONE
 wait_progress() {
   end=$(( $(date +%s) + ${3:-20} ))
@@ -97,5 +54,3 @@ worker_pid() { # the live worker of job ID (from the work dir's log)
 }
 # expect NAME 'SHELL CONDITION' — the whole condition is evaluated (with && chains).
 expect() { _n=$1; shift; if eval "$1"; then ok "$_n"; else nok "$_n"; fi; }
-# alive PID: running and not a zombie (orphans may not be reaped in containers)
-alive() { [ -r "/proc/$1/stat" ] && ! awk '{exit !($3 == "Z")}' "/proc/$1/stat" 2>/dev/null; }

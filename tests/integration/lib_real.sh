@@ -1,6 +1,6 @@
 # lib_real.sh — helpers for the fault-injection tests that run the REAL lrqd and
-# lrq-worker on the bundled stories260K model (sourced). Adapted from lib.sh
-# (which is bound to the fake worker): TAP output, a daemon on 127.0.0.1 with an
+# lrq-worker on the bundled stories260K model (sourced): TAP output, a daemon on
+# 127.0.0.1 (helpers shared with lib.sh in lib_api.sh), an
 # ephemeral port and a temp state dir, bounded waits, and a cleanup trap that
 # stops only the processes this test started (by pid) and unmounts its mounts.
 # Requires curl(1), sha256sum(1), pgrep(1) and python3.
@@ -61,53 +61,10 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 1' INT TERM HUP
 
-# start_daemon [extra flags...]: sets DPID and URL (state dir $STATE, real worker)
-start_daemon() {
-  rm -f "$T/port"
-  "$LRQD" --state-dir "$STATE" --listen 127.0.0.1:0 --port-file "$T/port" --schema-dir "$SRC/schema" \
-    --data-root "$SHARED" --worker "$WORKER" --grace-s 3 "$@" >> "$T/lrqd.out" 2>&1 &
-  DPID=$!
-  _i=0
-  while [ ! -s "$T/port" ] && [ $_i -lt 200 ] && kill -0 "$DPID" 2>/dev/null; do sleep 0.02; _i=$((_i + 1)); done
-  [ -s "$T/port" ] || { diag "lrqd did not start"; return 1; }
-  URL=http://127.0.0.1:$(cat "$T/port")
-}
-# stop_daemon [SIG]: signal and wait (bounded) for the exit; sets DRC
-stop_daemon() {
-  kill -"${1:-TERM}" "$DPID" 2>/dev/null
-  _i=0
-  while kill -0 "$DPID" 2>/dev/null && [ $_i -lt 400 ]; do sleep 0.05; _i=$((_i + 1)); done
-  if kill -0 "$DPID" 2>/dev/null; then kill -KILL "$DPID"; DRC=timeout; else wait "$DPID"; DRC=$?; fi
-  DPID=
-}
+DAEMON_WORKER=$WORKER DAEMON_DATA=$SHARED
+. "$SRC/tests/integration/lib_api.sh"
 
-# api METHOD PATH [curl args...]: body in $T/body, status in $CODE
-api() {
-  m=$1; p=$2; shift 2
-  CODE=$(curl -s -m 10 -X "$m" -o "$T/body" -w '%{http_code}' "$@" "$URL$p")
-}
-# submit JSON: sets JOB (empty on failure)
-submit() {
-  api POST /v1/jobs -H 'Content-Type: application/json' --data-binary "$1"
-  JOB=$(sed -n 's/^{"id":\([0-9]*\),.*/\1/p' "$T/body")
-  [ -n "$JOB" ] || diag "submit failed: HTTP $CODE $(head -c 300 "$T/body")"
-}
-# job_field ID KEY: a top-level scalar of the job object
-job_field() {
-  curl -s -m 5 "$URL/v1/jobs/$1" | $PY -c "import sys,json; v=json.load(sys.stdin).get('$2'); print('' if v is None else v)" 2>/dev/null
-}
-# wait_state ID STATE [SECONDS]: also gives up when the job reaches another terminal state
-wait_state() {
-  _end=$(( $(date +%s) + ${3:-30} ))
-  [ -n "${DEADLINE:-}" ] && [ "$DEADLINE" -lt "$_end" ] && _end=$DEADLINE
-  while [ "$(date +%s)" -le "$_end" ]; do
-    s=$(job_field "$1" state)
-    [ "$s" = "$2" ] && return 0
-    case $s in succeeded|failed|cancelled) break ;; esac
-    sleep 0.1
-  done
-  diag "job $1: state $(job_field "$1" state), wanted $2 (error: $(job_field "$1" error))"; return 1
-}
+
 # spec NAME ITERATIONS [EXTRA]: the small LRQ job (3-6 s); EXTRA is appended to the top-level object
 spec() {
   printf '{"name":"%s","model":"%s","method":"lrq","weight":{"bits":3,"group_size":0,"init":"minmax"},' "$1" "$MODEL"
@@ -117,8 +74,6 @@ spec() {
 }
 # worker_pids WORKDIR: live lrq-worker processes for that work dir
 worker_pids() { pgrep -f -- "--workdir $1\$" 2>/dev/null; }
-# alive PID: running and not a zombie (orphans may not be reaped in containers)
-alive() { [ -r "/proc/$1/stat" ] && ! awk '{exit !($3 == "Z")}' "/proc/$1/stat" 2>/dev/null; }
 # sql DB QUERY: sqlite3(1), or Python's sqlite3 module where the CLI is missing
 sql() {
   if command -v sqlite3 >/dev/null; then sqlite3 "$1" "$2"; else
