@@ -7,6 +7,7 @@
 set -eu
 build=${1:?usage: bench/compare.sh BUILDDIR [THREADS]}
 threads=${2:-2}
+build=$(cd "$build" && pwd) || exit 2
 reps=${REPS:-2}
 here=$(cd "$(dirname "$0")" && pwd)
 py=${PYTHON:-/usr/bin/python3}

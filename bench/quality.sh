@@ -6,6 +6,8 @@
 set -eu
 build=${1:-.}
 shared=${2:-../shared}
+build=$(cd "$build" && pwd) || exit 2
+shared=$(cd "$shared" && pwd) || exit 2
 data=${QUALITY_DATA:-eval}
 iters=${LRQ_ITERS:-400}
 samples=${LRQ_SAMPLES:-128}

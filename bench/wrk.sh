@@ -15,6 +15,9 @@ set -u
 LRQ_SRCDIR=${LRQ_SRCDIR:-$(cd "$(dirname "$0")/.." && pwd)}
 LRQ_BUILDDIR=${1:-${LRQ_BUILDDIR:-$LRQ_SRCDIR}}
 LRQ_SHARED=${2:-${LRQ_SHARED:-$LRQ_SRCDIR/../shared}}
+# Absolute, so that nothing depends on the directory lrqd or a worker runs in.
+LRQ_BUILDDIR=$(cd "$LRQ_BUILDDIR" && pwd) || exit 2
+LRQ_SHARED=$(cd "$LRQ_SHARED" && pwd) || exit 2
 export LRQ_SRCDIR LRQ_BUILDDIR LRQ_SHARED
 SECS=${WRK_SECONDS:-10}
 THREADS=${WRK_THREADS:-1}

@@ -292,16 +292,17 @@ static int show_mode(cli_ctx_t *c)
     return c->env->out_tty ? SHOW_TTY : SHOW_PLAIN;
 }
 
-/* watch: 0 once finished; wait: exit code by final state. */
-static int follow_cmd(cli_ctx_t *c, long id, int show, int as_wait)
+/* watch and wait exit alike, by the final state (0/1/2, 3 when it could not be
+ * learned), so that `lrqctl watch ID && next-step` does what it reads as. */
+static int follow_cmd(cli_ctx_t *c, long id, int show)
 {
     follow_t f;
     int rc = follow(c, id, show, &f);
     int code;
     if (rc < 0) {
-        code = as_wait ? CLI_EXIT_COMM : CLI_EXIT_FAIL;
+        code = CLI_EXIT_COMM;
     } else {
-        code = as_wait ? cli_state_exit(f.state) : CLI_EXIT_OK;
+        code = cli_state_exit(f.state);
         if (show == SHOW_NONE && json_out(c))
             cli_json_print(c->out, f.job, 0);
         else if (show == SHOW_NONE) {
@@ -318,12 +319,12 @@ static int follow_cmd(cli_ctx_t *c, long id, int show, int as_wait)
 
 int cli_cmd_watch(cli_ctx_t *c)
 {
-    return follow_cmd(c, c->args->id, show_mode(c), 0);
+    return follow_cmd(c, c->args->id, show_mode(c));
 }
 
 int cli_cmd_wait(cli_ctx_t *c)
 {
-    return follow_cmd(c, c->args->id, SHOW_NONE, 1);
+    return follow_cmd(c, c->args->id, SHOW_NONE);
 }
 
 /* ---------------------------------------------------------------- jobs */
@@ -419,7 +420,7 @@ int cli_cmd_submit(cli_ctx_t *c)
     cli_resp_free(&r);
     if (!c->args->wait)
         return CLI_EXIT_OK;
-    return follow_cmd(c, (long)id, show_mode(c), 1);
+    return follow_cmd(c, (long)id, show_mode(c));
 }
 
 int cli_cmd_status(cli_ctx_t *c)

@@ -9,7 +9,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-int lrq_mkdirs(const char *path, lrq_err_t *err)
+int lrq_mkdirs(const char *path, lrq_err_t *err) { return lrq_mkdirs_mode(path, 0755, err); }
+
+int lrq_mkdirs_mode(const char *path, unsigned mode, lrq_err_t *err)
 {
     char buf[4096];
     if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf)
@@ -17,10 +19,10 @@ int lrq_mkdirs(const char *path, lrq_err_t *err)
     for (char *p = buf + 1; *p; p++) {
         if (*p != '/') continue;
         *p = '\0';
-        if (mkdir(buf, 0755) < 0 && errno != EEXIST) return lrq_errf(err, -errno, "mkdir %s: %s", buf, strerror(errno));
+        if (mkdir(buf, (mode_t)mode) < 0 && errno != EEXIST) return lrq_errf(err, -errno, "mkdir %s: %s", buf, strerror(errno));
         *p = '/';
     }
-    if (mkdir(buf, 0755) < 0 && errno != EEXIST) return lrq_errf(err, -errno, "mkdir %s: %s", buf, strerror(errno));
+    if (mkdir(buf, (mode_t)mode) < 0 && errno != EEXIST) return lrq_errf(err, -errno, "mkdir %s: %s", buf, strerror(errno));
     return 0;
 }
 

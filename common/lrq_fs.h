@@ -3,7 +3,8 @@
 #define LRQ_FS_H
 #include <stddef.h>
 #include "lrq_err.h"
-int lrq_mkdirs(const char *path, lrq_err_t *err);
+int lrq_mkdirs(const char *path, lrq_err_t *err);            /* mode 0755 */
+int lrq_mkdirs_mode(const char *path, unsigned mode, lrq_err_t *err);
 /* Write to path.tmp, fsync, rename over path, fsync the directory. */
 int lrq_write_atomic(const char *path, const void *data, size_t len, lrq_err_t *err);
 /* Read a whole regular file of at most max bytes (NUL-terminated, *len excludes it).

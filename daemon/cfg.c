@@ -1,12 +1,16 @@
 /* cfg.c — option table, config file and flags (see cfg.h). */
 #include "cfg.h"
 #include "config.h"
+#include "lrq_fs.h"
 #include <ctype.h>
 #include <errno.h>
+#include <limits.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 enum { T_STR, T_INT, T_BOOL, T_LIST };
 
@@ -23,7 +27,7 @@ typedef struct opt {
 static const opt_t opts[] = {
     {"listen", T_STR, O(listen), "127.0.0.1:8470", 0, 0, "HOST:PORT to listen on (port 0 = ephemeral)"},
     {"state_dir", T_STR, O(state_dir), "/var/lib/lrq", 0, 0, "database and job work dirs"},
-    {"schema_dir", T_STR, O(schema_dir), LRQ_SCHEMA_DIR, 0, 0, "directory of NNNN_*.sql migrations"},
+    {"schema_dir", T_STR, O(schema_dir), "", 0, 0, "directory of NNNN_*.sql migrations (default: built in)"},
     {"data_root", T_LIST, O(data_root), NULL, 0, 0, "directory job specs may name files in (repeatable)"},
     {"workers", T_INT, O(workers), "1", 1, 256, "maximum concurrent worker processes"},
     {"worker", T_STR, O(worker), "", 0, 0, "lrq-worker to spawn (default: beside lrqd, else installed)"},
@@ -201,4 +205,100 @@ void cfg_free(cfg_t *c)
     free(c->executor); free(c->token_file); free(c->tls_cert); free(c->tls_key); free(c->port_file); free(c->log_level);
     for (int i = 0; i < c->n_data_root; i++) free(c->data_root[i]);
     memset(c, 0, sizeof *c);
+}
+
+/* ---- start-up path resolution ------------------------------------------- */
+
+/* Replace *p by s (owned). */
+static void cfg__take(char **p, char *s)
+{
+    free(*p);
+    *p = s;
+}
+
+/* An existing path, made absolute and symlink-free; names the flag on failure. */
+static int cfg__real(char **p, const char *flag, int want_dir, lrq_err_t *err)
+{
+    char *rp = realpath(*p, NULL);
+    struct stat st;
+    if (!rp) return lrq_errf(err, -errno, "--%s %s: %s", flag, *p, strerror(errno));
+    if (stat(rp, &st)) { int e = errno; free(rp); return lrq_errf(err, -e, "--%s %s: %s", flag, *p, strerror(e)); }
+    if (want_dir ? !S_ISDIR(st.st_mode) : !S_ISREG(st.st_mode)) {
+        free(rp);
+        return lrq_errf(err, LRQ_EFORMAT, "--%s %s: not a %s", flag, *p, want_dir ? "directory" : "regular file");
+    }
+    cfg__take(p, rp);
+    return 0;
+}
+
+/* A file that may not exist yet: its directory must. */
+static int cfg__abs_new(char **p, const char *flag, lrq_err_t *err)
+{
+    char dir[PATH_MAX], rdir[PATH_MAX];
+    const char *slash = strrchr(*p, '/'), *base = slash ? slash + 1 : *p;
+    if (!*base) return lrq_errf(err, LRQ_ESPEC, "--%s %s: names a directory, not a file", flag, *p);
+    if (slash == *p) snprintf(dir, sizeof dir, "/");
+    else if (slash) snprintf(dir, sizeof dir, "%.*s", (int)(slash - *p), *p);
+    else snprintf(dir, sizeof dir, ".");
+    if (!realpath(dir, rdir)) return lrq_errf(err, -errno, "--%s %s: %s: %s", flag, *p, dir, strerror(errno));
+    size_t n = strlen(rdir) + strlen(base) + 2;
+    char *out = malloc(n);
+    if (!out) return lrq_errf(err, LRQ_ENOMEM, "out of memory");
+    snprintf(out, n, "%s%s%s", rdir, strcmp(rdir, "/") ? "/" : "", base);
+    cfg__take(p, out);
+    return 0;
+}
+
+/* The worker: a name without '/' is looked up in PATH (as execvp would);
+ * "" means lrq-worker beside this executable (build tree), else bindir. */
+static int cfg__worker(cfg_t *c, const char *self_exe, lrq_err_t *err)
+{
+    char cand[PATH_MAX * 2];
+    if (!c->worker || !*c->worker) {
+        const char *slash = self_exe ? strrchr(self_exe, '/') : NULL;
+        snprintf(cand, sizeof cand, "%.*s/lrq-worker", slash ? (int)(slash - self_exe) : 0, self_exe ? self_exe : "");
+        if (!slash || access(cand, X_OK)) snprintf(cand, sizeof cand, "%s/lrq-worker", LRQ_BINDIR);
+        char *w = strdup(cand);
+        if (!w) return lrq_errf(err, LRQ_ENOMEM, "out of memory");
+        cfg__take(&c->worker, w);
+    } else if (!strchr(c->worker, '/')) {
+        const char *path = getenv("PATH");
+        int found = 0;
+        for (const char *p = path ? path : ""; !found && *p;) {
+            const char *colon = strchr(p, ':');
+            size_t n = colon ? (size_t)(colon - p) : strlen(p);
+            snprintf(cand, sizeof cand, "%.*s/%s", (int)(n ? n : 1), n ? p : ".", c->worker);
+            if (!access(cand, X_OK)) found = 1;
+            p += n + (colon ? 1 : 0);
+        }
+        if (!found) return lrq_errf(err, LRQ_ENOTFOUND, "--worker %s: not found in PATH (./%s names a file in the current directory)", c->worker, c->worker);
+        char *w = strdup(cand);
+        if (!w) return lrq_errf(err, LRQ_ENOMEM, "out of memory");
+        cfg__take(&c->worker, w);
+    }
+    int rc = cfg__real(&c->worker, "worker", 0, err);
+    if (rc) return rc;
+    if (access(c->worker, X_OK))
+        return lrq_errf(err, -errno, "--worker %s: not executable: %s", c->worker, strerror(errno));
+    return 0;
+}
+
+int cfg_resolve_paths(cfg_t *c, const char *self_exe, lrq_err_t *err)
+{
+    int rc;
+    if (!c->state_dir || !*c->state_dir) return lrq_errf(err, LRQ_ESPEC, "--state-dir must not be empty");
+    if ((rc = lrq_mkdirs_mode(c->state_dir, 0750, err))) {
+        char msg[sizeof err->msg];
+        snprintf(msg, sizeof msg, "%s", err ? err->msg : "");
+        return lrq_errf(err, rc, "--state-dir %s: %s", c->state_dir, msg);
+    }
+    if ((rc = cfg__real(&c->state_dir, "state-dir", 1, err))) return rc;
+    for (int i = 0; i < c->n_data_root; i++)
+        if ((rc = cfg__real(&c->data_root[i], "data-root", 1, err))) return rc;
+    if (c->schema_dir && *c->schema_dir && (rc = cfg__real(&c->schema_dir, "schema-dir", 1, err))) return rc;
+    if (c->token_file && *c->token_file && (rc = cfg__real(&c->token_file, "token-file", 0, err))) return rc;
+    if (c->tls_cert && *c->tls_cert && (rc = cfg__real(&c->tls_cert, "tls-cert", 0, err))) return rc;
+    if (c->tls_key && *c->tls_key && (rc = cfg__real(&c->tls_key, "tls-key", 0, err))) return rc;
+    if (c->port_file && *c->port_file && (rc = cfg__abs_new(&c->port_file, "port-file", err))) return rc;
+    return cfg__worker(c, self_exe, err);
 }

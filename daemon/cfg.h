@@ -32,6 +32,13 @@ typedef struct cfg {
  * Returns 0, 1 for --help/--version (already printed), or an error. */
 int cfg_load(cfg_t *c, int argc, char **argv, lrq_err_t *err);
 void cfg_free(cfg_t *c);
+/* Start-up: make every path absolute so that nothing depends on the working
+ * directory later (workers run in their work dirs). Creates state_dir; data
+ * roots, schema dir, token and TLS files must exist; port_file's directory
+ * must; the worker must be an executable regular file (a bare name is looked
+ * up in PATH; "" = lrq-worker beside self_exe, else the installed one).
+ * Errors name the flag: "--worker ./lrq-worker: No such file or directory". */
+int cfg_resolve_paths(cfg_t *c, const char *self_exe, lrq_err_t *err);
 void cfg_usage(const char *prog);
 
 #endif

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sqlite3.h>
+#include "lrq_fs.h"
 
 struct db {
     sqlite3 *h;
@@ -47,19 +48,35 @@ static void db__rollback(db_t *db) { sqlite3_exec(db->h, "ROLLBACK", NULL, NULL,
 
 /* ---- migrations --------------------------------------------------------- */
 
-typedef struct { int num; char name[256]; } mig_t;
+typedef struct { int num; char name[256]; char *sql; } mig_t;
 
 static int mig_cmp(const void *a, const void *b) { return ((const mig_t *)a)->num - ((const mig_t *)b)->num; }
 
-/* schema/NNNN_name.sql, sorted by NNNN. */
-static int db__list_migrations(const char *dir, mig_t **out, int *n, lrq_err_t *err)
+static void mig_free(mig_t *m, int n)
+{
+    for (int i = 0; m && i < n; i++) free(m[i].sql);
+    free(m);
+}
+
+/* Sort by number and refuse duplicates; `where` names the source in errors. */
+static int mig_sort(mig_t *m, int n, const char *where, lrq_err_t *err)
+{
+    qsort(m, n, sizeof *m, mig_cmp);
+    for (int i = 1; i < n; i++)
+        if (m[i].num == m[i - 1].num)
+            return lrq_errf(err, LRQ_EFORMAT, "%s: two migrations numbered %04d", where, m[i].num);
+    return 0;
+}
+
+/* dir/NNNN_name.sql, read into memory, sorted by NNNN. */
+static int db__load_dir(const char *dir, mig_t **out, int *n, lrq_err_t *err)
 {
     DIR *d = opendir(dir);
     if (!d) return lrq_errf(err, -errno, "schema dir %s: %s", dir, strerror(errno));
     mig_t *m = NULL;
-    int cnt = 0, cap = 0;
+    int cnt = 0, cap = 0, rc = 0;
     struct dirent *e;
-    while ((e = readdir(d))) {
+    while (!rc && (e = readdir(d))) {
         const char *s = e->d_name;
         size_t len = strlen(s);
         if (len < 9 || len >= sizeof m->name || strcmp(s + len - 4, ".sql") || s[4] != '_') continue;
@@ -67,50 +84,47 @@ static int db__list_migrations(const char *dir, mig_t **out, int *n, lrq_err_t *
         for (int i = 0; i < 4; i++) { if (s[i] < '0' || s[i] > '9') ok = 0; else num = num * 10 + (s[i] - '0'); }
         if (!ok || num == 0) continue;
         if (cnt == cap) {
-            cap = cap ? cap * 2 : 8;
-            mig_t *nm = realloc(m, cap * sizeof *m);
-            if (!nm) { free(m); closedir(d); return lrq_errf(err, LRQ_ENOMEM, "out of memory"); }
+            int ncap = cap ? cap * 2 : 8;
+            mig_t *nm = realloc(m, ncap * sizeof *m);
+            if (!nm) { rc = lrq_errf(err, LRQ_ENOMEM, "out of memory"); break; }
             m = nm;
+            cap = ncap;
         }
+        char path[4096];
+        snprintf(path, sizeof path, "%s/%s", dir, s);
         m[cnt].num = num;
         snprintf(m[cnt].name, sizeof m[cnt].name, "%s", s);
+        if ((rc = lrq_read_file(path, &m[cnt].sql, NULL, 16 << 20, err))) break;
         cnt++;
     }
     closedir(d);
-    qsort(m, cnt, sizeof *m, mig_cmp);
-    for (int i = 1; i < cnt; i++)
-        if (m[i].num == m[i - 1].num) {
-            int rc = lrq_errf(err, LRQ_EFORMAT, "schema dir %s: two migrations numbered %04d", dir, m[i].num);
-            free(m);
-            return rc;
-        }
+    if (!rc && cnt == 0) rc = lrq_errf(err, LRQ_ENOTFOUND, "schema dir %s: no NNNN_*.sql files", dir);
+    if (!rc) {
+        char where[4200];
+        snprintf(where, sizeof where, "schema dir %s", dir);
+        rc = mig_sort(m, cnt, where, err);
+    }
+    if (rc) { mig_free(m, cnt); return rc; }
     *out = m;
     *n = cnt;
     return 0;
 }
 
-static int db__read_file(const char *path, char **out, lrq_err_t *err)
+/* The migrations compiled in from the files of schema/ (schema.c, generated). */
+static int db__load_builtin(mig_t **out, int *n, lrq_err_t *err)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) return lrq_errf(err, -errno, "%s: %s", path, strerror(errno));
-    char *buf = NULL;
-    size_t len = 0, cap = 0;
-    for (;;) {
-        if (cap - len < 4096) {
-            cap = cap ? cap * 2 : 8192;
-            char *nb = realloc(buf, cap);
-            if (!nb) { free(buf); fclose(f); return lrq_errf(err, LRQ_ENOMEM, "out of memory"); }
-            buf = nb;
-        }
-        size_t r = fread(buf + len, 1, cap - len - 1, f);
-        len += r;
-        if (r == 0) break;
+    int cnt = (int)db_builtin_schema_n;
+    mig_t *m = calloc(cnt ? cnt : 1, sizeof *m);
+    if (!m) return lrq_errf(err, LRQ_ENOMEM, "out of memory");
+    for (int i = 0; i < cnt; i++) {
+        m[i].num = db_builtin_schema[i].num;
+        snprintf(m[i].name, sizeof m[i].name, "%s", db_builtin_schema[i].name);
+        if (!(m[i].sql = strdup(db_builtin_schema[i].sql))) { mig_free(m, i); return lrq_errf(err, LRQ_ENOMEM, "out of memory"); }
     }
-    int bad = ferror(f);
-    fclose(f);
-    if (bad) { free(buf); return lrq_errf(err, LRQ_EIO, "%s: read error", path); }
-    buf[len] = 0;
-    *out = buf;
+    int rc = cnt ? mig_sort(m, cnt, "built-in schema", err) : lrq_errf(err, LRQ_ENOTFOUND, "no built-in schema");
+    if (rc) { mig_free(m, cnt); return rc; }
+    *out = m;
+    *n = cnt;
     return 0;
 }
 
@@ -129,8 +143,8 @@ static int db__migrate(db_t *db, const char *schema_dir, lrq_err_t *err)
 {
     mig_t *m = NULL;
     int n = 0, rc, cur;
-    if ((rc = db__list_migrations(schema_dir, &m, &n, err))) return rc;
-    if (n == 0) { free(m); return lrq_errf(err, LRQ_ENOTFOUND, "schema dir %s: no NNNN_*.sql files", schema_dir); }
+    rc = schema_dir && *schema_dir ? db__load_dir(schema_dir, &m, &n, err) : db__load_builtin(&m, &n, err);
+    if (rc) return rc;
     if ((rc = db__get_version(db, &cur, err))) goto out;
     if (cur > m[n - 1].num) {
         rc = lrq_errf(err, LRQ_ESCHEMA, "database schema version %d is newer than this lrqd knows (%d); "
@@ -139,29 +153,25 @@ static int db__migrate(db_t *db, const char *schema_dir, lrq_err_t *err)
     }
     for (int i = 0; i < n; i++) {
         if (m[i].num <= cur) continue;
-        char path[4096], *sql = NULL, pragma[64];
-        snprintf(path, sizeof path, "%s/%s", schema_dir, m[i].name);
-        if ((rc = db__read_file(path, &sql, err))) goto out;
-        if ((rc = db__exec(db, "BEGIN IMMEDIATE", err))) { free(sql); goto out; }
+        char pragma[64];
+        if ((rc = db__exec(db, "BEGIN IMMEDIATE", err))) goto out;
         /* Re-check inside the write lock: another lrqd may have migrated meanwhile. */
         int again;
-        if ((rc = db__get_version(db, &again, err))) { free(sql); db__rollback(db); goto out; }
-        if (again >= m[i].num) { free(sql); db__rollback(db); cur = again; continue; }
+        if ((rc = db__get_version(db, &again, err))) { db__rollback(db); goto out; }
+        if (again >= m[i].num) { db__rollback(db); cur = again; continue; }
         snprintf(pragma, sizeof pragma, "PRAGMA user_version = %d", m[i].num);
-        if ((rc = db__exec(db, sql, err)) || (rc = db__exec(db, pragma, err)) || (rc = db__exec(db, "COMMIT", err))) {
+        if ((rc = db__exec(db, m[i].sql, err)) || (rc = db__exec(db, pragma, err)) || (rc = db__exec(db, "COMMIT", err))) {
             char msg[sizeof err->msg];
             snprintf(msg, sizeof msg, "%s", err ? err->msg : "");
             db__rollback(db);
             rc = lrq_errf(err, rc, "migration %s: %s", m[i].name, msg);
-            free(sql);
             goto out;
         }
-        free(sql);
         cur = m[i].num;
     }
     db->version = cur;
 out:
-    free(m);
+    mig_free(m, n);
     return rc;
 }
 

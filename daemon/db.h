@@ -1,7 +1,8 @@
 /* db.h — lrqd's SQLite store: migrations and queue operations.
  *
  * One connection, WAL, busy_timeout, foreign keys on. lrqd is the only writer;
- * every read-modify-write starts with BEGIN IMMEDIATE (STYLE.md §7).
+ * every read-modify-write starts with BEGIN IMMEDIATE (the write lock is taken
+ * before the read, so a second connection cannot slip in between).
  * Functions return 0 / a positive count on success and a negative code on
  * failure with the message (including sqlite3_errmsg) in err. Timestamps are
  * unix milliseconds, passed in by the caller so that tests control time. */
@@ -43,8 +44,15 @@ typedef struct db_artifact {
     char sha256[65];
 } db_artifact_t;
 
-/* Open (create) the database at path, apply schema_dir/NNNN_*.sql newer than
- * PRAGMA user_version, each in its own BEGIN IMMEDIATE. A database newer than
+/* A migration: schema/NNNN_name.sql. The build compiles every file of schema/
+ * into db_builtin_schema (scripts/embed-schema.sh → schema.c). */
+typedef struct db_migration { int num; const char *name; const char *sql; } db_migration_t;
+extern const db_migration_t db_builtin_schema[];
+extern const size_t db_builtin_schema_n;
+
+/* Open (create) the database at path, apply the migrations newer than PRAGMA
+ * user_version, each in its own BEGIN IMMEDIATE: those of schema_dir/NNNN_*.sql,
+ * or the built-in ones when schema_dir is NULL or "". A database newer than
  * the newest migration → LRQ_ESCHEMA. */
 int db_open(db_t **out, const char *path, const char *schema_dir, lrq_err_t *err);
 void db_close(db_t *db);

@@ -98,7 +98,11 @@ void wev_parse(const char *line, size_t len, wev_t *ev)
         ev->kind = WEV_ERROR;
         const char *m = json_string_value(json_object_get(ev->obj, "message"));
         const char *f = json_string_value(json_object_get(ev->obj, "field"));
-        if (m) snprintf(ev->error, sizeof ev->error, "%s%s%.1000s", f ? f : "", f ? ": " : "", m);
+        /* The protocol's message already reads "field: reason"; prefix the field
+         * only when a worker left it out, so that it is named once. */
+        size_t fl = f ? strlen(f) : 0;
+        int named = !f || !*f || (!strncmp(m ? m : "", f, fl) && m[fl] == ':');
+        if (m) snprintf(ev->error, sizeof ev->error, "%s%s%.1000s", named ? "" : f, named ? "" : ": ", m);
     } else if (!strcmp(ev->name, "start")) {
         ev->kind = WEV_START;
     } else if (!strcmp(ev->name, "resume")) {

@@ -3,16 +3,24 @@
 # The testable core (no libuv/MHD): database, line splitter, router.
 noinst_LTLIBRARIES += libdaemon.la
 libdaemon_la_SOURCES = daemon/db.c daemon/db.h daemon/lines.c daemon/lines.h daemon/router.c daemon/router.h \
-	daemon/routes.c daemon/routes.h
+	daemon/routes.c daemon/routes.h daemon/cfg.c daemon/cfg.h
+nodist_libdaemon_la_SOURCES = daemon/schema.c
 libdaemon_la_CFLAGS = $(AM_CFLAGS) $(SQLITE_CFLAGS)
 libdaemon_la_LIBADD = $(SQLITE_LIBS)
 
-schemadir = $(pkgdatadir)/schema
-dist_schema_DATA = schema/0001_init.sql
+# The migrations are compiled into lrqd (no install needed to run it); schema/
+# is their one source. Adding a migration: drop NNNN_name.sql into schema/ and
+# list it here.
+SCHEMA_SQL = $(top_srcdir)/schema/0001_init.sql
+daemon/schema.c: $(SCHEMA_SQL) $(top_srcdir)/scripts/embed-schema.sh
+	$(AM_V_GEN)$(MKDIR_P) daemon && $(SHELL) $(top_srcdir)/scripts/embed-schema.sh $@ $(SCHEMA_SQL)
+BUILT_SOURCES = daemon/schema.c
+CLEANFILES += daemon/schema.c
+EXTRA_DIST += schema/0001_init.sql scripts/embed-schema.sh
 
 # Unit tests.
-check_PROGRAMS += tests/unit/test_db tests/unit/test_router tests/unit/test_lines
-TESTS += tests/unit/test_db tests/unit/test_router tests/unit/test_lines
+check_PROGRAMS += tests/unit/test_db tests/unit/test_router tests/unit/test_lines tests/unit/test_cfg
+TESTS += tests/unit/test_db tests/unit/test_router tests/unit/test_lines tests/unit/test_cfg
 tests_unit_test_db_SOURCES = tests/unit/test_db.c
 tests_unit_test_db_CFLAGS = $(TEST_CFLAGS) $(SQLITE_CFLAGS)
 tests_unit_test_db_LDADD = libdaemon.la $(COMMON_LIBS) $(SQLITE_LIBS) $(TEST_LIBS)
@@ -22,9 +30,12 @@ tests_unit_test_router_LDADD = libdaemon.la $(COMMON_LIBS) $(TEST_LIBS)
 tests_unit_test_lines_SOURCES = tests/unit/test_lines.c
 tests_unit_test_lines_CFLAGS = $(TEST_CFLAGS)
 tests_unit_test_lines_LDADD = libdaemon.la $(COMMON_LIBS) $(TEST_LIBS)
+tests_unit_test_cfg_SOURCES = tests/unit/test_cfg.c
+tests_unit_test_cfg_CFLAGS = $(TEST_CFLAGS)
+tests_unit_test_cfg_LDADD = libdaemon.la $(COMMON_LIBS) $(TEST_LIBS)
 
 bin_PROGRAMS += lrqd
-lrqd_SOURCES = daemon/main.c daemon/lrqd.h daemon/log.c daemon/log.h daemon/cfg.c daemon/cfg.h \
+lrqd_SOURCES = daemon/main.c daemon/lrqd.h daemon/log.c daemon/log.h \
 	daemon/http.c daemon/api.c daemon/sched.c daemon/auth.c daemon/exec.h daemon/exec_local.c
 lrqd_CFLAGS = $(AM_CFLAGS) $(LIBUV_CFLAGS) $(MHD_CFLAGS) $(SQLITE_CFLAGS) $(NETTLE_CFLAGS) $(SYSTEMD_CFLAGS)
 lrqd_LDADD = libdaemon.la $(COMMON_LIBS) $(LIBUV_LIBS) $(MHD_LIBS) $(SQLITE_LIBS) $(NETTLE_LIBS) $(SYSTEMD_LIBS)
@@ -42,6 +53,7 @@ EXTRA_DIST += systemd/lrqd.service.in docs/api.md docs/openapi.yaml docs/daemon.
 
 # Integration tests: the real lrqd + tests/integration/fake-worker.sh on
 # 127.0.0.1 (ephemeral ports, temp state dirs, bounded waits). Need curl(1).
-TESTS += tests/integration/test_api.sh tests/integration/test_jobs.sh tests/integration/test_faults.sh
+TESTS += tests/integration/test_api.sh tests/integration/test_jobs.sh tests/integration/test_faults.sh \
+	tests/integration/test_startup.sh
 EXTRA_DIST += tests/integration/lib.sh tests/integration/lib_api.sh tests/integration/fake-worker.sh tests/integration/test_api.sh \
-	tests/integration/test_jobs.sh tests/integration/test_faults.sh
+	tests/integration/test_jobs.sh tests/integration/test_faults.sh tests/integration/test_startup.sh

@@ -7,6 +7,7 @@
  * A second signal kills the workers at once. */
 #include "lrqd.h"
 #include "log.h"
+#include "lrq_fs.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -78,38 +79,6 @@ static void on_signal(uv_signal_t *s, int signum)
     lrqd_maybe_exit(d);
 }
 
-static int mkdir_p(const char *path, mode_t mode)
-{
-    char buf[PATH_MAX];
-    if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf) return -ENAMETOOLONG;
-    for (char *p = buf + 1; *p; p++) {
-        if (*p != '/') continue;
-        *p = 0;
-        if (mkdir(buf, mode) && errno != EEXIST) return -errno;
-        *p = '/';
-    }
-    if (mkdir(buf, mode) && errno != EEXIST) return -errno;
-    return 0;
-}
-
-/* --worker, else lrq-worker beside this executable (build tree), else installed. */
-static char *find_worker(const cfg_t *c)
-{
-    if (c->worker && *c->worker) return strdup(c->worker);
-    char exe[PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (n > 0) {
-        exe[n] = 0;
-        char *slash = strrchr(exe, '/');
-        if (slash) {
-            char cand[PATH_MAX + 16];
-            snprintf(cand, sizeof cand, "%.*s/lrq-worker", (int)(slash - exe), exe);
-            if (!access(cand, X_OK)) return strdup(cand);
-        }
-    }
-    return strdup(LRQ_BINDIR "/lrq-worker");
-}
-
 static void close_walk(uv_handle_t *h, void *arg)
 {
     if (!uv_is_closing(h)) uv_close(h, NULL);
@@ -130,9 +99,12 @@ int main(int argc, char **argv)
     log_init(lv);
     signal(SIGPIPE, SIG_IGN);
 
-    if ((rc = mkdir_p(d->cfg.state_dir, 0750))) {
-        log_err("state dir %s: %s", d->cfg.state_dir, strerror(-rc));
-        return 1;
+    char self[PATH_MAX];
+    ssize_t sn = readlink("/proc/self/exe", self, sizeof self - 1);
+    self[sn > 0 ? sn : 0] = 0;
+    if ((rc = cfg_resolve_paths(&d->cfg, sn > 0 ? self : NULL, &err))) {
+        log_err("%s", err.msg);
+        return 2;
     }
     char path[PATH_MAX];
     snprintf(path, sizeof path, "%s/lrqd.lock", d->cfg.state_dir);
@@ -142,22 +114,14 @@ int main(int argc, char **argv)
         return 1;
     }
     snprintf(path, sizeof path, "%s/jobs", d->cfg.state_dir);
-    if ((rc = mkdir_p(path, 0750))) { log_err("%s: %s", path, strerror(-rc)); return 1; }
-    d->jobs_dir = realpath(path, NULL);
-    if (!d->jobs_dir) { log_err("%s: %s", path, strerror(errno)); return 1; }
+    if ((rc = lrq_mkdirs_mode(path, 0750, &err))) { log_err("%s", err.msg); return 1; }
+    if (!(d->jobs_dir = strdup(path))) return 1;
     for (int i = 0; i < d->cfg.n_data_root; i++) {
-        char *rp = realpath(d->cfg.data_root[i], NULL);
-        struct stat st;
-        if (!rp || stat(rp, &st) || !S_ISDIR(st.st_mode)) {
-            log_err("data_root %s: not a directory", d->cfg.data_root[i]);
-            return 1;
-        }
-        d->roots[d->nroots++] = rp;
+        if (!(d->roots[d->nroots] = strdup(d->cfg.data_root[i]))) return 1;
+        d->nroots++;
     }
     if (!d->nroots) log_warn("no data_root configured: every job will be refused (403)");
-    d->worker_path = find_worker(&d->cfg);
-    if (!d->worker_path) return 1;
-    if (access(d->worker_path, X_OK)) log_warn("worker %s is not executable; jobs will fail to start", d->worker_path);
+    if (!(d->worker_path = strdup(d->cfg.worker))) return 1;
 
     if (d->cfg.token_file && *d->cfg.token_file) {
         if (d->cfg.no_auth) { log_err("token_file and no_auth contradict each other"); return 2; }

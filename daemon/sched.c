@@ -487,10 +487,12 @@ static void sched__dispatch(uv_timer_t *t)
             log_err("job %lld: cannot start the worker: %s", (long long)job.id, err.msg);
             char why[1100];
             snprintf(why, sizeof why, "cannot start the worker: %s", err.msg);
-            int st = db_job_requeue(d->db, job.id, 1, why, (int64_t)now_ms(), 0, &err);
-            if (st < 0) log_err("job %lld: %s", (long long)job.id, err.msg);
+            int64_t id = job.id;   /* db_job_clear zeroes it: publish to the job, not to job 0 */
+            int st = db_job_requeue(d->db, id, 1, why, (int64_t)now_ms(), 0, &err);
+            if (st < 0) log_err("job %lld: %s", (long long)id, err.msg);
+            else if (st == DB_FAILED) log_info("job %lld: failed after its last attempt: %s", (long long)id, why);
             db_job_clear(&job);
-            sched__publish_state(d, job.id);
+            sched__publish_state(d, id);
             return;   /* retry on the next tick, not in a tight loop */
         }
         int64_t id = job.id;

@@ -5,6 +5,8 @@
 set -eu
 build=${1:-.}
 src=${2:-.}
+build=$(cd "$build" && pwd) || exit 2
+src=$(cd "$src" && pwd) || exit 2
 shared=$(cd "$src/../shared" && pwd)
 state=$(mktemp -d "${TMPDIR:-/tmp}/lrq-demo.XXXXXX")
 lrqd="$build/lrqd"
@@ -21,12 +23,14 @@ trap cleanup EXIT INT TERM
 
 echo "== starting lrqd (state dir $state)"
 "$lrqd" --listen "127.0.0.1:$port" --state-dir "$state" --data-root "$shared" \
-    --schema-dir "$src/schema" --worker "$build/lrq-worker" --port-file "$state/port" \
+    --worker "$build/lrq-worker" --port-file "$state/port" \
     --no-auth 2> "$state/lrqd.log" &
 dpid=$!
+# lrqd writes the port file once it listens; waiting is bounded by lrqd itself
+# (it either listens or exits), with a 5-minute backstop for a hung start.
 i=0
 while [ ! -s "$state/port" ]; do
-    i=$((i + 1)); [ $i -lt 100 ] || { echo "lrqd did not start:"; cat "$state/lrqd.log"; exit 1; }
+    i=$((i + 1)); [ $i -lt 3000 ] || { echo "lrqd did not start:"; cat "$state/lrqd.log"; exit 1; }
     kill -0 "$dpid" 2>/dev/null || { echo "lrqd exited:"; cat "$state/lrqd.log"; exit 1; }
     sleep 0.1
 done

@@ -1,6 +1,7 @@
 /* test_db.c — daemon/db.c: migrations, newer-schema refusal, claim order,
  * state transitions, integrity. Each test uses a fresh temp database. */
 #include <criterion/criterion.h>
+#include <dirent.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,9 +38,10 @@ static void teardown(void)
     if (system(cmd) != 0) fprintf(stderr, "cleanup failed\n");
 }
 
+/* The built-in migrations, as lrqd uses them by default. */
 static void open_db(void)
 {
-    int rc = db_open(&db, dbpath, schema, &err);
+    int rc = db_open(&db, dbpath, NULL, &err);
     cr_assert_eq(rc, 0, "db_open: %s", err.msg);
 }
 
@@ -168,6 +170,46 @@ Test(db, refuses_newer_schema)
     cr_assert_eq(rc, LRQ_ESCHEMA, "rc %d: %s", rc, err.msg);
     cr_assert_null(db);
     cr_assert(strstr(err.msg, "9999"), "%s", err.msg);
+}
+
+/* One source of truth: the compiled-in migrations are exactly the files of
+ * schema/ (a migration added to schema/ but not to SCHEMA_SQL fails here). */
+Test(db, builtin_schema_is_schema_dir)
+{
+    size_t files = 0;
+    DIR *dir = opendir(schema);
+    cr_assert_not_null(dir, "%s", schema);
+    struct dirent *e;
+    while ((e = readdir(dir))) {
+        size_t n = strlen(e->d_name);
+        if (n < 5 || strcmp(e->d_name + n - 4, ".sql")) continue;
+        files++;
+        size_t i = 0;
+        while (i < db_builtin_schema_n && strcmp(db_builtin_schema[i].name, e->d_name)) i++;
+        cr_assert_lt(i, db_builtin_schema_n, "schema/%s is not compiled in", e->d_name);
+        char p[1400];
+        snprintf(p, sizeof p, "%s/%s", schema, e->d_name);
+        FILE *f = fopen(p, "rb");
+        cr_assert_not_null(f);
+        static char buf[1 << 20];
+        size_t len = fread(buf, 1, sizeof buf - 1, f);
+        fclose(f);
+        buf[len] = 0;
+        cr_expect_eq(strlen(db_builtin_schema[i].sql), len, "%s: length", e->d_name);
+        cr_expect_eq(memcmp(db_builtin_schema[i].sql, buf, len), 0, "%s: bytes differ", e->d_name);
+        cr_expect_eq(db_builtin_schema[i].num, atoi(e->d_name), "%s: number", e->d_name);
+    }
+    closedir(dir);
+    cr_expect_eq(files, db_builtin_schema_n, "every compiled-in migration has its file");
+    /* and both routes give the same version */
+    open_db();
+    int v = db_user_version(db);
+    db_close(db);
+    db = NULL;
+    snprintf(dbpath, sizeof dbpath, "%s/dir.db", tmpdir);
+    cr_assert_eq(db_open(&db, dbpath, schema, &err), 0, "%s", err.msg);
+    cr_expect_eq(db_user_version(db), v);
+    cr_expect_gt(v, 0);
 }
 
 Test(db, missing_schema_dir_is_an_error)

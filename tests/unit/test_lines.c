@@ -123,3 +123,29 @@ Test(lines, direct_space_commit)
     cr_assert_str_eq(s.got[1], "def");
     lines_close(&l);
 }
+
+/* Worker error events: the field is named once, whether or not the worker's
+ * message already starts with it (the protocol says it does). */
+static void error_text(const char *line, char *out, size_t n)
+{
+    wev_t ev;
+    wev_parse(line, strlen(line), &ev);
+    cr_assert_eq(ev.kind, WEV_ERROR);
+    snprintf(out, n, "%s", ev.error);
+    wev_clear(&ev);
+}
+
+Test(wev, error_names_the_field_once)
+{
+    char got[1300];
+    error_text("{\"event\":\"error\",\"message\":\"model: /m.bin: bad header\",\"field\":\"model\"}", got, sizeof got);
+    cr_expect_str_eq(got, "model: /m.bin: bad header");
+    error_text("{\"event\":\"error\",\"message\":\"/m.bin: bad header\",\"field\":\"model\"}", got, sizeof got);
+    cr_expect_str_eq(got, "model: /m.bin: bad header");
+    error_text("{\"event\":\"error\",\"message\":\"modelx: y\",\"field\":\"model\"}", got, sizeof got);
+    cr_expect_str_eq(got, "model: modelx: y", "a longer name is not the field");
+    error_text("{\"event\":\"error\",\"message\":\"disk full\",\"field\":null}", got, sizeof got);
+    cr_expect_str_eq(got, "disk full");
+    error_text("{\"event\":\"error\",\"message\":\"disk full\"}", got, sizeof got);
+    cr_expect_str_eq(got, "disk full");
+}
