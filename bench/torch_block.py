@@ -4,7 +4,7 @@
     /usr/bin/python3 bench/torch_block.py --dim 4096 --ffn 11008 --heads 32 --kv-heads 32 --rank 1024 \
         --batch 2 --seq 512 --iters 3 --threads 2
 
-One iteration = Ŵ from the LRQ quantizer parameters for all 7 linears (ALGORITHMS.md Part B §1.1:
+One iteration = Ŵ from the LRQ quantizer parameters for all 7 linears (docs/algorithms.md, LRQ:
 Wint = clamp(round_ste(W / exp(a + L·U + r + c)), -z, 2^b-1-z), Ŵ = exp(a)·Wint; full S2 + r when
 rank >= min(m, n)), Llama block forward (RMSNorm, q/k/v, rotate-half RoPE, causal GQA attention with
 plain matmuls + softmax, o, residual, RMSNorm, SwiGLU, residual), MSE loss against a random target,
@@ -74,7 +74,7 @@ class LRQLinearWeight(torch.nn.Module):
         m, n = W.shape
         self.register_buffer("W", W)
         qmax = 2 ** bits - 1
-        # minmax init per row (A.1 / §1.3 with clipping=False)
+        # minmax init per row (docs/algorithms.md, RTN: min-max init)
         xmax = W.max(dim=1).values.clamp(min=0)
         xmin = W.min(dim=1).values.clamp(max=0)
         s1 = ((xmax - xmin) / qmax).clamp(min=1e-8)

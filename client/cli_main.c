@@ -28,7 +28,8 @@ static const cli_cmd_t cli__cmds[] = {
       "job has finished, whatever its outcome (see 'wait').",
       1, 1, 1, 0, 1, cli_cmd_watch },
     { "wait", "wait ID",
-      "Block until the job finishes, printing nothing (the final job with -o json).\n"
+      "Block until the job finishes, then print 'job ID: STATE' (with the error of a\n"
+      "failed job); with -o json, the final job object instead.\n"
       "Exit status: 0 succeeded, 1 failed, 2 cancelled, 3 the server could not be\n"
       "reached or did not answer sensibly.",
       1, 1, 1, 0, 1, cli_cmd_wait },

@@ -1,6 +1,7 @@
 #!/usr/bin/python3
 """gptq_unpack.py — independent GPTQ checkpoint unpacker (numpy only), written from
-shared/docs/FORMATS.md §1 and §4.1, sharing no code with the C exporter.
+the format description (docs/formats.md, GPTQ packing and safetensors; AutoGPTQ's qlinear pack/unpack
+and github.com/huggingface/safetensors), sharing no code with the C exporter.
 
     gptq_unpack.py --compare GPTQ_DIR HF_DIR [GPTQ_DIR HF_DIR ...]
     gptq_unpack.py --dump GPTQ_DIR OUT.npz
@@ -74,7 +75,7 @@ def to_f32(dt, a):
 
 
 def unpack_rows(words, bits):
-    """words uint32 [R, C] packed along axis 0 -> codes [R*32/bits, C] (FORMATS.md §1.4)."""
+    """words uint32 [R, C] packed along axis 0 -> codes [R*32/bits, C] (docs/formats.md, GPTQ packing)."""
     R, C = words.shape
     if bits in (2, 4, 8):
         pf = 32 // bits

@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """ref_forward.py — independent numpy (float64) reference for the engine's forward pass
-and the evaluation protocol of ALGORITHMS.md A.8, written from the maths, not from the C.
+and the evaluation protocol of docs/algorithms.md (Evaluation), written from the maths, not from the C.
 
 It reads a llama2.c checkpoint (.bin, legacy 7×int32 header) and a llama2.c tokenizer
 (.bin), encodes the evaluation text itself (documents separated by "<|endoftext|>" lines,

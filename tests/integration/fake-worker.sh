@@ -1,6 +1,6 @@
 #!/bin/sh
 # fake-worker.sh — a stand-in for lrq-worker in the daemon's integration tests.
-# It follows the worker contract (notes/api.md): `run --spec FILE --workdir DIR`,
+# It follows the worker contract (docs/worker-protocol.md): `run --spec FILE --workdir DIR`,
 # JSON progress lines on stdout (also appended to DIR/progress.jsonl), log lines
 # on stderr, a checkpoint in DIR/ckpt so that a restarted run resumes, SIGTERM →
 # checkpoint + exit 75, and on success DIR/metrics.json + DIR/artifacts/ whose
