@@ -24,8 +24,8 @@ static const cli_cmd_t cli__cmds[] = {
       "Follow a job until it finishes. On a terminal: a progress bar redrawn in place,\n"
       "  [#####.....] 46% block 2/5 iter 300/1000 loss 1.2e-3 ETA 2m00s\n"
       "otherwise one plain line per update. Uses the server's event stream and falls\n"
-      "back to polling every second when the stream is unavailable. Exits 0 once the\n"
-      "job has finished, whatever its outcome (see 'wait').",
+      "back to polling every second when the stream is unavailable. Exits like 'wait'\n"
+      "once the job has finished: 0 succeeded, 1 failed, 2 cancelled, 3 unknown.",
       1, 1, 1, 0, 1, cli_cmd_watch },
     { "wait", "wait ID",
       "Block until the job finishes, then print 'job ID: STATE' (with the error of a\n"
