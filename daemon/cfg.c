@@ -32,7 +32,7 @@ static const opt_t opts[] = {
     {"workers", T_INT, O(workers), "1", 1, 256, "maximum concurrent worker processes"},
     {"worker", T_STR, O(worker), "", 0, 0, "lrq-worker to spawn (default: beside lrqd, else installed)"},
     {"executor", T_STR, O(executor), "local", 0, 0, "how workers run: local"},
-    {"threads", T_INT, O(threads), "0", 0, 1024, "threads per job (0 = the spec's value / all cores)"},
+    {"threads", T_INT, O(threads), "0", 0, 1024, "threads for a job whose spec leaves threads at 0 (0 = all cores)"},
     {"max_body", T_INT, O(max_body), "1048576", 1024, 64 << 20, "request body limit in bytes (413 above)"},
     {"max_line", T_INT, O(max_line), "65536", 256, 16 << 20, "longest worker progress line (longer: killed)"},
     {"grace_s", T_INT, O(grace_s), "30", 0, 3600, "SIGTERM → SIGKILL grace period for workers"},
@@ -65,7 +65,8 @@ void cfg_usage(const char *prog)
         printf("  --%-20s %s%s%s%s\n", n, opts[i].help, opts[i].def ? " [" : "", opts[i].def ? opts[i].def : "",
                opts[i].def ? "]" : "");
     }
-    printf("  --%-20s %s\n  --%-20s\n", "config", "read options from FILE first", "version");
+    printf("  --%-20s %s\n  --%-20s %s\n", "config", "read options from FILE first (flags override it)", "version",
+           "print the version and exit");
 }
 
 static const opt_t *find(const char *name)
