@@ -1,7 +1,11 @@
 /* api.c — REST API v1 handlers (docs/api.md) and the /metrics exposition. */
 #include "lrqd.h"
 #include "log.h"
+#include "jobjson.h"
+#include "lrq_buf.h"
+#include "lrq_clock.h"
 #include "lrq_spec.h"
+#include "range.h"
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -11,43 +15,27 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
-#include <time.h>
 #include <unistd.h>
 
 
 /* ---- job objects -------------------------------------------------------- */
 
-static json_t *ts_json(int64_t ms)
+/* The row, with a running job's live progress (fresher than the db's copy). */
+static json_t *api__job_json(lrqd_t *d, const db_job_t *j)
 {
-    if (!ms) return json_null();
-    time_t t = (time_t)(ms / 1000);
-    struct tm tm;
-    char buf[32];
-    gmtime_r(&t, &tm);
-    strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    return json_string(buf);
-}
-
-static json_t *json_text_or_null(const char *s)
-{
-    if (!s) return json_null();
-    json_t *j = json_loads(s, 0, NULL);
-    return j ? j : json_null();
-}
-
-json_t *api_job_json(lrqd_t *d, const db_job_t *j)
-{
-    json_t *progress = NULL;
     run_t *run = j->state == DB_RUNNING ? sched_find(d, j->id) : NULL;
-    if (run && run->progress) progress = json_incref(run->progress);   /* fresher than the db */
-    else progress = json_text_or_null(j->progress);
-    return json_pack("{s:I, s:s?, s:s, s:s, s:i, s:i, s:i, s:o, s:o, s:o, s:o, s:s?, s:b, s:o, s:s?}",
-                     "id", (json_int_t)j->id, "name", j->name, "state", db_state_name[j->state], "method", j->method,
-                     "priority", j->priority, "attempts", j->attempts, "max_attempts", j->max_attempts,
-                     "created_at", ts_json(j->created_at), "started_at", ts_json(j->started_at),
-                     "finished_at", ts_json(j->finished_at), "progress", progress, "error", j->error,
-                     "cancel_requested", j->cancel_requested, "spec", json_text_or_null(j->spec),
-                     "owner", j->owner);
+    return jobjson_new(j, run ? run->progress : NULL);
+}
+
+void api_publish_state(lrqd_t *d, int64_t id)
+{
+    db_job_t j;
+    lrq_err_t err;
+    if (db_job_get(d->db, id, &j, &err)) return;
+    json_t *o = api__job_json(d, &j);
+    if (o) sse_publish(&d->sse, id, "state", o, db_state_terminal(j.state));
+    json_decref(o);
+    db_job_clear(&j);
 }
 
 /* Load the job or reply 404/500; returns 0 when *j is filled. */
@@ -73,7 +61,7 @@ static enum MHD_Result api__reply_job(lrqd_t *d, req_t *r, struct MHD_Connection
         log_err("%s", err.msg);
         return http_reply_error(r, c, 500, "internal", NULL, "database error");
     }
-    json_t *o = api_job_json(d, &j);
+    json_t *o = api__job_json(d, &j);
     db_job_clear(&j);
     return o ? http_reply_json(r, c, status, o) : http_reply_error(r, c, 500, "internal", NULL, "out of memory");
 }
@@ -176,7 +164,7 @@ static enum MHD_Result h_submit(lrqd_t *d, req_t *r, struct MHD_Connection *c)
     int64_t id = 0;
     const token_t *t = req_token(r);
     int rc = text ? db_job_insert(d->db, spec.name, t ? t->name : NULL, lrq_method_name[spec.method], spec.priority,
-                                  spec.max_attempts, text, (int64_t)now_ms(), &id, &err)
+                                  spec.max_attempts, text, (int64_t)lrq_wall_ms(), &id, &err)
                   : LRQ_ENOMEM;
     free(text);
     if (rc) {
@@ -189,7 +177,7 @@ static enum MHD_Result h_submit(lrqd_t *d, req_t *r, struct MHD_Connection *c)
     {
         db_job_t job;
         if (db_job_get(d->db, id, &job, &err)) { ret = http_reply_error(r, c, 500, "internal", NULL, "db"); goto out; }
-        json_t *o = api_job_json(d, &job);
+        json_t *o = api__job_json(d, &job);
         db_job_clear(&job);
         char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
         json_decref(o);
@@ -232,7 +220,7 @@ static enum MHD_Result h_list(lrqd_t *d, req_t *r, struct MHD_Connection *c)
         return http_reply_error(r, c, 500, "internal", NULL, "database error");
     }
     json_t *arr = json_array();
-    for (size_t i = 0; arr && i < n; i++) json_array_append_new(arr, api_job_json(d, &jobs[i]));
+    for (size_t i = 0; arr && i < n; i++) json_array_append_new(arr, api__job_json(d, &jobs[i]));
     json_t *o = json_pack("{s:o, s:o}", "jobs", arr ? arr : json_array(), "next_after",
                           (size_t)limit == n && n ? json_integer(jobs[n - 1].id) : json_null());
     db_jobs_free(jobs, n);
@@ -244,7 +232,7 @@ static enum MHD_Result h_get(lrqd_t *d, req_t *r, struct MHD_Connection *c)
     db_job_t j;
     enum MHD_Result ret;
     if (api__job(d, r, c, &j, &ret)) return ret;
-    json_t *o = api_job_json(d, &j);
+    json_t *o = api__job_json(d, &j);
     db_job_clear(&j);
     return http_reply_json(r, c, 200, o);
 }
@@ -302,21 +290,12 @@ static enum MHD_Result h_cancel(lrqd_t *d, req_t *r, struct MHD_Connection *c)
     if (!ok) return http_reply_error(r, c, 403, "forbidden", NULL, "this token may not cancel this job");
     lrq_err_t err;
     int64_t id = req_match(r)->id;
-    int rc = db_job_cancel(d->db, id, (int64_t)now_ms(), &err);
+    int rc = db_job_cancel(d->db, id, (int64_t)lrq_wall_ms(), &err);
     if (rc == DB_ECONFLICT) return http_reply_error(r, c, 409, "conflict", NULL, "%s", err.msg);
     if (rc < 0) { log_err("%s", err.msg); return http_reply_error(r, c, 500, "internal", NULL, "database error"); }
     log_info("job %lld: cancel requested", (long long)id);
-    if (rc == DB_RUNNING) {
-        sched_cancel(d, id);
-    } else {
-        db_job_t nj;
-        if (!db_job_get(d->db, id, &nj, &err)) {
-            json_t *o = api_job_json(d, &nj);
-            if (o) sse_publish(d, id, "state", o, 1);
-            json_decref(o);
-            db_job_clear(&nj);
-        }
-    }
+    if (rc == DB_RUNNING) sched_cancel(d, id);   /* its exit reports the final state */
+    else api_publish_state(d, id);
     return api__reply_job(d, r, c, 200, id);
 }
 
@@ -325,16 +304,14 @@ static enum MHD_Result h_events(lrqd_t *d, req_t *r, struct MHD_Connection *c)
     db_job_t j;
     enum MHD_Result ret;
     if (api__job(d, r, c, &j, &ret)) return ret;
-    json_t *o = api_job_json(d, &j);
+    json_t *o = api__job_json(d, &j);
     int terminal = db_state_terminal(j.state);
     db_job_clear(&j);
-    sse_t *s = o ? sse_new(d, req_match(r)->id, c) : NULL;
+    sse_t *s = o ? sse_new(&d->sse, req_match(r)->id, c) : NULL;
     if (!s) { json_decref(o); return http_reply_error(r, c, 500, "internal", NULL, "out of memory"); }
-    req_set_sse(r, s);    /* the request's reference, dropped in NOTIFY_COMPLETED */
-    sse_push(s, "state", o);
+    req_on_complete(r, sse_free_cb, s);    /* the request's reference */
+    sse_push(s, "state", o, terminal);
     json_decref(o);
-    if (terminal) s->ended = 1;
-    s->suspended = 0;
     struct MHD_Response *resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, sse_reader, s, sse_free_cb);
     if (!resp) { sse_release(s); return MHD_NO; }
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "text/event-stream");
@@ -361,52 +338,25 @@ static enum MHD_Result api__serve_fd(req_t *r, struct MHD_Connection *c, int fd,
     const char *range = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_RANGE);
     const char *ifr = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_IF_RANGE);
     if (ifr && strcmp(ifr, etag)) range = NULL;                 /* changed since: send it all */
-    if (range && !strncmp(range, "bytes=", 6) && !strchr(range, ',')) {
-        const char *p = range + 6;
-        char *e;
-        unsigned long long a = 0, b = 0;
-        int ok = 1, unsat = 0;
-        if (*p == '-') {                                        /* suffix: the last N bytes */
-            b = strtoull(p + 1, &e, 10);
-            if (e == p + 1 || *e) ok = 0;
-            else if (b == 0) unsat = 1;
-            else { off = b >= size ? 0 : size - b; len = size - off; }
-        } else {
-            a = strtoull(p, &e, 10);
-            if (e == p || *e != '-') ok = 0;
-            else {
-                const char *q = e + 1;
-                if (*q) {
-                    b = strtoull(q, &e, 10);
-                    if (e == q || *e || b < a) ok = 0;
-                } else {
-                    b = size ? size - 1 : 0;
-                }
-                if (ok && a >= size) unsat = 1;
-                else if (ok) { if (b >= size) b = size - 1; off = a; len = b - a + 1; }
-            }
-        }
-        if (ok && unsat) {
-            close(fd);
-            char cr[64];
-            snprintf(cr, sizeof cr, "bytes */%llu", (unsigned long long)size);
-            json_t *e2 = json_pack("{s:{s:s, s:s, s:n}}", "error", "code", "range_not_satisfiable", "message",
-                                   "the range lies outside the file", "field");
-            char *s = json_dumps(e2, JSON_COMPACT);
-            json_decref(e2);
-            if (!s) return MHD_NO;
-            struct MHD_Response *resp = MHD_create_response_from_buffer(strlen(s), s, MHD_RESPMEM_MUST_FREE);
-            if (!resp) { free(s); return MHD_NO; }
-            MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
-            MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_RANGE, cr);
-            return http_reply(r, c, 416, resp);
-        }
-        if (ok) {
-            status = 206;
-            snprintf(crange, sizeof crange, "bytes %llu-%llu/%llu", (unsigned long long)off,
-                     (unsigned long long)(off + len - 1), (unsigned long long)size);
-        }
+    status = (unsigned)range_parse(range, size, &off, &len);
+    if (status == RANGE_UNSATISFIABLE) {
+        close(fd);
+        char cr[64];
+        snprintf(cr, sizeof cr, "bytes */%llu", (unsigned long long)size);
+        json_t *e2 = json_pack("{s:{s:s, s:s, s:n}}", "error", "code", "range_not_satisfiable", "message",
+                               "the range lies outside the file", "field");
+        char *s = json_dumps(e2, JSON_COMPACT);
+        json_decref(e2);
+        if (!s) return MHD_NO;
+        struct MHD_Response *resp = MHD_create_response_from_buffer(strlen(s), s, MHD_RESPMEM_MUST_FREE);
+        if (!resp) { free(s); return MHD_NO; }
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_RANGE, cr);
+        return http_reply(r, c, 416, resp);
     }
+    if (status == RANGE_PARTIAL)
+        snprintf(crange, sizeof crange, "bytes %llu-%llu/%llu", (unsigned long long)off,
+                 (unsigned long long)(off + len - 1), (unsigned long long)size);
     struct MHD_Response *resp;
     if (len == 0) {
         close(fd);
@@ -549,63 +499,20 @@ static enum MHD_Result h_readyz(lrqd_t *d, req_t *r, struct MHD_Connection *c)
 
 /* ---- metrics ------------------------------------------------------------ */
 
-static const double hist_le[HIST_N] = {1, 5, 10, 30, 60, 300, 900, 3600, 14400, 86400};
-
-void metrics_http(lrqd_t *d, const char *route, int status)
-{
-    for (int i = 0; i < d->nhttp; i++)
-        if (d->http[i].route == route && d->http[i].status == status) { d->http[i].n++; return; }
-    if (d->nhttp < (int)(sizeof d->http / sizeof d->http[0]))
-        d->http[d->nhttp++] = (http_stat_t){route, status, 1};
-}
-
-void metrics_job_done(lrqd_t *d, int64_t run_ms)
-{
-    double s = run_ms / 1000.0;
-    int b = 0;
-    while (b < HIST_N && s > hist_le[b]) b++;
-    d->hist[b]++;
-    d->hist_n++;
-    d->hist_sum += s;
-}
-
 static enum MHD_Result h_metrics(lrqd_t *d, req_t *r, struct MHD_Connection *c)
 {
-    int64_t counts[DB_NSTATES];
+    metrics_gauges_t g = {.running_workers = d->nruns, .worker_slots = d->cfg.workers};
     lrq_err_t err;
-    if (db_job_counts(d->db, counts, &err)) {
+    if (db_job_counts(d->db, g.jobs, &err)) {
         log_err("%s", err.msg);
         return http_reply_error(r, c, 500, "internal", NULL, "database error");
     }
-    size_t cap = 8192 + d->nhttp * 160, len = 0;
-    char *b = malloc(cap);
-    if (!b) return MHD_NO;
-#define P(...) do { int w_ = snprintf(b + len, cap - len, __VA_ARGS__); if (w_ > 0 && (size_t)w_ < cap - len) len += w_; } while (0)
-    P("# HELP lrq_jobs Jobs in the database by state.\n# TYPE lrq_jobs gauge\n");
-    for (int i = 0; i < DB_NSTATES; i++) P("lrq_jobs{state=\"%s\"} %lld\n", db_state_name[i], (long long)counts[i]);
-    P("# HELP lrq_queue_depth Jobs waiting for a worker.\n# TYPE lrq_queue_depth gauge\nlrq_queue_depth %lld\n",
-      (long long)counts[DB_QUEUED]);
-    P("# HELP lrq_running_workers Worker processes running now.\n# TYPE lrq_running_workers gauge\n"
-      "lrq_running_workers %d\n", d->nruns);
-    P("# HELP lrq_worker_slots Maximum concurrent workers.\n# TYPE lrq_worker_slots gauge\nlrq_worker_slots %lld\n",
-      (long long)d->cfg.workers);
-    P("# HELP lrq_job_duration_seconds Wall time of finished attempts (since lrqd start).\n"
-      "# TYPE lrq_job_duration_seconds histogram\n");
-    uint64_t cum = 0;
-    for (int i = 0; i < HIST_N; i++) {
-        cum += d->hist[i];
-        P("lrq_job_duration_seconds_bucket{le=\"%g\"} %llu\n", hist_le[i], (unsigned long long)cum);
-    }
-    P("lrq_job_duration_seconds_bucket{le=\"+Inf\"} %llu\n", (unsigned long long)d->hist_n);
-    P("lrq_job_duration_seconds_sum %.3f\nlrq_job_duration_seconds_count %llu\n", d->hist_sum,
-      (unsigned long long)d->hist_n);
-    P("# HELP lrq_http_requests_total HTTP requests by route and status.\n# TYPE lrq_http_requests_total counter\n");
-    for (int i = 0; i < d->nhttp; i++)
-        P("lrq_http_requests_total{route=\"%s\",status=\"%d\"} %llu\n", d->http[i].route, d->http[i].status,
-          (unsigned long long)d->http[i].n);
-#undef P
-    struct MHD_Response *resp = MHD_create_response_from_buffer(len, b, MHD_RESPMEM_MUST_FREE);
-    if (!resp) { free(b); return MHD_NO; }
+    lrq_buf_t b = {0};
+    if (metrics_render(&d->metrics, &g, &b)) { lrq_buf_free(&b); return MHD_NO; }
+    size_t len;
+    char *text = lrq_buf_take(&b, &len);
+    struct MHD_Response *resp = MHD_create_response_from_buffer(len, text, MHD_RESPMEM_MUST_FREE);
+    if (!resp) { free(text); return MHD_NO; }
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "text/plain; version=0.0.4");
     return http_reply(r, c, 200, resp);
 }

@@ -1,13 +1,14 @@
-/* http.c — libmicrohttpd on the libuv loop, request state, replies, SSE.
+/* http.c — libmicrohttpd on the libuv loop, request state, replies.
  *
  * MHD runs with MHD_USE_EPOLL and no thread of its own: a uv_poll_t watches
  * MHD's epoll fd and a uv_timer_t follows MHD_get_timeout; both call MHD_run
- * (STYLE.md §5). Per-request state lives in *con_cls and is freed only in the
- * NOTIFY_COMPLETED callback. Bodies are accumulated up to max_body (413).
- * SSE streams are callback responses whose connection is suspended while they
- * have nothing to send and resumed by sse_publish. */
+ * (docs/contributing.md, "Daemon"). Per-request state lives in *con_cls and is
+ * freed only in the NOTIFY_COMPLETED callback. Bodies are accumulated up to
+ * max_body (413). Requests go up through d->http (http_hooks_t): this file
+ * knows the route table, not the handlers. */
 #include "lrqd.h"
 #include "log.h"
+#include "lrq_buf.h"
 #include "lrq_fs.h"
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -25,13 +26,18 @@ struct req {
     int too_large, replied;
     unsigned status;
     const token_t *tok;
-    sse_t *sse;
+    void (*on_complete)(void *);
+    void *on_complete_arg;
 };
 
 const char *req_body(req_t *r, size_t *len) { *len = r->len; return r->body ? r->body : ""; }
 const rt_match_t *req_match(req_t *r) { return &r->m; }
 const token_t *req_token(req_t *r) { return r->tok; }
-void req_set_sse(req_t *r, sse_t *s) { r->sse = s; }
+void req_on_complete(req_t *r, void (*fn)(void *), void *arg)
+{
+    r->on_complete = fn;
+    r->on_complete_arg = arg;
+}
 
 /* ---- replies ------------------------------------------------------------ */
 
@@ -98,7 +104,7 @@ static enum MHD_Result http__first(lrqd_t *d, req_t *r, struct MHD_Connection *c
     /* Auth before anything else about /v1: an unauthenticated client learns nothing. */
     int needs = http__is_v1(url) || (d->cfg.metrics_auth && !strcmp(url, "/metrics"));
     if (d->auth && needs) {
-        r->tok = auth_check(d, MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION));
+        r->tok = auth_check(d->tokens, d->ntokens, MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION));
         if (!r->tok)
             return http_reply_error(r, c, 401, "unauthorized", NULL, "a valid \"Authorization: Bearer <token>\" "
                                     "header is required");
@@ -139,15 +145,7 @@ static enum MHD_Result http__access(void *cls, struct MHD_Connection *c, const c
             r->len = r->cap = 0;
             return MHD_YES;
         }
-        if (r->len + n + 1 > r->cap) {
-            size_t cap = r->cap ? r->cap : 4096;
-            while (cap < r->len + n + 1) cap *= 2;
-            if (cap > (size_t)d->cfg.max_body + 1) cap = d->cfg.max_body + 1;
-            char *nb = realloc(r->body, cap);
-            if (!nb) return MHD_NO;
-            r->body = nb;
-            r->cap = cap;
-        }
+        if (lrq_grow(&r->body, &r->cap, r->len + n + 1, 1)) return MHD_NO;
         memcpy(r->body + r->len, upload, n);
         r->len += n;
         r->body[r->len] = 0;
@@ -156,7 +154,7 @@ static enum MHD_Result http__access(void *cls, struct MHD_Connection *c, const c
     if (r->too_large)
         return http_reply_error(r, c, 413, "body_too_large", NULL, "the request body exceeds %lld bytes",
                                 (long long)d->cfg.max_body);
-    return api_dispatch(d, r, c, r->route);
+    return d->http.dispatch(d, r, c, r->route);
 }
 
 static void http__completed(void *cls, struct MHD_Connection *c, void **con_cls, enum MHD_RequestTerminationCode toe)
@@ -165,8 +163,8 @@ static void http__completed(void *cls, struct MHD_Connection *c, void **con_cls,
     req_t *r = *con_cls;
     if (!r) return;
     const char *label = r->route >= 0 ? api_routes[r->route].pattern : "unmatched";
-    metrics_http(d, label, r->replied ? (int)r->status : 0);
-    if (r->sse) sse_release(r->sse);
+    if (d->http.completed) d->http.completed(d, label, r->replied ? (int)r->status : 0);
+    if (r->on_complete) r->on_complete(r->on_complete_arg);
     free(r->body);
     free(r);
     *con_cls = NULL;
@@ -238,8 +236,9 @@ static int http__parse_listen(const char *s, struct sockaddr_storage *ss, int *v
     return 0;
 }
 
-int http_start(lrqd_t *d, lrq_err_t *err)
+int http_start(lrqd_t *d, const http_hooks_t *hooks, lrq_err_t *err)
 {
+    d->http = *hooks;
     struct sockaddr_storage ss;
     int v6, rc;
     if ((rc = http__parse_listen(d->cfg.listen, &ss, &v6, d->listen_host, sizeof d->listen_host, err))) return rc;
@@ -309,9 +308,9 @@ static void http__closed(uv_handle_t *h) { (void)h; }
 void http_stop(lrqd_t *d)
 {
     if (!d->http_up) return;
-    sse_end_all(d);
+    sse_end_all(&d->sse);
     /* Let the ended streams flush briefly, then stop: MHD closes what is left. */
-    for (int i = 0; i < 20 && d->sse; i++) {
+    for (int i = 0; i < 20 && sse_any(&d->sse); i++) {
         MHD_run(d->mhd);
         uv_sleep(5);
     }
@@ -324,123 +323,4 @@ void http_stop(lrqd_t *d)
     uv_close((uv_handle_t *)&d->mhd_poll, http__closed);
     uv_close((uv_handle_t *)&d->mhd_timer, http__closed);
     d->http_up = 0;
-}
-
-/* ---- SSE ---------------------------------------------------------------- */
-
-#define SSE_MAX_BUF (1 << 20)
-
-sse_t *sse_new(lrqd_t *d, int64_t job_id, struct MHD_Connection *c)
-{
-    sse_t *s = calloc(1, sizeof *s);
-    if (!s) return NULL;
-    s->d = d;
-    s->job_id = job_id;
-    s->conn = c;
-    s->refs = 2;          /* the request (NOTIFY_COMPLETED) and the response (free callback) */
-    s->next = d->sse;
-    if (d->sse) d->sse->prev = s;
-    d->sse = s;
-    s->linked = 1;
-    return s;
-}
-
-static void sse__unlink(sse_t *s)
-{
-    if (!s->linked) return;
-    if (s->prev) s->prev->next = s->next;
-    else s->d->sse = s->next;
-    if (s->next) s->next->prev = s->prev;
-    s->linked = 0;
-    s->next = s->prev = NULL;
-}
-
-void sse_release(sse_t *s)
-{
-    sse__unlink(s);       /* no more events once either side is gone */
-    if (--s->refs) return;
-    free(s->buf);
-    free(s);
-}
-
-void sse_free_cb(void *cls) { sse_release(cls); }
-
-static void sse__resume(sse_t *s)
-{
-    if (s->suspended && s->linked) {
-        s->suspended = 0;
-        MHD_resume_connection(s->conn);
-        http_kick(s->d);
-    }
-}
-
-static int sse__append(sse_t *s, const char *p, size_t n)
-{
-    if (s->off && s->off == s->len) s->off = s->len = 0;
-    if (s->len + n > SSE_MAX_BUF) {   /* a client that does not read: end its stream */
-        s->ended = 1;
-        return -1;
-    }
-    if (s->len + n > s->cap) {
-        size_t cap = s->cap ? s->cap : 4096;
-        while (cap < s->len + n) cap *= 2;
-        char *nb = realloc(s->buf, cap);
-        if (!nb) { s->ended = 1; return -1; }
-        s->buf = nb;
-        s->cap = cap;
-    }
-    memcpy(s->buf + s->len, p, n);
-    s->len += n;
-    return 0;
-}
-
-int sse_push(sse_t *s, const char *event, json_t *data)
-{
-    char *js = json_dumps(data, JSON_COMPACT | JSON_REAL_PRECISION(10));
-    if (!js) return -1;
-    char head[64];
-    int hn = snprintf(head, sizeof head, "event: %s\ndata: ", event);
-    int rc = sse__append(s, head, hn) || sse__append(s, js, strlen(js)) || sse__append(s, "\n\n", 2);
-    free(js);
-    sse__resume(s);
-    return rc ? -1 : 0;
-}
-
-void sse_publish(lrqd_t *d, int64_t job_id, const char *event, json_t *data, int end)
-{
-    for (sse_t *s = d->sse, *nx; s; s = nx) {
-        nx = s->next;
-        if (s->job_id != job_id || s->ended) continue;
-        sse_push(s, event, data);
-        if (end) s->ended = 1;
-        sse__resume(s);
-    }
-}
-
-void sse_ping(lrqd_t *d)
-{
-    for (sse_t *s = d->sse; s; s = s->next)
-        if (!s->ended) { sse__append(s, ": ping\n\n", 8); sse__resume(s); }
-}
-
-void sse_end_all(lrqd_t *d)
-{
-    for (sse_t *s = d->sse; s; s = s->next) { s->ended = 1; sse__resume(s); }
-}
-
-ssize_t sse_reader(void *cls, uint64_t pos, char *buf, size_t max)
-{
-    sse_t *s = cls;
-    if (s->off < s->len) {
-        size_t n = s->len - s->off;
-        if (n > max) n = max;
-        memcpy(buf, s->buf + s->off, n);
-        s->off += n;
-        return (ssize_t)n;
-    }
-    if (s->ended || !s->linked) return MHD_CONTENT_READER_END_OF_STREAM;
-    /* Nothing to send: park the connection until sse_publish resumes it. */
-    s->suspended = 1;
-    MHD_suspend_connection(s->conn);
-    return 0;
 }

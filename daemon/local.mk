@@ -1,9 +1,12 @@
 # fragment: daemon/local.mk — lrqd, its schema, config, systemd unit and tests.
 
-# The testable core (no libuv/MHD): database, line splitter, router.
+# The testable core (no libuv/MHD): database, line splitter, router, options,
+# the daemon's decisions (policy), job JSON, metrics, Range parsing.
 noinst_LTLIBRARIES += libdaemon.la
 libdaemon_la_SOURCES = daemon/db.c daemon/db.h daemon/lines.c daemon/lines.h daemon/router.c daemon/router.h \
-	daemon/routes.c daemon/routes.h daemon/cfg.c daemon/cfg.h
+	daemon/routes.c daemon/routes.h daemon/cfg.c daemon/cfg.h daemon/policy.c daemon/policy.h \
+	daemon/jobjson.c daemon/jobjson.h daemon/metrics.c daemon/metrics.h daemon/range.c daemon/range.h \
+	daemon/auth.c daemon/auth.h
 nodist_libdaemon_la_SOURCES = daemon/schema.c
 libdaemon_la_CFLAGS = $(AM_CFLAGS) $(SQLITE_CFLAGS)
 libdaemon_la_LIBADD = $(SQLITE_LIBS)
@@ -19,8 +22,10 @@ CLEANFILES += daemon/schema.c
 EXTRA_DIST += schema/0001_init.sql scripts/embed-schema.sh
 
 # Unit tests.
-check_PROGRAMS += tests/unit/test_db tests/unit/test_router tests/unit/test_lines tests/unit/test_cfg
-TESTS += tests/unit/test_db tests/unit/test_router tests/unit/test_lines tests/unit/test_cfg
+DAEMON_UNIT = tests/unit/test_db tests/unit/test_router tests/unit/test_lines tests/unit/test_cfg \
+	tests/unit/test_policy tests/unit/test_range tests/unit/test_auth tests/unit/test_jobjson
+check_PROGRAMS += $(DAEMON_UNIT)
+TESTS += $(DAEMON_UNIT)
 tests_unit_test_db_SOURCES = tests/unit/test_db.c
 tests_unit_test_db_CFLAGS = $(TEST_CFLAGS) $(SQLITE_CFLAGS)
 tests_unit_test_db_LDADD = libdaemon.la $(COMMON_LIBS) $(SQLITE_LIBS) $(TEST_LIBS)
@@ -33,10 +38,22 @@ tests_unit_test_lines_LDADD = libdaemon.la $(COMMON_LIBS) $(TEST_LIBS)
 tests_unit_test_cfg_SOURCES = tests/unit/test_cfg.c
 tests_unit_test_cfg_CFLAGS = $(TEST_CFLAGS)
 tests_unit_test_cfg_LDADD = libdaemon.la $(COMMON_LIBS) $(TEST_LIBS)
+tests_unit_test_policy_SOURCES = tests/unit/test_policy.c
+tests_unit_test_policy_CFLAGS = $(TEST_CFLAGS)
+tests_unit_test_policy_LDADD = libdaemon.la $(COMMON_LIBS) $(SQLITE_LIBS) $(TEST_LIBS)
+tests_unit_test_range_SOURCES = tests/unit/test_range.c
+tests_unit_test_range_CFLAGS = $(TEST_CFLAGS)
+tests_unit_test_range_LDADD = libdaemon.la $(COMMON_LIBS) $(SQLITE_LIBS) $(TEST_LIBS)
+tests_unit_test_auth_SOURCES = tests/unit/test_auth.c
+tests_unit_test_auth_CFLAGS = $(TEST_CFLAGS)
+tests_unit_test_auth_LDADD = libdaemon.la $(COMMON_LIBS) $(SQLITE_LIBS) $(TEST_LIBS)
+tests_unit_test_jobjson_SOURCES = tests/unit/test_jobjson.c
+tests_unit_test_jobjson_CFLAGS = $(TEST_CFLAGS)
+tests_unit_test_jobjson_LDADD = libdaemon.la $(COMMON_LIBS) $(SQLITE_LIBS) $(TEST_LIBS)
 
 bin_PROGRAMS += lrqd
 lrqd_SOURCES = daemon/main.c daemon/lrqd.h daemon/log.c daemon/log.h \
-	daemon/http.c daemon/api.c daemon/sched.c daemon/auth.c daemon/exec.h daemon/exec_local.c
+	daemon/http.c daemon/sse.c daemon/sse.h daemon/api.c daemon/sched.c daemon/exec.h daemon/exec_local.c
 lrqd_CFLAGS = $(AM_CFLAGS) $(LIBUV_CFLAGS) $(MHD_CFLAGS) $(SQLITE_CFLAGS) $(NETTLE_CFLAGS) $(SYSTEMD_CFLAGS)
 lrqd_LDADD = libdaemon.la $(COMMON_LIBS) $(LIBUV_LIBS) $(MHD_LIBS) $(SQLITE_LIBS) $(NETTLE_LIBS) $(SYSTEMD_LIBS)
 

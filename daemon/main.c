@@ -7,6 +7,7 @@
  * A second signal kills the workers at once. */
 #include "lrqd.h"
 #include "log.h"
+#include "lrq_clock.h"
 #include "lrq_fs.h"
 #include <errno.h>
 #include <fcntl.h>
@@ -26,20 +27,6 @@
 #include <systemd/sd-daemon.h>
 #endif
 
-uint64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-uint64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void notify(const char *msg)
 {
 #ifdef HAVE_LIBSYSTEMD
@@ -49,15 +36,40 @@ static void notify(const char *msg)
 #endif
 }
 
-void lrqd_maybe_exit(lrqd_t *d)
+/* ---- wiring: what the lower modules report ------------------------------ */
+
+/* Leave the loop when the shutdown is complete (or its grace period is over). */
+static void lrqd__maybe_exit(lrqd_t *d)
 {
-    if (!d->stopping) return;
-    if (d->nruns == 0 && d->hashing == 0) { uv_stop(d->loop); return; }
-    if (mono_ms() > d->stop_deadline) {
+    int v = policy_exit_now(d->stopping, d->nruns, d->hashing, lrq_mono_ms(), d->stop_deadline);
+    if (v == CRON_EXIT_LATE) {
         log_err("shutdown: %d worker(s) still running after the grace period; exiting anyway", d->nruns);
         d->exit_code = 1;
-        uv_stop(d->loop);
     }
+    if (v) uv_stop(d->loop);
+}
+
+static void ev_state(lrqd_t *d, int64_t id) { api_publish_state(d, id); }
+static void ev_progress(lrqd_t *d, int64_t id, json_t *p) { sse_publish(&d->sse, id, "progress", p, 0); }
+static void ev_attempt_done(lrqd_t *d, int64_t run_ms) { metrics_job_done(&d->metrics, run_ms); }
+static void ev_run_ended(lrqd_t *d) { lrqd__maybe_exit(d); }
+static void http_completed(lrqd_t *d, const char *route, int status) { metrics_http(&d->metrics, route, status); }
+static void sse_kick(void *ctx) { http_kick(ctx); }
+
+/* The periodic tick (redis's serverCron): policy_cron decides, this acts. */
+static void on_cron(uv_timer_t *t)
+{
+    lrqd_t *d = t->data;
+    uint64_t now = lrq_mono_ms();
+    sched_tick(d, now);
+    policy_cron_in_t in = {.now = now, .last_ping = d->last_ping, .ping_ms = 15000, .last_watchdog = d->last_watchdog,
+                           .watchdog_usec = d->watchdog_usec, .stopping = d->stopping, .nruns = d->nruns,
+                           .hashing = d->hashing, .workers = d->cfg.workers, .stop_deadline = d->stop_deadline};
+    int m = policy_cron(&in);
+    if (m & CRON_PING) { sse_ping(&d->sse); d->last_ping = now; }
+    if (m & CRON_WATCHDOG) { notify("WATCHDOG=1"); d->last_watchdog = now; }
+    if (m & CRON_DISPATCH) sched_kick(d);
+    if (m & (CRON_EXIT | CRON_EXIT_LATE)) lrqd__maybe_exit(d);
 }
 
 static void on_signal(uv_signal_t *s, int signum)
@@ -65,18 +77,17 @@ static void on_signal(uv_signal_t *s, int signum)
     lrqd_t *d = s->data;
     if (d->stopping) {
         log_warn("second %s: killing the workers now", signum == SIGINT ? "SIGINT" : "SIGTERM");
-        for (run_t *r = d->runs; r; r = r->next)
-            if (r->h) d->exec.ops->kill(d->exec.self, r->h, SIGKILL);
+        sched_kill_all(d);
         return;
     }
     log_notice("%s: shutting down (stop accepting, stop %d worker(s), grace %lld s)",
                signum == SIGINT ? "SIGINT" : "SIGTERM", d->nruns, (long long)d->cfg.grace_s);
     d->stopping = 1;
-    d->stop_deadline = mono_ms() + (uint64_t)d->cfg.grace_s * 1000 + 5000;
+    d->stop_deadline = lrq_mono_ms() + (uint64_t)d->cfg.grace_s * 1000 + 5000;
     notify("STOPPING=1");
     http_quiesce(d);
     sched_shutdown(d);
-    lrqd_maybe_exit(d);
+    lrqd__maybe_exit(d);
 }
 
 static void close_walk(uv_handle_t *h, void *arg)
@@ -125,7 +136,11 @@ int main(int argc, char **argv)
 
     if (d->cfg.token_file && *d->cfg.token_file) {
         if (d->cfg.no_auth) { log_err("token_file and no_auth contradict each other"); return 2; }
-        if ((rc = auth_load(d, d->cfg.token_file, &err))) { log_err("%s", err.msg); return 1; }
+        char *text = NULL;
+        rc = lrq_read_file(d->cfg.token_file, &text, NULL, 16 << 20, &err);
+        if (!rc) rc = auth_parse(text, d->cfg.token_file, &d->tokens, &d->ntokens, &err);
+        free(text);
+        if (rc) { log_err("%s", err.msg); return 1; }
         d->auth = 1;
     }
 
@@ -138,8 +153,14 @@ int main(int argc, char **argv)
         log_err("%s", err.msg);
         return 1;
     }
+    static const sched_events_t events = {.state = ev_state, .progress = ev_progress,
+                                          .attempt_done = ev_attempt_done, .run_ended = ev_run_ended};
+    sched_init(d, &events);
     if ((rc = sched_recover(d, &err))) { log_err("recovery: %s", err.msg); return 1; }
-    if ((rc = http_start(d, &err))) { log_err("%s", err.msg); return 1; }
+    static const http_hooks_t hooks = {.dispatch = api_dispatch, .completed = http_completed};
+    d->sse.kick = sse_kick;
+    d->sse.kick_ctx = d;
+    if ((rc = http_start(d, &hooks, &err))) { log_err("%s", err.msg); return 1; }
     if (!d->auth && !d->loopback) {
         log_err("refusing to serve %s without authentication: set token_file (no_auth is for loopback only)",
                 d->cfg.listen);
@@ -163,7 +184,10 @@ int main(int argc, char **argv)
     d->sig_term.data = d->sig_int.data = d;
     uv_signal_start(&d->sig_term, on_signal, SIGTERM);
     uv_signal_start(&d->sig_int, on_signal, SIGINT);
-    sched_start(d);
+    uv_timer_init(d->loop, &d->cron);
+    d->cron.data = d;
+    uv_timer_start(&d->cron, on_cron, 250, 250);
+    sched_kick(d);
 #ifdef HAVE_LIBSYSTEMD
     uint64_t wd_usec = 0;
     if (sd_watchdog_enabled(0, &wd_usec) > 0) d->watchdog_usec = wd_usec;

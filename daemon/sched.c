@@ -1,6 +1,7 @@
 /* sched.c — the dispatcher: claim → spawn → follow progress → record the exit.
  *
- * Exit handling follows the worker contract (notes/api.md, docs/daemon.md):
+ * Exit handling follows the worker contract (docs/worker-protocol.md,
+ * docs/daemon.md; the rules themselves are policy_exit in policy.c):
  *   0  → succeeded; metrics.json and artifacts/ (size + sha256) registered in
  *        one transaction. Hashing multi-GB files runs in libuv's thread pool on
  *        a private work item; the db is only touched back on the loop thread.
@@ -9,6 +10,9 @@
  *   else / signal → requeued until max_attempts, then failed with the reason.
  * Progress is pushed to SSE subscribers at once and written to the db at
  * most once a second per job. */
+#include "lrq_buf.h"
+#include "lrq_clock.h"
+#include "lrq_fs.h"
 #include "lrq_sha256.h"
 #include "lines.h"
 #include "lrqd.h"
@@ -28,9 +32,6 @@
 #ifdef HAVE_CONFIG_H
 #include "config.h"
 #endif
-#ifdef HAVE_LIBSYSTEMD
-#include <systemd/sd-daemon.h>
-#endif
 
 char *sched_workdir(lrqd_t *d, int64_t job_id)
 {
@@ -48,13 +49,7 @@ run_t *sched_find(lrqd_t *d, int64_t job_id)
 
 static void sched__publish_state(lrqd_t *d, int64_t id)
 {
-    db_job_t j;
-    lrq_err_t err;
-    if (db_job_get(d->db, id, &j, &err)) return;
-    json_t *o = api_job_json(d, &j);
-    if (o) sse_publish(d, id, "state", o, db_state_terminal(j.state));
-    json_decref(o);
-    db_job_clear(&j);
+    if (d->ev.state) d->ev.state(d, id);
 }
 
 static void sched__write_progress(run_t *r)
@@ -65,7 +60,7 @@ static void sched__write_progress(run_t *r)
     if (s && db_job_set_progress(r->d->db, r->job_id, s, &err)) log_err("job %lld: %s", (long long)r->job_id, err.msg);
     free(s);
     r->dirty = 0;
-    r->t_last_write = mono_ms();
+    r->t_last_write = lrq_mono_ms();
 }
 
 static void sched__remove(lrqd_t *d, run_t *r)
@@ -85,7 +80,7 @@ static void on_line(void *owner, char *line, size_t len)
 {
     run_t *r = owner;
     lrqd_t *d = r->d;
-    r->t_last_line = mono_ms();
+    r->t_last_line = lrq_mono_ms();
     wev_t ev;
     wev_parse(line, len, &ev);
     switch (ev.kind) {
@@ -97,7 +92,7 @@ static void on_line(void *owner, char *line, size_t len)
         r->progress = ev.progress; /* takes the reference */
         ev.progress = NULL;
         r->dirty = 1;
-        sse_publish(d, r->job_id, "progress", r->progress, 0);
+        if (d->ev.progress) d->ev.progress(d, r->job_id, r->progress);
         if (r->t_last_line - r->t_last_write >= 1000) sched__write_progress(r);
         break;
     case WEV_ERROR:
@@ -152,12 +147,9 @@ static int hw__file(hash_work_t *hw, const char *full, const char *rel)
         snprintf(hw->err, sizeof hw->err, "artifact %.300s: %.200s", rel, e.msg);
         return -1;
     }
-    if (hw->n == hw->cap) {
-        size_t cap = hw->cap ? hw->cap * 2 : 8;
-        db_artifact_t *na = realloc(hw->arts, cap * sizeof *na);
-        if (!na) { snprintf(hw->err, sizeof hw->err, "out of memory"); return -1; }
-        hw->arts = na;
-        hw->cap = cap;
+    if (lrq_grow(&hw->arts, &hw->cap, hw->n + 1, sizeof *hw->arts)) {
+        snprintf(hw->err, sizeof hw->err, "out of memory");
+        return -1;
     }
     db_artifact_t *a = &hw->arts[hw->n];
     if (!(a->path = strdup(rel))) { snprintf(hw->err, sizeof hw->err, "out of memory"); return -1; }
@@ -219,7 +211,7 @@ static void hw__done(uv_work_t *w, int status)
     run_t *r = hw->run;
     lrqd_t *d = r->d;
     lrq_err_t err;
-    int64_t now = (int64_t)now_ms();
+    int64_t now = (int64_t)lrq_wall_ms();
     if (status) snprintf(hw->err, sizeof hw->err, "hashing cancelled");
     if (!hw->err[0]) {
         qsort(hw->arts, hw->n, sizeof *hw->arts, art_cmp);
@@ -235,7 +227,7 @@ static void hw__done(uv_work_t *w, int status)
         if (db_job_finish(d->db, r->job_id, DB_FAILED, hw->err, now, hw->run_ms, &err))
             log_err("job %lld: %s", (long long)r->job_id, err.msg);
     }
-    metrics_job_done(d, hw->run_ms);
+    if (d->ev.attempt_done) d->ev.attempt_done(d, hw->run_ms);
     db_artifacts_free(hw->arts, hw->n);
     free(hw->metrics);
     free(hw->workdir);
@@ -245,7 +237,7 @@ static void hw__done(uv_work_t *w, int status)
     sched__remove(d, r);
     sched__publish_state(d, id);
     sched_kick(d);
-    lrqd_maybe_exit(d);
+    if (d->ev.run_ended) d->ev.run_ended(d);
 }
 
 /* ---- exit ---------------------------------------------------------------- */
@@ -258,17 +250,19 @@ static void on_exit_cb(void *owner, int status, int sig)
     r->h = NULL;
     r->kill_at = 0;
     sched__write_progress(r);
-    int64_t now = (int64_t)now_ms(), run_ms = (int64_t)(mono_ms() - r->t_start), id = r->job_id;
-    char why[1400];
-    int rc = 0, counted = -1, final_state = -1;
+    int64_t now = (int64_t)lrq_wall_ms(), run_ms = (int64_t)(lrq_mono_ms() - r->t_start), id = r->job_id;
     if (sig) log_info("job %lld: worker pid %lld killed by signal %d", (long long)id, (long long)r->pid, sig);
     else log_info("job %lld: worker pid %lld exited with code %d", (long long)id, (long long)r->pid, status);
 
     db_job_t j;
-    int cancel = r->stop == STOP_CANCEL;
-    if (!db_job_get(d->db, id, &j, &err)) { cancel |= j.cancel_requested; db_job_clear(&j); }
+    policy_exit_in_t in = {.status = status, .sig = sig, .stop = r->stop, .last_error = r->last_error,
+                           .job_timeout_s = d->cfg.job_timeout_s, .progress_timeout_s = d->cfg.progress_timeout_s,
+                           .max_line = d->cfg.max_line};
+    if (!db_job_get(d->db, id, &j, &err)) { in.cancel_requested = j.cancel_requested; db_job_clear(&j); }
+    policy_exit_out_t out;
+    policy_exit(&in, &out);
 
-    if (!sig && status == 0) {
+    if (out.action == EXIT_REGISTER) {
         hash_work_t *hw = calloc(1, sizeof *hw);
         if (hw && (hw->workdir = strdup(r->workdir))) {
             hw->w.data = hw;
@@ -278,48 +272,24 @@ static void on_exit_cb(void *owner, int status, int sig)
             free(hw->workdir);
         }
         free(hw);
-        final_state = DB_FAILED;
-        snprintf(why, sizeof why, "could not register the artifacts (out of resources)");
-    } else if (cancel) {
-        final_state = DB_CANCELLED;
-        snprintf(why, sizeof why, "cancelled by request");
-    } else if (!sig && status == 65) {
-        final_state = DB_FAILED;
-        snprintf(why, sizeof why, "%s", r->last_error ? r->last_error : "worker reported a permanent failure (exit 65)");
-    } else if (r->stop == STOP_TIMEOUT) {
-        final_state = DB_FAILED;
-        snprintf(why, sizeof why, "exceeded job_timeout_s = %lld s", (long long)d->cfg.job_timeout_s);
-    } else if (r->stop == STOP_SHUTDOWN || (!sig && status == 75 && r->stop == STOP_NONE)) {
-        counted = 0;
-        snprintf(why, sizeof why, "stopped with a checkpoint; will resume");
-    } else if (r->stop == STOP_STALLED) {
-        counted = 1;
-        snprintf(why, sizeof why, "no output from the worker for %lld s; killed", (long long)d->cfg.progress_timeout_s);
-    } else if (r->stop == STOP_OVERLONG) {
-        counted = 1;
-        snprintf(why, sizeof why, "worker printed a line longer than %lld bytes; killed", (long long)d->cfg.max_line);
-    } else if (sig) {
-        counted = 1;
-        snprintf(why, sizeof why, "worker killed by signal %d", sig);
-    } else {
-        counted = 1;
-        /* The worker's own error event says why (e.g. "No space left on device"); keep it. */
-        if (r->last_error) snprintf(why, sizeof why, "worker exited with code %d: %.900s", status, r->last_error);
-        else snprintf(why, sizeof why, "worker exited with code %d", status);
+        out.action = EXIT_FINISH;
+        out.final_state = DB_FAILED;
+        snprintf(out.why, sizeof out.why, "could not register the artifacts (out of resources)");
     }
-    if (final_state >= 0) {
-        rc = db_job_finish(d->db, id, final_state, why, now, run_ms, &err);
+    int rc = 0;
+    if (out.action == EXIT_FINISH) {
+        rc = db_job_finish(d->db, id, out.final_state, out.why, now, run_ms, &err);
         if (!rc) {
-            log_info("job %lld: %s: %s", (long long)id, db_state_name[final_state], why);
-            metrics_job_done(d, run_ms);
+            log_info("job %lld: %s: %s", (long long)id, db_state_name[out.final_state], out.why);
+            if (d->ev.attempt_done) d->ev.attempt_done(d, run_ms);
         }
     } else {
-        rc = db_job_requeue(d->db, id, counted, counted ? why : NULL, now, run_ms, &err);
+        rc = db_job_requeue(d->db, id, out.counted, out.counted ? out.why : NULL, now, run_ms, &err);
         if (rc == DB_FAILED) {
-            log_info("job %lld: failed after its last attempt: %s", (long long)id, why);
-            metrics_job_done(d, run_ms);
+            log_info("job %lld: failed after its last attempt: %s", (long long)id, out.why);
+            if (d->ev.attempt_done) d->ev.attempt_done(d, run_ms);
         } else if (rc == DB_QUEUED) {
-            log_info("job %lld: requeued (%s)", (long long)id, why);
+            log_info("job %lld: requeued (%s)", (long long)id, out.why);
         }
         rc = rc < 0 ? rc : 0;
     }
@@ -327,27 +297,10 @@ static void on_exit_cb(void *owner, int status, int sig)
     sched__remove(d, r);
     sched__publish_state(d, id);
     sched_kick(d);
-    lrqd_maybe_exit(d);
+    if (d->ev.run_ended) d->ev.run_ended(d);
 }
 
 /* ---- dispatch ------------------------------------------------------------ */
-
-static int write_file_atomic(const char *path, const char *data, size_t n)
-{
-    char tmp[PATH_MAX + 8];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
-    if (fd < 0) return -errno;
-    size_t off = 0;
-    while (off < n) {
-        ssize_t w = write(fd, data + off, n - off);
-        if (w < 0) { if (errno == EINTR) continue; int e = errno; close(fd); unlink(tmp); return -e; }
-        off += (size_t)w;
-    }
-    if (fsync(fd) || close(fd)) { int e = errno; unlink(tmp); return -e; }
-    if (rename(tmp, path)) { int e = errno; unlink(tmp); return -e; }
-    return 0;
-}
 
 static int sched__start(lrqd_t *d, db_job_t *job, lrq_err_t *err)
 {
@@ -376,7 +329,7 @@ static int sched__start(lrqd_t *d, db_job_t *job, lrq_err_t *err)
     if (!text) { rc = lrq_errf(err, LRQ_ENOMEM, "out of memory"); goto fail; }
     size_t tl = strlen(text);
     text[tl] = '\n';   /* json_dumps leaves room only for NUL: rewrite */
-    int e = write_file_atomic(spec_path, text, tl + 1);
+    int e = lrq_write_atomic(spec_path, text, tl + 1, err);
     text[tl] = 0;
     if (!e) {
         char line[256];
@@ -384,12 +337,12 @@ static int sched__start(lrqd_t *d, db_job_t *job, lrq_err_t *err)
         int lfd = open(log_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
         if (lfd >= 0) { if (write(lfd, line, n) < 0) { /* the log line is best effort */ } close(lfd); }
     }
-    if (e) { rc = lrq_errf(err, e, "%s: %s", spec_path, strerror(-e)); goto fail; }
+    if (e) { rc = e; goto fail; }
     exec_job_t ej = {.job_id = job->id, .workdir = r->workdir, .spec_path = spec_path, .log_path = log_path,
                      .threads = threads};
     if ((rc = d->exec.ops->start(d->exec.self, &ej, &cbs, r, &r->h, err))) goto fail;
     r->pid = d->exec.ops->pid(d->exec.self, r->h);
-    r->t_start = r->t_last_line = mono_ms();
+    r->t_start = r->t_last_line = lrq_mono_ms();
     r->next = d->runs;
     d->runs = r;
     d->nruns++;
@@ -452,7 +405,7 @@ static void sched__dispatch(uv_timer_t *t)
         struct statvfs vs;
         if (d->cfg.min_free_mb > 0 && !statvfs(d->cfg.state_dir, &vs) &&
             (uint64_t)vs.f_bavail * vs.f_frsize < (uint64_t)d->cfg.min_free_mb << 20) {
-            uint64_t now = mono_ms();
+            uint64_t now = lrq_mono_ms();
             if (!d->low_disk_logged || now - d->low_disk_logged > 60000) {
                 log_warn("holding queued jobs: %s has %llu MB free, min_free_mb = %lld", d->cfg.state_dir,
                          (unsigned long long)(((uint64_t)vs.f_bavail * vs.f_frsize) >> 20),
@@ -463,7 +416,7 @@ static void sched__dispatch(uv_timer_t *t)
         }
         db_job_t job;
         lrq_err_t err;
-        int rc = db_job_claim(d->db, (int64_t)now_ms(), &job, &err);
+        int rc = db_job_claim(d->db, (int64_t)lrq_wall_ms(), &job, &err);
         if (rc < 0) { log_err("claim: %s", err.msg); return; }
         if (rc == 0) return;
         uint64_t need = sched__space_needed(job.spec) + ((uint64_t)d->cfg.min_free_mb << 20);
@@ -473,12 +426,12 @@ static void sched__dispatch(uv_timer_t *t)
             snprintf(why, sizeof why, "waiting for disk space: needs about %llu MB for checkpoints and artifacts, "
                      "%s has %llu MB free", (unsigned long long)(need >> 20), d->cfg.state_dir,
                      (unsigned long long)(((uint64_t)vs.f_bavail * vs.f_frsize) >> 20));
-            uint64_t now = mono_ms();
+            uint64_t now = lrq_mono_ms();
             if (!d->low_disk_logged || now - d->low_disk_logged > 60000) {
                 log_warn("job %lld: %s", (long long)job.id, why);
                 d->low_disk_logged = now;
             }
-            if (db_job_requeue(d->db, job.id, 0, why, (int64_t)now_ms(), 0, &err) < 0)
+            if (db_job_requeue(d->db, job.id, 0, why, (int64_t)lrq_wall_ms(), 0, &err) < 0)
                 log_err("job %lld: %s", (long long)job.id, err.msg);
             db_job_clear(&job);
             return;
@@ -488,7 +441,7 @@ static void sched__dispatch(uv_timer_t *t)
             char why[1100];
             snprintf(why, sizeof why, "cannot start the worker: %s", err.msg);
             int64_t id = job.id;   /* db_job_clear zeroes it: publish to the job, not to job 0 */
-            int st = db_job_requeue(d->db, id, 1, why, (int64_t)now_ms(), 0, &err);
+            int st = db_job_requeue(d->db, id, 1, why, (int64_t)lrq_wall_ms(), 0, &err);
             if (st < 0) log_err("job %lld: %s", (long long)id, err.msg);
             else if (st == DB_FAILED) log_info("job %lld: failed after its last attempt: %s", (long long)id, why);
             db_job_clear(&job);
@@ -511,7 +464,7 @@ static void sched__term(lrqd_t *d, run_t *r, int why)
     if (!r->h) return;
     if (!r->stop || why == STOP_CANCEL) r->stop = why;
     d->exec.ops->kill(d->exec.self, r->h, d->cfg.grace_s ? SIGTERM : SIGKILL);
-    if (!r->kill_at) r->kill_at = mono_ms() + (uint64_t)d->cfg.grace_s * 1000;
+    if (!r->kill_at) r->kill_at = lrq_mono_ms() + (uint64_t)d->cfg.grace_s * 1000;
 }
 
 void sched_cancel(lrqd_t *d, int64_t job_id)
@@ -525,50 +478,42 @@ void sched_shutdown(lrqd_t *d)
     for (run_t *r = d->runs; r; r = r->next) sched__term(d, r, STOP_SHUTDOWN);
 }
 
-static void sched__tick(uv_timer_t *t)
+void sched_kill_all(lrqd_t *d)
 {
-    lrqd_t *d = t->data;
-    uint64_t now = mono_ms();
-    static const uint64_t PING_MS = 15000;
+    for (run_t *r = d->runs; r; r = r->next)
+        if (r->h) d->exec.ops->kill(d->exec.self, r->h, SIGKILL);
+}
+
+void sched_tick(lrqd_t *d, uint64_t now)
+{
     for (run_t *r = d->runs; r; r = r->next) {
-        if (r->dirty && now - r->t_last_write >= 1000) sched__write_progress(r);
-        if (!r->h) continue;
-        if (r->kill_at && now >= r->kill_at) {
+        policy_run_in_t in = {.now = now, .t_start = r->t_start, .t_last_line = r->t_last_line,
+                              .t_last_write = r->t_last_write, .kill_at = r->kill_at, .dirty = r->dirty,
+                              .alive = r->h != NULL, .stop = r->stop, .job_timeout_s = d->cfg.job_timeout_s,
+                              .progress_timeout_s = d->cfg.progress_timeout_s};
+        int m = policy_run_tick(&in);
+        if (m & RUN_WRITE_PROGRESS) sched__write_progress(r);
+        if (m & RUN_KILL) {
             log_warn("job %lld: worker pid %lld did not stop within %lld s; SIGKILL", (long long)r->job_id,
                      (long long)r->pid, (long long)d->cfg.grace_s);
             d->exec.ops->kill(d->exec.self, r->h, SIGKILL);
             r->kill_at = 0;
-            continue;
-        }
-        if (r->stop) continue;
-        if (d->cfg.job_timeout_s && now - r->t_start > (uint64_t)d->cfg.job_timeout_s * 1000) {
+        } else if (m & RUN_STOP_TIMEOUT) {
             log_warn("job %lld: exceeded job_timeout_s; stopping it", (long long)r->job_id);
             sched__term(d, r, STOP_TIMEOUT);
-        } else if (d->cfg.progress_timeout_s && now - r->t_last_line > (uint64_t)d->cfg.progress_timeout_s * 1000) {
+        } else if (m & RUN_STOP_STALLED) {
             log_warn("job %lld: no output for %lld s; stopping it", (long long)r->job_id,
                      (long long)d->cfg.progress_timeout_s);
             sched__term(d, r, STOP_STALLED);
         }
     }
-    if (now - d->last_ping >= PING_MS) { sse_ping(d); d->last_ping = now; }
-#ifdef HAVE_LIBSYSTEMD
-    if (d->watchdog_usec && (now - d->last_watchdog) * 2000 >= d->watchdog_usec) {
-        sd_notify(0, "WATCHDOG=1");
-        d->last_watchdog = now;
-    }
-#endif
-    if (d->stopping) lrqd_maybe_exit(d);
-    else if (d->nruns < d->cfg.workers) sched__dispatch(&d->kick);
 }
 
-int sched_start(lrqd_t *d)
+void sched_init(lrqd_t *d, const sched_events_t *ev)
 {
-    uv_timer_init(d->loop, &d->tick);
+    d->ev = *ev;
     uv_timer_init(d->loop, &d->kick);
-    d->tick.data = d->kick.data = d;
-    uv_timer_start(&d->tick, sched__tick, 250, 250);
-    sched_kick(d);
-    return 0;
+    d->kick.data = d;
 }
 
 int sched_recover(lrqd_t *d, lrq_err_t *err)
@@ -582,7 +527,7 @@ int sched_recover(lrqd_t *d, lrq_err_t *err)
         if (wd && d->exec.ops->reap_orphan)
             d->exec.ops->reap_orphan(d->exec.self, jobs[i].id, jobs[i].worker_pid, wd, (int)d->cfg.grace_s * 1000);
         free(wd);
-        int st = db_job_requeue(d->db, jobs[i].id, 0, NULL, (int64_t)now_ms(), 0, err);
+        int st = db_job_requeue(d->db, jobs[i].id, 0, NULL, (int64_t)lrq_wall_ms(), 0, err);
         if (st < 0) { db_jobs_free(jobs, n); return st; }
         log_notice("job %lld: was running when lrqd stopped; requeued to resume from its checkpoint",
                    (long long)jobs[i].id);

@@ -60,8 +60,8 @@ expect "cancelled job has its error/reason" 'body_has "\"error\":\"cancelled by 
 
 # Permanent failure and retries.
 submit '{"model":"model.bin","method":"rtn","name":"fail"}'; F=$JOB
-expect "exit 65 → failed, no retry, message from the error event" \
-  'wait_state $F failed 10 && [ "$(job_field $F attempts)" = 1 ] && [ "$(job_field $F error)" = "weight.bits: weight.bits: unsupported by the fake model" ]'
+expect "exit 65 → failed, no retry, message from the error event (field named once)" \
+  'wait_state $F failed 10 && [ "$(job_field $F attempts)" = 1 ] && [ "$(job_field $F error)" = "weight.bits: unsupported by the fake model" ]'
 submit '{"model":"model.bin","method":"rtn","name":"crash steps5","max_attempts":2}'; C=$JOB
 expect "always crashing → failed after max_attempts with the reason" \
   'wait_state $C failed 20 && [ "$(job_field $C attempts)" = 2 ] && [ "$(job_field $C error)" = "worker exited with code 3" ]'
