@@ -3,7 +3,7 @@
  * submit/status/list/cancel/delete/metrics/artifacts/logs, error display,
  * SSE following (chunked in 5-byte pieces) and its polling fallback, wait's
  * exit codes, download with Range resume and sha256 checks, malformed
- * replies. Every test is bounded by a Criterion timeout. */
+ * replies. Every test is bounded by a Criterion timeout (a hang guard, far above any run). */
 #include <criterion/criterion.h>
 #include <arpa/inet.h>
 #include <microhttpd.h>
@@ -416,7 +416,7 @@ static int file_equals(const char *path, const void *p, size_t n)
     return eq;
 }
 
-TestSuite(mock, .init = tests_init, .fini = tests_fini, .timeout = 20);
+TestSuite(mock, .init = tests_init, .fini = tests_fini, .timeout = 120); /* a hang guard: tests take ms */
 
 /* ---------------------------------------------------------------- jobs */
 Test(mock, submit_prints_id_and_sends_token)
