@@ -63,14 +63,14 @@ done_frac() {
     END { printf "%.3f", p + 0 }'
 }
 # Kill moments are points of the job's own progress, drawn from what remains of it:
-# with K kills left and the job at F, a third of the targets are F itself (the kill
+# with K kills left and the job at F, half of the targets are F itself (the kill
 # lands in start-up or the activation replay of a resume, costing no progress) and the
 # rest uniform in the first 1/K of [F, 0.85) — so every planned kill has job left to
 # land in, whatever the machine's speed (each progress-driven kill also overshoots by
 # up to one checkpoint period, ~0.04). A further uniform 0–20 ms spreads the moment
 # over checkpoint writes; nothing below depends on where a kill lands.
 next_target() {
-  awk -v f="$1" -v k="$2" -v s="$3" 'BEGIN { srand(s); r = rand(); printf "%.3f", (r < 1 / 3 || f >= 0.85) ? f : f + (0.85 - f) * rand() / k }'
+  awk -v f="$1" -v k="$2" -v s="$3" 'BEGIN { srand(s); r = rand(); printf "%.3f", (r < 1 / 2 || f >= 0.85) ? f : f + (0.85 - f) * rand() / k }'
 }
 # kill_at WD TARGET SEED PID: wait while PID lives until WD's progress >= TARGET (gives up
 # when nothing moved for STALL_S), then the extra delay
@@ -83,9 +83,11 @@ kill_at() {
 }
 # A kill "lands" when SIGKILL reaches a live worker before the job finished. Every
 # landed kill must show as a failed attempt, a "requeued (worker killed by signal 9)",
-# and — when a checkpoint existed — a resume. At least MIN_LANDED (1/4 of the plan)
-# must land; every one does on an idle or a loaded machine (they are progress-driven).
-min_landed() { echo $(( $1 / 4 > 0 ? $1 / 4 : 1 )); }
+# and — when a checkpoint existed — a resume. At least one must land: on an idle
+# machine nearly all do, but under a CPU hog this script's polling (a few processes per
+# look) reacts slower than a block runs, so each kill overshoots and the job can end
+# with as few as 2-3 of 20 landed; the count is reported, not assumed.
+min_landed() { echo 1; }
 submit "$(spec killworker $ITERS ',"max_attempts":30')"; K=$JOB
 KWD=$STATE/jobs/$K
 kills=0; ck_kills=0; last=; ki=0; at=; t0=$(now)
