@@ -340,6 +340,7 @@ Test(ops, attention_chunked_long)
     eng__attention_fwd(o0, scratch, 0, scratch, NULL, q, k, v, B, T, H, KVH, Dh);
     eng__attention_fwd(o2, scratch, 0, scratch, pool, q, k, v, B, T, H, KVH, Dh);
     check_fwd("attention long, saved", o1, ref, nq);
+    /* same chunks, tasks own their rows: same summation order, so exact */
     cr_expect_arr_eq(o0, o1, nq * sizeof(float), "inference path differs");
     cr_expect_arr_eq(o2, o1, nq * sizeof(float), "threaded inference path differs");
     float *g[4][3];
@@ -353,6 +354,11 @@ Test(ops, attention_chunked_long)
     }
     for (int t = 0; t < 3; t++)
         cr_expect_arr_eq(g[3][t], g[2][t], (t ? nk : nq) * sizeof(float), "threaded backward differs");
+    /* Chunks change the summation order of dk, dv (sums over the T = 293 query rows, in
+     * chunk-sized pieces) and of dq: two orders of a length-K sum differ by ≲ 2·sqrt(K)·u·S
+     * (u = 2^-24, S = Σ|terms|, random walk); with S ≤ ~5·max|g| for these random-sign sums,
+     * 2·17·6e-8·5 ≈ 1e-5 relative to the tensor's max. Observed ≤ 8e-7; a dropped or doubled
+     * chunk is an O(1e-1) relative error. */
     for (int c = 1; c < 3; c++)
         for (int t = 0; t < 3; t++) {
             size_t n = t ? nk : nq;
@@ -589,6 +595,11 @@ Test(block, threaded_workspace_deterministic)
     const float *b[9] = {y[1], dx[1], g[1].lin[0], g[1].lin[1], g[1].lin[2], g[1].lin[3], g[1].lin[4], g[1].lin[5], g[1].lin[6]};
     size_t len[9] = {nd, nd};
     for (int l = 0; l < ENG_NLIN; l++) len[2 + l] = (size_t)m[l] * n[l];
+    /* 1 vs 2 threads: different blocking of the same reductions (OpenBLAS's threaded
+     * partitions, row-split small GEMMs). Longest reduction K = B·T = 400 (dW = dyᵀx);
+     * per reduction ≲ 2·sqrt(K)·u ≈ 2.4e-6 of max|result|, and about 4 such stages feed
+     * each other in the backward (FFN, attention, two norms): 1e-5 of the tensor's max.
+     * Observed ≤ 6e-7; a race or a lost partial sum is O(1e-2..1). */
     for (int i = 0; i < 9; i++) {
         double mx = 1e-3, e = 0;
         for (size_t k = 0; k < len[i]; k++) {

@@ -313,6 +313,9 @@ static void thread_check(int gs)
     float *A2 = malloc(sizeof(float) * m * n);
     cr_assert(A2);
     eng_lrq_forward(&q, A2);
+    /* exact, not a tolerance: the row passes own their rows and OpenBLAS threads sgemm over
+     * M and N only (never K), so no element's summation order depends on the thread count —
+     * and Ŵ is rounded, so a sub-ulp change in S could flip a code. */
     cr_assert(memcmp(A, A2, sizeof(float) * m * n) == 0, "forward depends on the thread count");
     eng_lrq_bind(&q, P, G2);
     eng_lrq_backward(&q, B);

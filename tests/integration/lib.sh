@@ -39,15 +39,17 @@ DAEMON_WORKER=$FAKE DAEMON_DATA=$DATA
 . "$SRC/tests/integration/lib_api.sh"
 
 
-# wait_progress ID MIN_DONE [SECONDS]: until the job's progress.done >= MIN_DONE
+# wait_progress ID MIN_DONE [STALL]: until the job's progress.done >= MIN_DONE; PSTATE is
+# the job's state in that same reply. Gives up when no job changed for STALL seconds.
 wait_progress() {
-  end=$(( $(date +%s) + ${3:-20} ))
-  while [ "$(date +%s)" -le "$end" ]; do
-    d=$(curl -s -m 5 "$URL/v1/jobs/$1" | $PY -c "import sys,json; p=json.load(sys.stdin).get('progress') or {}; print(p.get('done',0))" 2>/dev/null)
-    [ "${d:-0}" -ge "$2" ] && return 0
+  stall_reset
+  while :; do
+    r=$(curl -s -m "$CURL_M" "$URL/v1/jobs/$1" | $PY -c "import sys,json; j=json.load(sys.stdin); p=j.get('progress') or {}; print(p.get('done',0), j.get('state'))" 2>/dev/null)
+    d=${r%% *}; PSTATE=${r#* }
+    [ "${d:-0}" -ge "$2" ] 2>/dev/null && return 0
+    stalled "$(jobs_sig)" "${3:-$STALL_S}" && return 1
     sleep 0.05
   done
-  return 1
 }
 worker_pid() { # the live worker of job ID (from the work dir's log)
   cat "${STATE:-$T/state}/jobs/$1/ckpt/pid" 2>/dev/null

@@ -69,6 +69,7 @@ api GET '/v1/jobs?limit=0'
 if [ "$CODE" = 400 ] && body_has '"field":"limit"'; then ok "list: bad limit → 400"; else nok "list: bad limit → 400"; fi
 api GET '/v1/jobs?state=done'
 if [ "$CODE" = 400 ]; then ok "list: bad state → 400"; else nok "list: bad state → 400"; fi
+wait_state 1 running   # the daemon claims asynchronously: running_workers below needs it
 api GET /metrics
 if [ "$CODE" = 200 ] && body_has '^lrq_jobs{state="queued"} '  && body_has '^lrq_queue_depth ' && body_has '^lrq_running_workers 1' && body_has 'lrq_http_requests_total{route="/v1/jobs",status="201"} 5'  && body_has '^lrq_job_duration_seconds_bucket{le="+Inf"}'; then ok "/metrics: Prometheus text with jobs, queue, http counters"; else nok "/metrics: Prometheus text with jobs, queue, http counters"; fi
 stop_daemon TERM
@@ -91,7 +92,7 @@ if [ "$CODE" = 401 ]; then ok "auth: wrong token → 401"; else nok "auth: wrong
 api POST /v1/jobs -H "Authorization: Bearer $tok_r" --data-binary '{"model":"model.bin","method":"rtn"}'
 if [ "$CODE" = 403 ]; then ok "auth: read token cannot submit → 403"; else nok "auth: read token cannot submit → 403"; fi
 api POST /v1/jobs -H "Authorization: Bearer $tok_s" --data-binary '{"model":"model.bin","method":"rtn","name":"steps2"}'
-if [ "$CODE" = 201 ] && body_has '"owner":"alice"'  && [ "$(curl -s -o /dev/null -w '%{http_code}' "$URL/healthz")" = 200 ]; then ok "auth: submit token → 201, owner recorded; /healthz stays open"; else nok "auth: submit token → 201, owner recorded; /healthz stays open"; fi
+if [ "$CODE" = 201 ] && body_has '"owner":"alice"'  && [ "$(curl -s -m "$CURL_M" -o /dev/null -w '%{http_code}' "$URL/healthz")" = 200 ]; then ok "auth: submit token → 201, owner recorded; /healthz stays open"; else nok "auth: submit token → 201, owner recorded; /healthz stays open"; fi
 stop_daemon TERM
 
 "$LRQD" --state-dir "$T/state-x" --listen 0.0.0.0:0 --schema-dir "$SRC/schema" --data-root "$DATA" > "$T/noauth.out" 2>&1

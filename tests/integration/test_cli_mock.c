@@ -3,7 +3,7 @@
  * submit/status/list/cancel/delete/metrics/artifacts/logs, error display,
  * SSE following (chunked in 5-byte pieces) and its polling fallback, wait's
  * exit codes, download with Range resume and sha256 checks, malformed
- * replies. Every test is bounded by a Criterion timeout. */
+ * replies. Every test is bounded by a Criterion timeout (a hang guard, far above any run). */
 #include <criterion/criterion.h>
 #include <arpa/inet.h>
 #include <microhttpd.h>
@@ -416,7 +416,7 @@ static int file_equals(const char *path, const void *p, size_t n)
     return eq;
 }
 
-TestSuite(mock, .init = tests_init, .fini = tests_fini, .timeout = 20);
+TestSuite(mock, .init = tests_init, .fini = tests_fini, .timeout = 120); /* a hang guard: tests take ms */
 
 /* ---------------------------------------------------------------- jobs */
 Test(mock, submit_prints_id_and_sends_token)
@@ -572,7 +572,7 @@ Test(mock, polling_fallback_when_sse_fails)
     cr_assert_eq(run("wait", "7"), 1, "%s", R.err);
     cr_assert_eq(M.n_events, 1);
     cr_assert_eq(M.n_job_get, 4);
-    cr_assert_eq(run("watch", "7"), 0);
+    cr_assert_eq(run("watch", "7"), 1, "watch exits like wait: the job failed");
     cr_assert_str_eq(R.out, "job 7: failed\n", "already final at the first poll: %s", R.out);
 }
 

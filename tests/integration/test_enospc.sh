@@ -97,20 +97,20 @@ expect "…space freed: rerun exports from the finished blocks, artifact bit-ide
 mount_tmpfs "$STATE/jobs/1" "$CK_KB"
 start_daemon || { echo "Bail out! lrqd did not start"; exit 1; }
 submit "$(spec enospc $ITERS ',"max_attempts":1')"; J=$JOB
-wait_state "$J" failed 60
+wait_state "$J" failed
 err=$(job_field "$J" error)
-curl -s -m 5 "$URL/v1/jobs/$J/log" > "$T/j.log"
+curl -s -m "$CURL_M" "$URL/v1/jobs/$J/log" > "$T/j.log"
 jblocks=$(ls "$STATE"/jobs/1/ckpt/block-*.bin 2>/dev/null | wc -l)
 expect "lrqd: job with ENOSPC at a checkpoint fails cleanly; its log (GET …/log) says No space left on device" \
   '[ "$J" = 1 ] && [ "$(job_field $J state)" = failed ] && [ "$jblocks" -ge 1 ] && grep -q "No space left on device" "$T/j.log" && ckpt_ok "$STATE/jobs/1/ckpt/state.ckpt" && ckpt_ok "$STATE/jobs/1/ckpt/state.ckpt.prev"' \
   "failed after $jblocks finished block(s); job error: $err; log: $(grep -o "error: .*" "$T/j.log" | tail -n 1)"
 expect "…the job's error names the cause (No space left on device)" \
   'echo "$err" | grep -q "No space left on device"' "job error: $err"
-hz=$(curl -s -m 5 -o /dev/null -w '%{http_code}' "$URL/healthz")
-lj=$(curl -s -m 5 -o /dev/null -w '%{http_code}' "$URL/v1/jobs")
+hz=$(curl -s -m "$CURL_M" -o /dev/null -w '%{http_code}' "$URL/healthz")
+lj=$(curl -s -m "$CURL_M" -o /dev/null -w '%{http_code}' "$URL/v1/jobs")
 RTN="{\"name\":\"roomy\",\"model\":\"$MODEL\",\"method\":\"rtn\",\"weight\":{\"bits\":4,\"group_size\":0},\"export\":[\"hf\"],\"threads\":1}"
 submit "$RTN"; J2=$JOB
-wait_state "$J2" succeeded 30
+wait_state "$J2" succeeded
 expect "lrqd keeps serving: /healthz 200, GET /v1/jobs 200, a job on the roomy disk succeeds" \
   '[ "$hz" = 200 ] && [ "$lj" = 200 ] && [ "$(job_field $J2 state)" = succeeded ]' "healthz $hz, /v1/jobs $lj, job $J2 $(job_field "$J2" state)"
 stop_daemon TERM
@@ -122,12 +122,13 @@ STATE=$T/state2
 mount_tmpfs "$STATE" 8192
 start_daemon --min-free-mb 16 || { echo "Bail out! lrqd did not start"; exit 1; }
 submit "$RTN"; J3=$JOB
-sleep 1
+# wait for the daemon's decision (its log line), not a fixed sleep
+wait_for 'grep -q "holding queued jobs: $STATE has" "$T/lrqd.out"'
 st=$(job_field "$J3" state)
-rz=$(curl -s -m 5 -w ' %{http_code}' "$URL/readyz" | tr -d '\n')
+rz=$(curl -s -m "$CURL_M" -w ' %{http_code}' "$URL/readyz" | tr -d '\n')
 held=$(grep -o "holding queued jobs: $STATE has [0-9]* MB free, min_free_mb = 16" "$T/lrqd.out" | head -n 1)
 grow "$STATE"
-wait_state "$J3" succeeded 20
+wait_state "$J3" succeeded
 expect "low disk: job held (queued) with a clear log line and /readyz 503; released when space returns" \
   '[ "$st" = queued ] && [ -n "$held" ] && echo "$rz" | grep -q "low disk space.* 503$" && [ "$(job_field $J3 state)" = succeeded ]' \
   "held: $held; readyz: $rz; then $(job_field "$J3" state)"
@@ -140,11 +141,11 @@ STATE=$T/state3
 mount_tmpfs "$STATE" 1800
 start_daemon --min-free-mb 0 || { echo "Bail out! lrqd did not start"; exit 1; }
 submit "$RTN"; J4=$JOB
-sleep 1
+wait_for 'job_field "$J4" error | grep -q "waiting for disk space"'
 st=$(job_field "$J4" state)
 why=$(job_field "$J4" error)
 grow "$STATE"
-wait_state "$J4" succeeded 20
+wait_state "$J4" succeeded
 expect "per-job disk estimate: job held queued with 'waiting for disk space' on it; released when space returns" \
   '[ "$st" = queued ] && echo "$why" | grep -q "waiting for disk space: needs about" && [ "$(job_field $J4 state)" = succeeded ]' \
   "held: $st ($why); then $(job_field "$J4" state)"

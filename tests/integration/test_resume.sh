@@ -28,35 +28,59 @@ if [ $rc -eq 0 ] && [ -n "$ref" ]; then echo "ok 1 - uninterrupted run (sha256 $
 dur=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }')
 echo "# uninterrupted run: ${dur}s"
 
-# Kill at random moments spread over the run's duration; then let it finish.
-kills=0 resumes=0
+# Kill moments follow the run's own progress, not the clock: each run is killed after
+# a random number (0–3) of new checkpoint events in its progress.jsonl plus 0–20 ms, so
+# kills land in start-up, replay, the block loop and checkpoint writes on any machine.
+# ckpts WD: checkpoint events so far
+ckpts() { _c=$(grep -c '"event":"checkpoint"' "$1/progress.jsonl" 2>/dev/null); echo "${_c:-0}"; }
+# wait_ckpts WD N PID: until WD has N checkpoint events, while PID runs (its exit ends the wait)
+wait_ckpts() { while [ "$(ckpts "$1")" -lt "$2" ] && kill -0 "$3" 2>/dev/null && ! [ -f "$1/metrics.json" ]; do sleep 0.005; done; }
+# after_ck: a run that started with a checkpoint on disk and got as far as writing
+# one of its own must have resumed (its "resume" event); killed earlier, it had no say
+after_ck() {
+    if [ $had = 1 ] && grep -q '"event":"checkpoint"' "$tmp/k.out"; then
+        ck_runs=$((ck_runs + 1)); grep -q '"event":"resume"' "$tmp/k.out" || no_resume=$((no_resume + 1))
+    fi
+}
+kills=0 resumes=0 ck_runs=0 no_resume=0
 i=0
 while [ $i -lt "$KILLS" ]; do
     i=$((i + 1))
-    delay=$(awk -v d="$dur" -v s="$i$$" 'BEGIN { srand(s); printf "%.3f", 0.05 + rand() * d / 12 }')
+    r=$(awk -v s="$i$$" 'BEGIN { srand(s); printf "%d %.3f", int(rand() * 4), 0.02 * rand() }')
+    had=0; [ -f "$tmp/k/ckpt/state.ckpt" ] && had=1
     "$W" run --spec "$tmp/spec.json" --workdir "$tmp/k" > "$tmp/k.out" 2>> "$tmp/k.err" &
     pid=$!
-    sleep "$delay"
-    if kill -9 $pid 2>/dev/null; then kills=$((kills + 1)); fi
-    wait $pid 2>/dev/null
+    wait_ckpts "$tmp/k" $(( $(ckpts "$tmp/k") + ${r% *} )) $pid
+    sleep "${r#* }"
+    # landed: SIGKILL reached the run before it finished (wait reports 128 + 9)
+    kill -9 $pid 2>/dev/null
+    wait $pid 2>/dev/null; st=$?
+    [ $st -eq 137 ] && kills=$((kills + 1))
+    after_ck
+
     [ -f "$tmp/k/artifacts/hf/model.safetensors" ] && break
 done
+had=0; [ -f "$tmp/k/ckpt/state.ckpt" ] && had=1
 "$W" run --spec "$tmp/spec.json" --workdir "$tmp/k" > "$tmp/k.out" 2>> "$tmp/k.err"
 rc=$?
+[ $had = 1 ] && ! grep -q '"event":"resume"' "$tmp/k.out" && no_resume=$((no_resume + 1))
 resumes=$(grep -c "resuming from" "$tmp/k.err")
 got=$(sha256sum "$tmp/k/artifacts/hf/model.safetensors" 2>/dev/null | cut -d' ' -f1)
-if [ $rc -eq 0 ] && [ "$got" = "$ref" ]; then
-    echo "ok 2 - $kills SIGKILLs, $resumes resumes: artifacts bit-identical"
+if [ $rc -eq 0 ] && [ "$got" = "$ref" ] && [ "$kills" -ge 1 ]; then
+    echo "ok 2 - $kills SIGKILLs landed, $resumes resumes: artifacts bit-identical"
 else
     echo "not ok 2 - after $kills SIGKILLs ($resumes resumes): exit $rc, sha256 $got != $ref"
     tail -5 "$tmp/k.err" | sed 's/^/# /'
 fi
-[ "$resumes" -ge 1 ] && echo "ok 3 - at least one run resumed from a checkpoint" || echo "not ok 3 - no resume happened"
+# every run that found a checkpoint (and lived long enough to decide) resumed from it
+[ "$resumes" -ge 1 ] && [ "$no_resume" = 0 ] && echo "ok 3 - $resumes resumes; every run past start-up with a checkpoint on disk resumed ($ck_runs + the last)" \
+    || echo "not ok 3 - $resumes resumes; $no_resume run(s) with a checkpoint on disk started over"
 
 # Corrupt newest checkpoint: stop mid-run with SIGTERM (checkpoint + exit 75), flip a byte, resume.
+# SIGTERM once both state.ckpt and state.ckpt.prev exist (the run's own progress)
 "$W" run --spec "$tmp/spec.json" --workdir "$tmp/c" > "$tmp/c.out" 2> "$tmp/c.err" &
 pid=$!
-sleep $(awk -v d="$dur" 'BEGIN { printf "%.3f", d * 0.5 }')
+while ! [ -f "$tmp/c/ckpt/state.ckpt.prev" ] && kill -0 $pid 2>/dev/null; do sleep 0.005; done
 kill -TERM $pid; wait $pid; st=$?
 if [ -f "$tmp/c/ckpt/state.ckpt" ] && [ -f "$tmp/c/ckpt/state.ckpt.prev" ]; then
     printf '\377' | dd of="$tmp/c/ckpt/state.ckpt" bs=1 seek=100 conv=notrunc 2>/dev/null

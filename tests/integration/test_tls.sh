@@ -17,17 +17,18 @@ mkdir -p "$T/state" "$T/data"
     --data-root "$T/data" --port-file "$T/port" --tls-cert "$T/cert.pem" --tls-key "$T/key.pem" \
     --no-auth 2> "$T/lrqd.log" &
 pid=$!
+# until lrqd wrote its port or died (a hang guard of 6000 polls, not a time budget)
 i=0
-while [ ! -s "$T/port" ] && [ $i -lt 100 ] && kill -0 $pid 2>/dev/null; do sleep 0.1; i=$((i + 1)); done
+while [ ! -s "$T/port" ] && [ $i -lt 6000 ] && kill -0 $pid 2>/dev/null; do sleep 0.1; i=$((i + 1)); done
 port=$(cat "$T/port" 2>/dev/null)
-code=$(curl -s -m 5 --cacert "$T/cert.pem" -o "$T/h.json" -w '%{http_code}' "https://127.0.0.1:$port/healthz")
+code=$(curl -s -m 30 --cacert "$T/cert.pem" -o "$T/h.json" -w '%{http_code}' "https://127.0.0.1:$port/healthz")
 [ "$code" = 200 ] && grep -q '"ok"' "$T/h.json" && echo "ok 1 - GET https://…/healthz verified against the certificate" \
     || { echo "not ok 1 - https healthz: $code"; sed 's/^/# /' "$T/lrqd.log" | tail -5; }
-code=$(curl -s -m 5 --cacert "$T/cert.pem" -o "$T/b.json" -w '%{http_code}' -X POST -d '{"method":"rtn"}' \
+code=$(curl -s -m 30 --cacert "$T/cert.pem" -o "$T/b.json" -w '%{http_code}' -X POST -d '{"method":"rtn"}' \
     "https://127.0.0.1:$port/v1/jobs")
 [ "$code" = 422 ] && grep -q '"field":"model"' "$T/b.json" && echo "ok 2 - POST over TLS validated (422 naming model)" \
     || echo "not ok 2 - POST over TLS: $code $(cat "$T/b.json")"
-code=$(curl -s -m 5 -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/healthz")
+code=$(curl -s -m 30 -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/healthz")
 [ "$code" != 200 ] && echo "ok 3 - plain HTTP on the TLS port is not served" || echo "not ok 3 - plain HTTP answered 200"
 out=$(LRQ_CACERT="$T/cert.pem" "$LRQ_BUILDDIR/lrqctl" --server "https://127.0.0.1:$port" list 2>&1)
 [ $? -eq 0 ] && echo "ok 4 - lrqctl over https with LRQ_CACERT" || echo "not ok 4 - lrqctl: $out"
