@@ -3,8 +3,7 @@
  * One thread: the libuv loop owns everything below; libmicrohttpd runs in
  * external-epoll mode on that loop (http.c), the dispatcher (sched.c) spawns
  * workers through the executor interface (exec.h), SQLite is one connection
- * (db.c). Nothing here is touched from another thread, except that artifact
- * metadata is read in libuv's thread pool on data it owns (sched.c).
+ * (db.c). Nothing here is touched from another thread.
  *
  * Layers (docs/architecture.md, "Daemon call graph"): main.c on top wires
  * everything; api.c (handlers) calls http.c, sched.c, sse.c and the pure
@@ -86,7 +85,6 @@ typedef struct lrqd {
     sched_events_t ev;
     run_t *runs;
     int nruns;
-    int hashing;           /* success finalisations in the thread pool */
     /* main.c: signals, the periodic tick */
     uv_timer_t cron;
     uv_signal_t sig_term, sig_int;

@@ -41,7 +41,7 @@ static void notify(const char *msg)
 /* Leave the loop when the shutdown is complete (or its grace period is over). */
 static void lrqd__maybe_exit(lrqd_t *d)
 {
-    int v = policy_exit_now(d->stopping, d->nruns, d->hashing, lrq_mono_ms(), d->stop_deadline);
+    int v = policy_exit_now(d->stopping, d->nruns, lrq_mono_ms(), d->stop_deadline);
     if (v == CRON_EXIT_LATE) {
         log_err("shutdown: %d worker(s) still running after the grace period; exiting anyway", d->nruns);
         d->exit_code = 1;
@@ -64,7 +64,7 @@ static void on_cron(uv_timer_t *t)
     sched_tick(d, now);
     policy_cron_in_t in = {.now = now, .last_ping = d->last_ping, .ping_ms = 15000, .last_watchdog = d->last_watchdog,
                            .watchdog_usec = d->watchdog_usec, .stopping = d->stopping, .nruns = d->nruns,
-                           .hashing = d->hashing, .workers = d->cfg.workers, .stop_deadline = d->stop_deadline};
+                           .workers = d->cfg.workers, .stop_deadline = d->stop_deadline};
     int m = policy_cron(&in);
     if (m & CRON_PING) { sse_ping(&d->sse); d->last_ping = now; }
     if (m & CRON_WATCHDOG) { notify("WATCHDOG=1"); d->last_watchdog = now; }

@@ -54,10 +54,10 @@ int policy_run_tick(const policy_run_in_t *in)
     return m;
 }
 
-int policy_exit_now(int stopping, int nruns, int hashing, uint64_t now, uint64_t stop_deadline)
+int policy_exit_now(int stopping, int nruns, uint64_t now, uint64_t stop_deadline)
 {
     if (!stopping) return 0;
-    if (nruns == 0 && hashing == 0) return CRON_EXIT;
+    if (nruns == 0) return CRON_EXIT;
     return now > stop_deadline ? CRON_EXIT_LATE : 0;
 }
 
@@ -66,7 +66,7 @@ int policy_cron(const policy_cron_in_t *in)
     int m = 0;
     if (in->now - in->last_ping >= in->ping_ms) m |= CRON_PING;
     if (in->watchdog_usec && (in->now - in->last_watchdog) * 2000 >= in->watchdog_usec) m |= CRON_WATCHDOG;
-    if (in->stopping) m |= policy_exit_now(in->stopping, in->nruns, in->hashing, in->now, in->stop_deadline);
+    if (in->stopping) m |= policy_exit_now(in->stopping, in->nruns, in->now, in->stop_deadline);
     else if (in->nruns < in->workers) m |= CRON_DISPATCH;
     return m;
 }

@@ -60,7 +60,7 @@ int policy_run_tick(const policy_run_in_t *in);   /* mask of RUN_* */
 typedef struct policy_cron_in {
     uint64_t now, last_ping, ping_ms;
     uint64_t last_watchdog, watchdog_usec;   /* watchdog_usec 0 = no systemd watchdog */
-    int stopping, nruns, hashing;
+    int stopping, nruns;
     int64_t workers;
     uint64_t stop_deadline;                  /* monotonic ms; meaningful when stopping */
 } policy_cron_in_t;
@@ -74,5 +74,5 @@ enum {
 };
 int policy_cron(const policy_cron_in_t *in);      /* mask of CRON_* */
 /* The exit part alone (also asked whenever a run ends): 0, CRON_EXIT or CRON_EXIT_LATE. */
-int policy_exit_now(int stopping, int nruns, int hashing, uint64_t now, uint64_t stop_deadline);
+int policy_exit_now(int stopping, int nruns, uint64_t now, uint64_t stop_deadline);
 #endif

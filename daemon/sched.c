@@ -2,9 +2,9 @@
  *
  * Exit handling follows the worker contract (docs/worker-protocol.md,
  * docs/daemon.md; the rules themselves are policy_exit in policy.c):
- *   0  → succeeded; metrics.json and artifacts/ (size + sha256) registered in
- *        one transaction. Hashing multi-GB files runs in libuv's thread pool on
- *        a private work item; the db is only touched back on the loop thread.
+ *   0  → succeeded; metrics.json and the worker's artifacts.json (sizes
+ *        checked, digests trusted: manifest.h says why) registered in one
+ *        transaction.
  *   65 → failed (no retry), message from the last "error" event.
  *   75 → requeued, attempt not counted (clean stop with a checkpoint).
  *   else / signal → requeued until max_attempts, then failed with the reason.
@@ -13,7 +13,7 @@
 #include "lrq_buf.h"
 #include "lrq_clock.h"
 #include "lrq_fs.h"
-#include "lrq_sha256.h"
+#include "manifest.h"
 #include "lines.h"
 #include "lrqd.h"
 #include "log.h"
@@ -21,7 +21,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <nettle/sha2.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -125,119 +124,27 @@ static void on_overlong(void *owner)
     if (r->h) r->d->exec.ops->kill(r->d->exec.self, r->h, SIGKILL);
 }
 
-/* ---- success: hash artifacts off the loop -------------------------------- */
+/* ---- success: register metrics and artifacts ---------------------------- */
 
-typedef struct hash_work {
-    uv_work_t w;
-    run_t *run;
-    char *workdir;
-    db_artifact_t *arts;
-    size_t n, cap;
-    char *metrics;
-    char err[512];
-    int64_t run_ms;
-} hash_work_t;
-
-static int hw__file(hash_work_t *hw, const char *full, const char *rel)
+/* The worker's own listing (manifest.c: it owns the digests), checked and
+ * stored with the state change in one transaction. 0, or the reason to fail. */
+static int sched__register(lrqd_t *d, run_t *r, int64_t now, int64_t run_ms, char *why, size_t whyn)
 {
-    char hex[65];
-    long long size = 0;
-    lrq_err_t e;
-    if (lrq_sha256_file(full, hex, &size, &e)) {
-        snprintf(hw->err, sizeof hw->err, "artifact %.300s: %.200s", rel, e.msg);
-        return -1;
-    }
-    if (lrq_grow(&hw->arts, &hw->cap, hw->n + 1, sizeof *hw->arts)) {
-        snprintf(hw->err, sizeof hw->err, "out of memory");
-        return -1;
-    }
-    db_artifact_t *a = &hw->arts[hw->n];
-    if (!(a->path = strdup(rel))) { snprintf(hw->err, sizeof hw->err, "out of memory"); return -1; }
-    a->size = size;
-    memcpy(a->sha256, hex, 65);
-    hw->n++;
-    return 0;
-}
-
-static int hw__walk(hash_work_t *hw, const char *dir, const char *rel, int depth)
-{
-    if (depth > 16) return 0;
-    DIR *dh = opendir(dir);
-    if (!dh) return errno == ENOENT && depth == 0 ? 0 : (snprintf(hw->err, sizeof hw->err, "%s: %s", dir,
-                                                                  strerror(errno)), -1);
-    struct dirent *e;
-    int rc = 0;
-    while (!rc && (e = readdir(dh))) {
-        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
-        char full[PATH_MAX], r2[PATH_MAX];
-        if (snprintf(full, sizeof full, "%s/%s", dir, e->d_name) >= (int)sizeof full) continue;
-        snprintf(r2, sizeof r2, "%s%s%s", rel, *rel ? "/" : "", e->d_name);
-        struct stat st;
-        if (lstat(full, &st)) continue;
-        if (S_ISDIR(st.st_mode)) rc = hw__walk(hw, full, r2, depth + 1);
-        else if (S_ISREG(st.st_mode) && !strstr(e->d_name, ".tmp")) rc = hw__file(hw, full, r2);
-        /* symlinks and specials are not artifacts */
-    }
-    closedir(dh);
-    return rc;
-}
-
-static void hw__work(uv_work_t *w)
-{
-    hash_work_t *hw = w->data;
-    char p[PATH_MAX];
-    snprintf(p, sizeof p, "%s/metrics.json", hw->workdir);
-    json_error_t je;
-    json_t *m = json_load_file(p, 0, &je);
-    if (m) {
-        hw->metrics = json_dumps(m, JSON_COMPACT);
-        json_decref(m);
-    } else if (access(p, F_OK) == 0) {
-        snprintf(hw->err, sizeof hw->err, "metrics.json is not valid JSON: %s", je.text);
-        return;
-    }
-    snprintf(p, sizeof p, "%s/artifacts", hw->workdir);
-    hw__walk(hw, p, "", 0);
-}
-
-static int art_cmp(const void *a, const void *b)
-{
-    return strcmp(((const db_artifact_t *)a)->path, ((const db_artifact_t *)b)->path);
-}
-
-static void hw__done(uv_work_t *w, int status)
-{
-    hash_work_t *hw = w->data;
-    run_t *r = hw->run;
-    lrqd_t *d = r->d;
+    char *metrics = NULL;
+    db_artifact_t *arts = NULL;
+    size_t n = 0;
     lrq_err_t err;
-    int64_t now = (int64_t)lrq_wall_ms();
-    if (status) snprintf(hw->err, sizeof hw->err, "hashing cancelled");
-    if (!hw->err[0]) {
-        qsort(hw->arts, hw->n, sizeof *hw->arts, art_cmp);
-        if (db_job_succeed(d->db, r->job_id, now, hw->run_ms, hw->metrics, hw->arts, hw->n, &err)) {
-            log_err("job %lld: recording success: %s", (long long)r->job_id, err.msg);
-            snprintf(hw->err, sizeof hw->err, "could not record the result");
-        } else {
-            log_info("job %lld: succeeded (%zu artifacts, %.1f s)", (long long)r->job_id, hw->n, hw->run_ms / 1000.0);
-        }
+    int rc = manifest_load(r->workdir, &metrics, &arts, &n, &err);
+    if (rc) snprintf(why, whyn, "%s", err.msg);
+    else if ((rc = db_job_succeed(d->db, r->job_id, now, run_ms, metrics, arts, n, &err))) {
+        log_err("job %lld: recording success: %s", (long long)r->job_id, err.msg);
+        snprintf(why, whyn, "could not record the result");
+    } else {
+        log_info("job %lld: succeeded (%zu artifacts, %.1f s)", (long long)r->job_id, n, run_ms / 1000.0);
     }
-    if (hw->err[0]) {
-        log_err("job %lld: failed after a clean exit: %s", (long long)r->job_id, hw->err);
-        if (db_job_finish(d->db, r->job_id, DB_FAILED, hw->err, now, hw->run_ms, &err))
-            log_err("job %lld: %s", (long long)r->job_id, err.msg);
-    }
-    if (d->ev.attempt_done) d->ev.attempt_done(d, hw->run_ms);
-    db_artifacts_free(hw->arts, hw->n);
-    free(hw->metrics);
-    free(hw->workdir);
-    free(hw);
-    d->hashing--;
-    int64_t id = r->job_id;
-    sched__remove(d, r);
-    sched__publish_state(d, id);
-    sched_kick(d);
-    if (d->ev.run_ended) d->ev.run_ended(d);
+    db_artifacts_free(arts, n);
+    free(metrics);
+    return rc;
 }
 
 /* ---- exit ---------------------------------------------------------------- */
@@ -263,18 +170,17 @@ static void on_exit_cb(void *owner, int status, int sig)
     policy_exit(&in, &out);
 
     if (out.action == EXIT_REGISTER) {
-        hash_work_t *hw = calloc(1, sizeof *hw);
-        if (hw && (hw->workdir = strdup(r->workdir))) {
-            hw->w.data = hw;
-            hw->run = r;
-            hw->run_ms = run_ms;
-            if (!uv_queue_work(d->loop, &hw->w, hw__work, hw__done)) { d->hashing++; return; }
-            free(hw->workdir);
+        if (!sched__register(d, r, now, run_ms, out.why, sizeof out.why)) {
+            if (d->ev.attempt_done) d->ev.attempt_done(d, run_ms);
+            sched__remove(d, r);
+            sched__publish_state(d, id);
+            sched_kick(d);
+            if (d->ev.run_ended) d->ev.run_ended(d);
+            return;
         }
-        free(hw);
-        out.action = EXIT_FINISH;
+        log_err("job %lld: failed after a clean exit: %s", (long long)id, out.why);
+        out.action = EXIT_FINISH;   /* a result that cannot be registered is a failure, logs and files kept */
         out.final_state = DB_FAILED;
-        snprintf(out.why, sizeof out.why, "could not register the artifacts (out of resources)");
     }
     int rc = 0;
     if (out.action == EXIT_FINISH) {

@@ -137,7 +137,17 @@ static int run_export(wk_job_t *job, lrq_err_t *err)
     snprintf(dir, sizeof dir, "%s/artifacts", job->workdir);
     json_t *arr = json_array();
     if ((rc = list_artifacts(dir, "", arr, err))) { json_decref(arr); return rc; }
-    /* The done event carries the listing (sizes, sha256) for executors without a daemon-side scan. */
+    /* The worker owns the digests (it wrote the bytes): artifacts.json is what the
+     * daemon registers, written before metrics.json so that a finished job has both;
+     * the done event carries the same listing. */
+    json_t *doc = json_pack("{s:O}", "artifacts", arr);
+    char *txt = doc ? json_dumps(doc, JSON_INDENT(2)) : NULL;
+    json_decref(doc);
+    if (!txt) { json_decref(arr); return lrq_errf(err, LRQ_ENOMEM, "out of memory"); }
+    snprintf(dir, sizeof dir, "%s/artifacts.json", job->workdir);
+    rc = lrq_write_atomic(dir, txt, strlen(txt), err);
+    free(txt);
+    if (rc) { json_decref(arr); return rc; }
     json_decref(job->artifacts);
     job->artifacts = arr;
     return 0;

@@ -77,6 +77,10 @@ mkdir -p "$wd/artifacts/hf"
 seq 1 "$((steps * 5000))" > "$wd/artifacts/hf/model.safetensors.tmp"
 mv "$wd/artifacts/hf/model.safetensors.tmp" "$wd/artifacts/hf/model.safetensors"
 echo "{\"steps\":$steps}" > "$wd/artifacts/hf/config.json"
+# artifacts.json: the worker owns the digests (daemon/manifest.h)
+ent() { printf '{"path":"%s","size":%s,"sha256":"%s"}' "$1" "$(stat -c %s "$wd/artifacts/$1")" "$(sha256sum < "$wd/artifacts/$1" | cut -c1-64)"; }
+printf '{"artifacts":[%s,%s]}\n' "$(ent hf/model.safetensors)" "$(ent hf/config.json)" > "$wd/artifacts.json.tmp"
+mv "$wd/artifacts.json.tmp" "$wd/artifacts.json"
 echo "{\"ppl_fp32\":10.5,\"ppl_quant\":11.25,\"steps\":$steps}" > "$wd/metrics.json.tmp"
 mv "$wd/metrics.json.tmp" "$wd/metrics.json"
 emit "{\"event\":\"done\",\"metrics\":{\"ppl_quant\":11.25}}"

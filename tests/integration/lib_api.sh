@@ -24,7 +24,7 @@ stalled() {
 # written its port file; a hang guard of STALL_S)
 start_daemon() {
   rm -f "$T/port"
-  "$LRQD" --state-dir "${STATE:-$T/state}" --listen 127.0.0.1:0 --port-file "$T/port" --schema-dir "$SRC/schema" \
+  "$LRQD" --state-dir "${STATE:-$T/state}" --listen 127.0.0.1:0 --port-file "$T/port" \
     --data-root "$DAEMON_DATA" --worker "$DAEMON_WORKER" --grace-s 3 "$@" >> "$T/lrqd.out" 2>&1 &
   DPID=$!
   stall_reset

@@ -107,7 +107,7 @@ Test(policy_run, timeouts_and_the_kill_deadline)
 Test(policy_cron, ping_watchdog_dispatch_and_exit)
 {
     policy_cron_in_t in = {.now = 20000, .last_ping = 5000, .ping_ms = 15000, .last_watchdog = 0,
-                           .watchdog_usec = 0, .stopping = 0, .nruns = 1, .hashing = 0, .workers = 2};
+                           .watchdog_usec = 0, .stopping = 0, .nruns = 1, .workers = 2};
     cr_expect_eq(policy_cron(&in), CRON_PING | CRON_DISPATCH);
     in.last_ping = 5001;
     in.nruns = 2;
@@ -120,9 +120,9 @@ Test(policy_cron, ping_watchdog_dispatch_and_exit)
     in.nruns = 0;
     in.stop_deadline = 50000;
     cr_expect_eq(policy_cron(&in), CRON_EXIT, "stopping: no dispatch; nothing left: exit");
-    in.hashing = 1;
-    cr_expect_eq(policy_cron(&in), 0, "a result still being registered holds the exit");
+    in.nruns = 1;
+    cr_expect_eq(policy_cron(&in), 0, "a worker still stopping holds the exit");
     in.now = in.last_ping = 50001;
     cr_expect_eq(policy_cron(&in), CRON_EXIT_LATE);
-    cr_expect_eq(policy_exit_now(0, 0, 0, 1, 0), 0, "not stopping: never exit");
+    cr_expect_eq(policy_exit_now(0, 0, 1, 0), 0, "not stopping: never exit");
 }
