@@ -141,7 +141,8 @@ int cli_jnum(const json_t *o, const char *key, double *v);   /* 1 if a number */
 int cli_jint(const json_t *o, const char *key, long long *v); /* 1 if an integer */
 
 typedef struct cli_table {
-    int ncols, nrows, cap;
+    int ncols, nrows;
+    size_t cap;               /* cells allocated (rows × ncols) */
     char **cells;            /* nrows * ncols, row 0 = header */
     unsigned right;          /* bit i: right-align column i */
 } cli_table_t;

@@ -1,6 +1,8 @@
 /* cli_cmd.c — the lrqctl subcommands. Each returns the process exit code.
  * Server errors print "lrqctl: MESSAGE (field: F) [HTTP S CODE]" on stderr
  * (and, with -o json, {"error":…,"http_status":S} on stdout). */
+#include "lrq_buf.h"
+#include "lrq_clock.h"
 #include "lrq_sha256.h"
 #include "cli.h"
 #include <errno.h>
@@ -42,12 +44,7 @@ static void sleep_ms(long ms)
         ;
 }
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
+static double now_s(void) { return lrq_mono_s(); }
 
 static void report_http_error(cli_ctx_t *c, const cli_resp_t *r)
 {
@@ -328,45 +325,18 @@ int cli_cmd_wait(cli_ctx_t *c)
 }
 
 /* ---------------------------------------------------------------- jobs */
+/* All of f (a spec file or stdin, which may be a pipe), at most max bytes. */
 static char *read_all(FILE *f, size_t max, size_t *len)
 {
-    size_t cap = 4096, n = 0;
-    char *b = malloc(cap);
-    if (!b)
-        return NULL;
-    for (;;) {
-        if (n + 1 >= cap) {
-            if (cap >= max + 2) {
-                free(b);
-                errno = EFBIG;
-                return NULL;
-            }
-            char *nb = realloc(b, cap * 2);
-            if (!nb) {
-                free(b);
-                return NULL;
-            }
-            b = nb;
-            cap *= 2;
-        }
-        size_t k = fread(b + n, 1, cap - n - 1, f);
-        n += k;
-        if (k == 0) {
-            if (ferror(f)) {
-                free(b);
-                return NULL;
-            }
-            break;
-        }
+    lrq_buf_t b = {0};
+    char chunk[8192];
+    size_t k;
+    while ((k = fread(chunk, 1, sizeof chunk, f)) > 0) {
+        if (b.len + k > max) { lrq_buf_free(&b); errno = EFBIG; return NULL; }
+        if (lrq_buf_append(&b, chunk, k)) { lrq_buf_free(&b); errno = ENOMEM; return NULL; }
     }
-    if (n > max) {
-        free(b);
-        errno = EFBIG;
-        return NULL;
-    }
-    b[n] = '\0';
-    *len = n;
-    return b;
+    if (ferror(f) || lrq_buf_append(&b, "", 0)) { lrq_buf_free(&b); return NULL; }
+    return lrq_buf_take(&b, len);
 }
 
 int cli_cmd_submit(cli_ctx_t *c)

@@ -2,6 +2,7 @@
  * A request either collects its body into cli_resp_t (JSON calls; capped) or,
  * for 2xx answers, streams it into a sink (SSE, downloads, logs). Error
  * bodies are always collected so that the server's message can be shown. */
+#include "lrq_buf.h"
 #include "cli.h"
 #include <ctype.h>
 #include <stdlib.h>
@@ -145,17 +146,9 @@ static size_t on_write(char *p, size_t size, size_t nmemb, void *ud)
         x->toobig = 1;
         return 0;
     }
-    if (r->len + n + 1 > x->cap) {
-        size_t cap = x->cap ? x->cap : 4096;
-        while (cap < r->len + n + 1)
-            cap *= 2;
-        char *b = realloc(r->body, cap);
-        if (!b) {
-            x->oom = 1;
-            return 0;
-        }
-        r->body = b;
-        x->cap = cap;
+    if (lrq_grow(&r->body, &x->cap, r->len + n + 1, 1)) {
+        x->oom = 1;
+        return 0;
     }
     memcpy(r->body + r->len, p, n);
     r->len += n;

@@ -3,6 +3,7 @@
  * artifacts). Every reader here tolerates any JSON: a missing or wrongly
  * typed field prints as "-" or is left out; nothing here can crash on a
  * malformed server response. */
+#include "lrq_buf.h"
 #include "cli.h"
 #include <math.h>
 #include <stdarg.h>
@@ -173,14 +174,8 @@ int cli_table_init(cli_table_t *t, int ncols, const char *const *header)
 
 int cli_table_add(cli_table_t *t, const char *const *row)
 {
-    if (t->nrows == t->cap) {
-        int cap = t->cap ? 2 * t->cap : 16;
-        char **c = realloc(t->cells, (size_t)cap * (size_t)t->ncols * sizeof *c);
-        if (!c)
-            return LRQ_ENOMEM;
-        t->cells = c;
-        t->cap = cap;
-    }
+    if (lrq_grow(&t->cells, &t->cap, ((size_t)t->nrows + 1) * (size_t)t->ncols, sizeof *t->cells))
+        return LRQ_ENOMEM;
     char **r = t->cells + (size_t)t->nrows * (size_t)t->ncols;
     for (int i = 0; i < t->ncols; i++) {
         char tmp[512];

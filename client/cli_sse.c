@@ -3,6 +3,7 @@
  * between chunks; "data:" lines accumulate; a blank line dispatches; lines
  * starting with ':' are comments; "id"/"retry" are ignored. Line and event
  * size are bounded so a hostile server cannot make us grow without limit. */
+#include "lrq_buf.h"
 #include "cli.h"
 #include <stdlib.h>
 #include <string.h>
@@ -30,17 +31,7 @@ static int grow(char **b, size_t *cap, size_t need, size_t max)
 {
     if (need > max)
         return LRQ_EFORMAT;
-    if (need + 1 <= *cap)
-        return 0;
-    size_t c = *cap ? *cap : 256;
-    while (c < need + 1)
-        c *= 2;
-    char *p = realloc(*b, c);
-    if (!p)
-        return LRQ_ENOMEM;
-    *b = p;
-    *cap = c;
-    return 0;
+    return lrq_grow(b, cap, need + 1, 1);
 }
 
 static int dispatch(cli_sse_t *s)

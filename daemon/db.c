@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sqlite3.h>
+#include "lrq_buf.h"
 #include "lrq_fs.h"
 
 struct db {
@@ -74,7 +75,8 @@ static int db__load_dir(const char *dir, mig_t **out, int *n, lrq_err_t *err)
     DIR *d = opendir(dir);
     if (!d) return lrq_errf(err, -errno, "schema dir %s: %s", dir, strerror(errno));
     mig_t *m = NULL;
-    int cnt = 0, cap = 0, rc = 0;
+    int cnt = 0, rc = 0;
+    size_t cap = 0;
     struct dirent *e;
     while (!rc && (e = readdir(d))) {
         const char *s = e->d_name;
@@ -83,13 +85,7 @@ static int db__load_dir(const char *dir, mig_t **out, int *n, lrq_err_t *err)
         int ok = 1, num = 0;
         for (int i = 0; i < 4; i++) { if (s[i] < '0' || s[i] > '9') ok = 0; else num = num * 10 + (s[i] - '0'); }
         if (!ok || num == 0) continue;
-        if (cnt == cap) {
-            int ncap = cap ? cap * 2 : 8;
-            mig_t *nm = realloc(m, ncap * sizeof *m);
-            if (!nm) { rc = lrq_errf(err, LRQ_ENOMEM, "out of memory"); break; }
-            m = nm;
-            cap = ncap;
-        }
+        if (lrq_grow(&m, &cap, (size_t)cnt + 1, sizeof *m)) { rc = lrq_errf(err, LRQ_ENOMEM, "out of memory"); break; }
         char path[4096];
         snprintf(path, sizeof path, "%s/%s", dir, s);
         m[cnt].num = num;
@@ -331,12 +327,7 @@ int db_job_list(db_t *db, int state, int64_t after, int limit, db_job_t **jobs, 
     size_t cnt = 0, cap = 0;
     int s;
     while ((s = sqlite3_step(st)) == SQLITE_ROW) {
-        if (cnt == cap) {
-            cap = cap ? cap * 2 : 16;
-            db_job_t *na = realloc(arr, cap * sizeof *arr);
-            if (!na) { rc = lrq_errf(err, LRQ_ENOMEM, "out of memory"); break; }
-            arr = na;
-        }
+        if (lrq_grow(&arr, &cap, cnt + 1, sizeof *arr)) { rc = lrq_errf(err, LRQ_ENOMEM, "out of memory"); break; }
         if (db__row_to_job(st, &arr[cnt])) { rc = lrq_errf(err, LRQ_ENOMEM, "out of memory"); break; }
         cnt++;
     }
@@ -587,12 +578,7 @@ int db_artifacts_get(db_t *db, int64_t id, db_artifact_t **arts, size_t *n, lrq_
     db_artifact_t *a = NULL;
     size_t cnt = 0, cap = 0;
     while ((s = sqlite3_step(st)) == SQLITE_ROW) {
-        if (cnt == cap) {
-            cap = cap ? cap * 2 : 8;
-            db_artifact_t *na = realloc(a, cap * sizeof *a);
-            if (!na) { rc = lrq_errf(err, LRQ_ENOMEM, "out of memory"); break; }
-            a = na;
-        }
+        if (lrq_grow(&a, &cap, cnt + 1, sizeof *a)) { rc = lrq_errf(err, LRQ_ENOMEM, "out of memory"); break; }
         a[cnt].path = col_strdup(st, 0);
         if (!a[cnt].path) { rc = lrq_errf(err, LRQ_ENOMEM, "out of memory"); break; }
         a[cnt].size = sqlite3_column_int64(st, 1);

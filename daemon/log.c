@@ -1,10 +1,11 @@
 /* log.c — see log.h. */
 #include "log.h"
+#include "lrq_clock.h"
+#include <stdint.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -43,13 +44,13 @@ void log__write(int level, const char *fmt, ...)
     if (log__journal > 0) {
         fprintf(stderr, "<%d>%d d %s\n", level, (int)getpid(), msg);
     } else {
-        struct timeval tv;
+        uint64_t ms = lrq_wall_ms();
+        time_t sec = (time_t)(ms / 1000);
         struct tm tm;
         char ts[32];
-        gettimeofday(&tv, NULL);
-        gmtime_r(&tv.tv_sec, &tm);
+        gmtime_r(&sec, &tm);
         strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%S", &tm);
-        fprintf(stderr, "%s.%03dZ %d d %c %s\n", ts, (int)(tv.tv_usec / 1000), (int)getpid(),
+        fprintf(stderr, "%s.%03dZ %d d %c %s\n", ts, (int)(ms % 1000), (int)getpid(),
                 lc[level & 7], msg);
     }
 }

@@ -1,16 +1,12 @@
 #include "wk_proto.h"
+#include "lrq_clock.h"
 #include <stdarg.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
-double wk_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
+double wk_now(void) { return lrq_mono_s(); }
 
 int wk_proto_init(wk_proto_t *p, const char *workdir)
 {
