@@ -2,7 +2,7 @@
  *
  * One child = three handles (process, stdout pipe, drain timer), refcounted;
  * the run is released and on_exit called when the last close callback runs
- * (STYLE.md §4). The stdout pipe is read through the bounded line splitter. */
+ * (docs/contributing.md, "Daemon": child handles). The stdout pipe is read through the bounded line splitter. */
 #include "exec.h"
 #include "lines.h"
 #include "log.h"

@@ -1,4 +1,4 @@
-/* lines.h — bounded line splitter for a child's stdout (STYLE.md §4).
+/* lines.h — bounded line splitter for a child's stdout (docs/contributing.md, "Daemon").
  *
  * A fixed buffer of max_line+2 bytes per stream. Reads go straight into the
  * free tail (lines_space → read → lines_commit), every complete line is handed

@@ -1,4 +1,5 @@
-/* wk_recon.c — LRQ / FlexRound block-wise reconstruction (ALGORITHMS.md A.3, Part B §1.4).
+/* wk_recon.c — LRQ / FlexRound block-wise reconstruction (docs/algorithms.md,
+ * "Block reconstruction"; Lee et al., NAACL 2025, arXiv:2407.11534).
  *
  * For block b:  Y = Block_b^FP(X_fp)          target: FP block on FP input
  *               minimise Σ_t mean_{B,D} (Block_b^Q(X_q) − Y)²  over a, L, U, r, c (or S2, r)

@@ -3,7 +3,7 @@
  * (a) synthetic bf16 HF checkpoint (tools/mkmodel.py: hidden 128, ffn 256, 2 layers, vocab 512,
  *     4 heads, 2 kv heads), quantized with eng_quant_rtn (minmax init), exported as hf and gptq for bits
  *     2/3/4/8 × sym/asym × per-channel/g32. Checked twice: a C unpacker written from the
- *     FORMATS.md §1.4 word table (codes, zeros, fp16 scales, g_idx must equal the quantizer's
+ *     docs/formats.md "GPTQ packing" word table (codes, zeros, fp16 scales, g_idx must equal the quantizer's
  *     exactly; the hf export must equal bf16(s·(q−z)) exactly), and tools/gptq_unpack.py
  *     (numpy, reads the files itself) against the hf export with the tolerance stated there.
  * (b) stories260K gptq export refused, naming layer and shape.
@@ -175,7 +175,7 @@ static int hf_from_interleaved(int i, int dh)
 static uint16_t rd16(const uint8_t *p) { return (uint16_t)(p[0] | p[1] << 8); }
 static uint32_t rd32(const uint8_t *p) { return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24; }
 
-/* C unpacker written from the FORMATS.md §1.4 tables (not from the packer):
+/* C unpacker written from the docs/formats.md "GPTQ packing" tables (not from the packer):
  * element e of a run packed along some dim, given a word accessor. */
 static unsigned unpack_elem(uint32_t (*word)(const void *ctx, int w), const void *ctx, int e, int bits)
 {
@@ -274,7 +274,7 @@ static void check_gptq_c(const eng_model_t *m, const eng_qlinear_t *ql, const ch
     json_decref(man);
 }
 
-/* FORMATS.md §1.4 constants: the 4-bit worked example (codes 1..8 down column 0 →
+/* docs/formats.md "GPTQ packing" constants: the 4-bit worked example (codes 1..8 down column 0 →
  * 0x87654321) and the qzeros words of symmetric v1 checkpoints (zero − 1 repeated). */
 static void check_constants(const char *gdir, int bits, int sym)
 {
@@ -357,7 +357,7 @@ static void export_matrix(int bits, int interleaved)
         for (int gs = 0; gs <= 96; gs += gs == 32 ? 64 : 32) { /* 96: K 128 → 96 + 32, K 256 → 96, 96, 64 */
             eng_qlinear_t *ql = quantize_model(m, bits, gs, sym);
             if (gs == 96) cr_assert(ql[0].G == 2 && ql[ENG_DOWN].G == 3 && ql[ENG_DOWN].n == 256);
-            if (bits == 4) /* worked example of FORMATS.md §1.4 in column 0 (row 0 is not permuted) */
+            if (bits == 4) /* worked example of docs/formats.md "GPTQ packing" in column 0 (row 0 is not permuted) */
                 for (int k = 0; k < 8; k++) ql[0].q[k] = (uint8_t)(k + 1);
             char hd[400], gd[400];
             snprintf(hd, sizeof hd, "%s/hf_b%d_s%d_g%d", g_tmp, bits, sym, gs);

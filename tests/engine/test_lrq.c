@@ -1,4 +1,4 @@
-/* test_lrq.c — LRQ / FlexRound parameterisation (ALGORITHMS.md A.3, Part B §1.1–1.3), Adam,
+/* test_lrq.c — LRQ / FlexRound parameterisation (docs/algorithms.md: "FlexRound", "LRQ", "Adam"), Adam,
  * cosine schedule, rng.
  *
  * Gradient checks: loss = Σ D ⊙ Ŵ. The reference is the STE surrogate written here in double:

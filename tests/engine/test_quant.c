@@ -1,4 +1,4 @@
-/* test_quant.c — RTN / init (ALGORITHMS.md A.1, A.2, Part B §1.3) against closed forms,
+/* test_quant.c — RTN / init (docs/algorithms.md: "Quantizer grid", "RTN", "MSE init") against closed forms,
  * a double-precision reference, and a brute-force mse grid search. */
 #include <criterion/criterion.h>
 #include <cblas.h>
