@@ -74,6 +74,7 @@ EXTRA_DIST += systemd/lrqd.service.in docs/api.md docs/openapi.yaml docs/daemon.
 # Integration tests: the real lrqd + tests/integration/fake-worker.sh on
 # 127.0.0.1 (ephemeral ports, temp state dirs, bounded waits). Need curl(1).
 TESTS += tests/integration/test_api.sh tests/integration/test_jobs.sh tests/integration/test_faults.sh \
-	tests/integration/test_startup.sh
+	tests/integration/test_startup.sh tests/integration/test_readme.sh
 EXTRA_DIST += tests/integration/lib.sh tests/integration/lib_api.sh tests/integration/fake-worker.sh tests/integration/test_api.sh \
-	tests/integration/test_jobs.sh tests/integration/test_faults.sh tests/integration/test_startup.sh
+	tests/integration/test_jobs.sh tests/integration/test_faults.sh tests/integration/test_startup.sh \
+	tests/integration/test_readme.sh etc/example-job.json
