@@ -172,12 +172,9 @@ int main(int argc, char **argv)
     log_notice("listening on %s:%d (schema v%d, worker %s, %lld slot(s), %d data root(s))", d->listen_host, d->port,
                db_user_version(d->db), d->worker_path, (long long)d->cfg.workers, d->nroots);
     if (d->cfg.port_file && *d->cfg.port_file) {
-        char tmp[PATH_MAX + 8], num[16];
-        snprintf(tmp, sizeof tmp, "%s.tmp", d->cfg.port_file);
+        char num[16];
         int n = snprintf(num, sizeof num, "%d\n", d->port);
-        FILE *f = fopen(tmp, "w");
-        if (!f || fwrite(num, 1, n, f) != (size_t)n || fclose(f) || rename(tmp, d->cfg.port_file))
-            log_err("port_file %s: %s", d->cfg.port_file, strerror(errno));
+        if (lrq_write_atomic(d->cfg.port_file, num, (size_t)n, &err)) log_err("port_file: %s", err.msg);
     }
     uv_signal_init(d->loop, &d->sig_term);
     uv_signal_init(d->loop, &d->sig_int);
