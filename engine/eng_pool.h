@@ -3,8 +3,9 @@
  * The caller owns the pool (eng_pool_new / eng_pool_free, one per job or program) and lends
  * it to everything that runs in parallel: block workspaces and runners keep the borrowed
  * pointer, eng_lrq_t has a `pool` member, stateless entry points (RTN, init, Adam) take it
- * as their first argument. NULL everywhere means serial, so a failed eng_pool_new can still
- * fall back to one thread; the worker reports it as out of memory instead.
+ * as their first argument. NULL everywhere means serial. On a failed eng_pool_new a job of
+ * lrq-worker fails with LRQ_ENOMEM; `lrq-worker eval` and lrq-bench's callers of the API may
+ * instead go on serially with NULL.
  *
  * eng_pool_run deals tasks 0..n-1 to the calling thread and the workers. A task's result
  * must not depend on which thread runs it: `thread` (0 ≤ thread < eng_pool_threads) only
@@ -15,17 +16,17 @@
  * second thread) executes serially on the calling thread, with thread = 0. Such nested
  * tasks must therefore not use thread-indexed scratch that the outer run also uses.
  *
- * OpenBLAS: the pool never changes OpenBLAS's thread count (a process-wide setting a
- * library should not toggle behind its caller's back). The caller sets it once — the
- * worker and lrq-bench to the job's thread count, the tests to 1 — and the engine splits
- * each product over either OpenBLAS or the pool, never both: large products (and all
- * products when the pool has one thread) go to one multi-threaded sgemm from the calling
- * thread; the pool's tasks call sgemm only on small pieces, below the size at which
- * OpenBLAS 0.3 threads a GEMM (M·N·K < 65536·4, interface/gemm.c), so they run
- * single-threaded without being told to. Pieces above that size are split into enough
- * tasks to fall below it. Measured on stories260K's block (bench/lrq_bench.c, 2 threads):
- * as fast as the former set-to-1-and-restore around every run (see docs/architecture.md,
- * Engine threading). */
+ * OpenBLAS: the pool never touches OpenBLAS's thread count (a process-wide setting a library
+ * should not toggle behind its caller's back, and not per call: 0.3.21 has no per-call or
+ * thread-local count). Instead the engine does all of its threading itself: big products are
+ * cut into slabs by eng_pool_sgemm, attention runs one task per (batch, kv head), and every
+ * task calls a single-threaded sgemm. So the caller sets OpenBLAS to 1 thread once, before it
+ * uses a pool with more than one thread (lrq-worker and lrq-bench do; the tests run with
+ * OPENBLAS_NUM_THREADS=1). Measured (lrq-bench, stories260K block, 2 threads on 2 busy
+ * cores): with OpenBLAS left at 2 threads under a 2-thread pool, an iteration took 93–485 ms
+ * instead of ~5 ms (OpenBLAS's threads and ours fight over the cores); the former
+ * set-to-1-and-restore around every run was no faster than setting it once. With a NULL
+ * (serial) pool, OpenBLAS may keep its own threads: nothing calls it concurrently then. */
 #ifndef ENG_POOL_H
 #define ENG_POOL_H
 
