@@ -51,10 +51,12 @@ void eng_pool_range(eng_pool_t *p, long n, int parts, eng_pool_range_fn fn, void
  * At least M·N·K ≥ GEMM_MIN and 2·GEMM_SLAB rows (columns, if N > M): split into
  * min(len / GEMM_SLAB, GEMM_PARTS) slabs run on the pool. The slabs depend on the shape only,
  * so the result is the same for every thread count (it may differ in the last bits from one
- * cblas_sgemm over the whole C). */
+ * cblas_sgemm over the whole C). Slabs are cut across the dimension whose other operand is the
+ * smaller one, because every slab packs that operand again; for the same reason no more than 8
+ * (16 measured slower on the 7B block's dx and forward products with 2 threads). */
 #define ENG_POOL_GEMM_MIN (64.0 * 64 * 64)
 #define ENG_POOL_GEMM_SLAB 128
-#define ENG_POOL_GEMM_PARTS 16
+#define ENG_POOL_GEMM_PARTS 8
 void eng_pool_sgemm(eng_pool_t *p, int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
                     const float *B, int ldb, float beta, float *C, int ldc);
 
