@@ -46,7 +46,7 @@ enum {
 
 struct eng_block_ws {
     int B, T, with_backward, nthreads;
-    eng_pool_t *pool;          /* attention tasks per (b, kv head) */
+    eng_pool_t *pool;          /* borrowed: GEMM slabs, SwiGLU ranges, attention per (b, kv head) */
     float *mem;
     float *p[WS_COUNT];
 };
@@ -77,35 +77,23 @@ static size_t ws_total(const size_t s[WS_COUNT])
     return n;
 }
 
-/* OpenBLAS's thread count: the same parallelism for our attention tasks. */
-static int ws_threads(void)
-{
-    int n = openblas_get_num_threads();
-    return n < 1 ? 1 : n > 64 ? 64 : n;
-}
-
-size_t eng_block_ws_bytes(const eng_config_t *c, int B, int T, int with_backward)
+size_t eng_block_ws_bytes(const eng_config_t *c, int B, int T, int with_backward, const eng_pool_t *pool)
 {
     size_t s[WS_COUNT];
-    ws_sizes(c, B, T, with_backward, ws_threads(), s);
+    ws_sizes(c, B, T, with_backward, eng_pool_threads(pool), s);
     return ws_total(s) * sizeof(float) + sizeof(eng_block_ws_t);
 }
 
-eng_block_ws_t *eng_block_ws_new(const eng_config_t *c, int B, int T, int with_backward)
+eng_block_ws_t *eng_block_ws_new(const eng_config_t *c, int B, int T, int with_backward, eng_pool_t *pool)
 {
     if (B <= 0 || T <= 0 || c->n_kv_heads <= 0 || c->n_heads % c->n_kv_heads) return NULL;
     size_t s[WS_COUNT];
     eng_block_ws_t *ws = calloc(1, sizeof *ws);
     if (!ws) return NULL;
-    ws->pool = eng_pool_new(ws_threads());
-    if (!ws->pool) {
-        free(ws);
-        return NULL;
-    }
-    ws->nthreads = eng_pool_threads(ws->pool);
+    ws->pool = pool;
+    ws->nthreads = eng_pool_threads(pool);
     ws_sizes(c, B, T, with_backward, ws->nthreads, s);
     if (posix_memalign((void **)&ws->mem, 64, ws_total(s) * sizeof(float))) {
-        eng_pool_free(ws->pool);
         free(ws);
         return NULL;
     }
@@ -124,44 +112,15 @@ eng_block_ws_t *eng_block_ws_new(const eng_config_t *c, int B, int T, int with_b
 void eng_block_ws_free(eng_block_ws_t *ws)
 {
     if (!ws) return;
-    eng_pool_free(ws->pool);
     free(ws->mem);
     free(ws);
 }
 
-/* sgemm, row-major. OpenBLAS threads large products well but small ones (the D = 64
- * regime: ~100 µs each) poorly, so below SMALL_MNK the rows of C are split over the
- * pool, one single-threaded sgemm per thread (deterministic for a thread count). */
-#ifndef SMALL_MNK
-#define SMALL_MNK (64.0 * 1024 * 1024)
-#endif
-typedef struct {
-    CBLAS_TRANSPOSE ta, tb;
-    int M, N, K, lda, ldb, ldc, parts;
-    const float *A, *B;
-    float *C;
-    float beta;
-} gemm_job_t;
-
-static void gemm_task(void *ctx, int task, int thread)
-{
-    const gemm_job_t *j = ctx;
-    (void)thread;
-    int m0 = (int)((long)j->M * task / j->parts), m1 = (int)((long)j->M * (task + 1) / j->parts);
-    if (m1 <= m0) return;
-    const float *A = j->ta == CblasNoTrans ? j->A + (size_t)m0 * j->lda : j->A + m0;
-    cblas_sgemm(CblasRowMajor, j->ta, j->tb, m1 - m0, j->N, j->K, 1.0f, A, j->lda, j->B, j->ldb, j->beta,
-                j->C + (size_t)m0 * j->ldc, j->ldc);
-}
-
+/* sgemm, row-major, over the pool (eng_pool.h: OpenBLAS itself stays single-threaded). */
 static void gemm(eng_block_ws_t *ws, CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int M, int N, int K,
                  const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc)
 {
-    if (ws->nthreads > 1 && (double)M * N * K < SMALL_MNK && M >= 32 * ws->nthreads) {
-        gemm_job_t j = {ta, tb, M, N, K, lda, ldb, ldc, ws->nthreads, A, B, C, beta};
-        eng_pool_run(ws->pool, ws->nthreads, gemm_task, &j);
-    } else
-        cblas_sgemm(CblasRowMajor, ta, tb, M, N, K, 1.0f, A, lda, B, ldb, beta, C, ldc);
+    eng_pool_sgemm(ws->pool, ta == CblasTrans, tb == CblasTrans, M, N, K, 1.0f, A, lda, B, ldb, beta, C, ldc);
 }
 
 /* y (N,m) = x (N,n) Wᵀ + beta·y */

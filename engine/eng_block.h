@@ -8,6 +8,7 @@
 #ifndef ENG_BLOCK_H
 #define ENG_BLOCK_H
 #include "eng_model.h"
+#include "eng_pool.h"
 
 typedef struct eng_block_w {
     const float *attn_norm;        /* (D) */
@@ -31,11 +32,12 @@ int eng_rope_tab_init(eng_rope_tab_t *r, const eng_config_t *c, int T);
 void eng_rope_tab_close(eng_rope_tab_t *r);
 
 /* Workspace for a (B,T) batch: saved activations and scratch, one arena.
- * with_backward = 0 allocates only what forward needs (inference). */
+ * with_backward = 0 allocates only what forward needs (inference). pool is borrowed (NULL =
+ * serial) and must outlive the workspace; per-thread scratch is sized for its thread count. */
 typedef struct eng_block_ws eng_block_ws_t;
-eng_block_ws_t *eng_block_ws_new(const eng_config_t *c, int B, int T, int with_backward);
+eng_block_ws_t *eng_block_ws_new(const eng_config_t *c, int B, int T, int with_backward, eng_pool_t *pool);
 void eng_block_ws_free(eng_block_ws_t *ws);
-size_t eng_block_ws_bytes(const eng_config_t *c, int B, int T, int with_backward);
+size_t eng_block_ws_bytes(const eng_config_t *c, int B, int T, int with_backward, const eng_pool_t *pool);
 
 /* y (B,T,D) may not alias x. B,T ≤ the workspace's. */
 void eng_block_forward(const eng_config_t *c, const eng_block_w_t *w, const eng_rope_tab_t *rope,

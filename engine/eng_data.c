@@ -1,4 +1,4 @@
-/* eng_data.c — token streams for calibration and evaluation (ALGORITHMS.md A.8).
+/* eng_data.c — token streams for calibration and evaluation (formats in eng_tok.h).
  *
  * Text: documents are separated by lines that are exactly "<|endoftext|>" (a trailing
  * CR is tolerated); each document is stripped of surrounding whitespace — Python

@@ -1,4 +1,4 @@
-/* eng_export.c — artifacts (FORMATS.md Part A, §1): "hf" (dequantized weights in
+/* eng_export.c — artifacts (docs/formats.md, HF checkpoint layout, GPTQ v1/v2 packing): "hf" (dequantized weights in
  * the source dtype) and "gptq" (int32-packed codes, v1 for symmetric, gptq_v2 for
  * asymmetric), each with config.json, tokenizer files and lrq-manifest.json.
  *
@@ -31,8 +31,8 @@
 #error "safetensors data is little-endian; this exporter copies host memory as is"
 #endif
 
-/* Files copied from beside the source model (FORMATS.md §1.1: tokenizer files and
- * generation_config.json are carried over unchanged). */
+/* Files copied from beside the source model (docs/formats.md, HF checkpoint layout: tokenizer
+ * files and generation_config.json are carried over unchanged). */
 static const char *const exp__copy_patterns[] = {
     "tokenizer.json", "tokenizer.model", "tokenizer_config.json", "special_tokens_map.json",
     "generation_config.json", "tok*.bin", "tok*.model",
@@ -385,7 +385,7 @@ static int exp__per_channel(const eng_model_t *src, const eng_qlinear_t *ql)
     return 1;
 }
 
-/* lrq-manifest.json (FORMATS.md Part A). The caller may extend it (job spec, hashes
+/* lrq-manifest.json: producer, source, files with sha256 (fields below). The caller may extend it (job spec, hashes
  * of source/calibration data, metrics); "method" is left null for it to fill. */
 static int exp__manifest(const eng_model_t *src, const eng_qlinear_t *ql, const char *outdir, const char *kind,
                          json_t *extra /* stolen, may be NULL */, exp__files_t *files, lrq_err_t *err)
@@ -566,7 +566,8 @@ int eng_export_gptq_check(const eng_model_t *src, const eng_qlinear_t *ql, lrq_e
 
 /* 32 codes (< 2^bits) into `bits` words: value i at bit bits·i of the little-endian
  * 32·bits-bit stream. For 2/4/8 bits this is AutoGPTQ's 32/bits values per word;
- * for 3 bits it is the cross-word layout of FORMATS.md §1.4 (v10 and v21 split). */
+ * for 3 bits it is the cross-word layout of AutoGPTQ/GPTQModel's pack() (v10 and v21 split;
+ * docs/formats.md, GPTQ packing). */
 static void exp__pack32(const uint32_t v[32], int bits, uint32_t *w)
 {
     memset(w, 0, (size_t)bits * sizeof *w);
@@ -699,7 +700,8 @@ int eng_export_gptq(const eng_model_t *src, const eng_qlinear_t *ql, const char 
     rc = eng_st_writer_write(w, path, err);
     if (!rc) rc = exp__files_add(&files, "model.safetensors", err);
 
-    /* FORMATS.md §1.8, in config.json and quantize_config.json */
+    /* quantization_config as transformers' GPTQConfig and GPTQModel read it (docs/formats.md, GPTQ
+ * packing), in config.json and quantize_config.json */
     qc = json_pack("{s:s, s:i, s:i, s:b, s:b, s:b, s:b, s:f, s:s, s:s, s:b, s:s, s:{s:[s+]}}", "quant_method", "gptq",
                    "bits", bits, "group_size", group, "desc_act", 0, "sym", sym, "static_groups", 0,
                    "true_sequential", 1, "damp_percent", 0.01, "checkpoint_format", fmt, "format", fmt, "lm_head", 0,

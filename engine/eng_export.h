@@ -1,4 +1,4 @@
-/* eng_export.h — artifacts (FORMATS.md): hf (dequantized, source dtype) and gptq (packed). */
+/* eng_export.h — artifacts (docs/formats.md, HF checkpoint layout and GPTQ v1/v2 packing): hf (dequantized, source dtype) and gptq (packed). */
 #ifndef ENG_EXPORT_H
 #define ENG_EXPORT_H
 #include "eng_model.h"

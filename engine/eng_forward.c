@@ -1,5 +1,5 @@
 /* eng_forward.c — full-model forward over a (B,T) batch (layer-major), perplexity/KL
- * evaluation (ALGORITHMS.md A.8) and greedy generation.
+ * evaluation (protocol in eng_forward.h) and greedy generation.
  *
  * Shapes: B batch, T seq, D model dim, V vocab, L layers, N = B*T rows.
  * Weights are used in place when they are fp32 in the file and 4-byte aligned; otherwise
@@ -10,7 +10,6 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <cblas.h>
 #include "eng_forward.h"
 #include "eng_kernels.h"
 
@@ -19,6 +18,7 @@
 
 struct eng_runner {
     const eng_model_t *m;
+    eng_pool_t *pool;          /* borrowed */
     int B, T;
     eng_rope_tab_t rope;
     eng_block_ws_t *ws;
@@ -59,7 +59,7 @@ void eng_runner_free(eng_runner_t *r)
     free(r);
 }
 
-int eng_runner_new(const eng_model_t *m, int B, int T, eng_runner_t **out, lrq_err_t *err)
+int eng_runner_new(const eng_model_t *m, int B, int T, eng_pool_t *pool, eng_runner_t **out, lrq_err_t *err)
 {
     const eng_config_t *c = &m->cfg;
     *out = NULL;
@@ -73,12 +73,13 @@ int eng_runner_new(const eng_model_t *m, int B, int T, eng_runner_t **out, lrq_e
     eng_runner_t *r = calloc(1, sizeof *r);
     if (!r) return lrq_errf(err, LRQ_ENOMEM, "runner: out of memory");
     r->m = m;
+    r->pool = pool;
     r->B = B;
     r->T = T;
     size_t nd = (size_t)B * T * c->dim, D = c->dim;
     int rc = eng_rope_tab_init(&r->rope, c, T);
     if (rc) goto nomem;
-    r->ws = eng_block_ws_new(c, B, T, 0);
+    r->ws = eng_block_ws_new(c, B, T, 0, pool);
     r->x = malloc(nd * sizeof(float));
     r->y = malloc(nd * sizeof(float));
     r->xn = malloc(nd * sizeof(float));
@@ -193,8 +194,7 @@ int eng_runner_head(eng_runner_t *r, const float *h, int B, int T, float *logits
     eng_rmsnorm_forward(r->xn, NULL, h, r->final_norm, N, D, c->norm_eps);
     /* logits (N,V) = xn (N,D) · lm_headᵀ */
     if (r->lm_head) {
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, V, D, 1.0f, r->xn, D, r->lm_head, D, 0.0f,
-                    logits, V);
+        eng_pool_sgemm(r->pool, 0, 1, N, V, D, 1.0f, r->xn, D, r->lm_head, D, 0.0f, logits, V);
         return 0;
     }
     const eng_tensor_t *W = &r->m->lm_head;
@@ -205,8 +205,7 @@ int eng_runner_head(eng_runner_t *r, const float *h, int B, int T, float *logits
         part.rows = nv;
         int rc = eng_tensor_to_f32(&part, r->head_buf, err);
         if (rc) return rc;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, nv, D, 1.0f, r->xn, D, r->head_buf, D, 0.0f,
-                    logits + v0, V);
+        eng_pool_sgemm(r->pool, 0, 1, N, nv, D, 1.0f, r->xn, D, r->head_buf, D, 0.0f, logits + v0, V);
     }
     return 0;
 }

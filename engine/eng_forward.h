@@ -8,9 +8,9 @@
 /* A runner owns: rope tables, block workspace for (B,T), fp32 conversion scratch.
  * Layer weights come from the model (converted per layer when not F32 in the file —
  * the whole model is never held in fp32 at once unless it is small) unless a
- * linear is overridden (quantized evaluation). */
+ * linear is overridden (quantized evaluation). pool: borrowed (NULL = serial), must outlive it. */
 typedef struct eng_runner eng_runner_t;
-int eng_runner_new(const eng_model_t *m, int B, int T, eng_runner_t **out, lrq_err_t *err);
+int eng_runner_new(const eng_model_t *m, int B, int T, eng_pool_t *pool, eng_runner_t **out, lrq_err_t *err);
 void eng_runner_free(eng_runner_t *r);
 /* Use w (m×n fp32, borrowed, NULL = back to the model's) for linear `lin` of layer l. */
 void eng_runner_set_linear(eng_runner_t *r, int l, int lin, const float *w);
@@ -24,7 +24,8 @@ int eng_runner_head(eng_runner_t *r, const float *h, int B, int T, float *logits
 int eng_runner_logits(eng_runner_t *r, const int32_t *tokens, int B, int T, float *logits, lrq_err_t *err);
 const eng_rope_tab_t *eng_runner_rope(const eng_runner_t *r);
 
-/* Perplexity protocol of ALGORITHMS.md A.8: non-overlapping windows of T tokens,
+/* Perplexity protocol of GPTQ (Frantar et al., arXiv 2210.17323; its llama eval loop) and of the
+ * Hugging Face "Perplexity of fixed-length models" guide with stride = T: non-overlapping windows of T tokens,
  * predicts tokens 1..T-1 of each; partial last window dropped; ppl = exp(mean NLL).
  * With q != NULL also KL(FP‖Q) per predicted token (mean) and top-1 agreement,
  * on the same windows. max_windows 0 = all. */

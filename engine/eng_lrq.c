@@ -1,4 +1,6 @@
-/* eng_lrq.c — LRQ / FlexRound learnable rounding (ALGORITHMS.md A.3, Part B §1.1–1.3).
+/* eng_lrq.c — LRQ / FlexRound learnable rounding: LRQ (Lee et al., NAACL 2025, arXiv 2407.11534;
+ * official code onliwad101/FlexRound_LRQ), FlexRound (Lee et al., ICML 2023, arXiv 2306.00317).
+ * See docs/algorithms.md, LRQ, FlexRound and rank policies.
  *
  * Shapes: W (m,n), a (m,G), L (m,k), U (k,n), r (m), c (n), S2 (m,n); g = j / gs, G = ⌈n/gs⌉
  * (the last group may hold fewer than gs columns; its ga sums over those only).
@@ -18,7 +20,6 @@
  * from it (same rint, same bounds), so `in` stays NULL. Hot loops: eng_qkern.h. */
 #include "eng_quant.h"
 #include "eng_qsimd.h"
-#include <cblas.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,7 +36,7 @@ int eng_lrq_rank(int m, int n, const char *policy, int rank, double ratio, int *
         if (rank < 1) return LRQ_ESPEC;
         k = rank;
     } else if (strcmp(policy, "paper") == 0) {
-        /* released code's shape rule (Part B §1.2) */
+        /* the official code's shape rule (docs/algorithms.md, rank policies) */
         if ((m <= 4096 && n > 4096) || (m > 4096 && n <= 4096) || (m == 8192 && n == 8192)) f = 1;
         k = (m >= 8192 && n >= 8192) ? 2048 : 1024;
     } else {
@@ -109,8 +110,8 @@ void eng_lrq_reset(eng_lrq_t *q, const eng_qcfg_t *cfg, uint64_t *rng)
 {
     size_t m = q->m, n = q->n, k = q->k;
     eng_qcfg_t c = { q->bits, q->gs == q->n ? 0 : q->gs, cfg->symmetric, cfg->init };
-    /* a = log s from the A.1 init; s is a fixed point of expf∘logf, so exp(a) == RTN's scale */
-    eng_quant_init_params(q->W, q->m, q->n, &c, q->a, q->zero);
+    /* a = log s from the minmax/mse init; s is a fixed point of expf∘logf, so exp(a) == RTN's scale */
+    eng_quant_init_params(q->pool, q->W, q->m, q->n, &c, q->a, q->zero);
     for (size_t i = 0; i < m * q->G; i++) q->a[i] = logf(q->a[i]);
     memset(q->r, 0, m * sizeof(float));
     if (q->full) {
@@ -130,15 +131,14 @@ static void lrq__compute_S(const eng_lrq_t *q)
 {
     if (q->full) return;
     /* S (m,n) = L (m,k) · U (k,n) */
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, q->m, q->n, q->k, 1.0f, q->L, q->k, q->U, q->n,
-                0.0f, q->S, q->n);
+    eng_pool_sgemm(q->pool, 0, 0, q->m, q->n, q->k, 1.0f, q->L, q->k, q->U, q->n, 0.0f, q->S, q->n);
 }
 
 void eng_lrq_forward(eng_lrq_t *q, float *What)
 {
     lrq__compute_S(q);
     eng__lrq_pass_t P = { .q = q, .What = What, .save = 1 };
-    eng__qpar_run(eng__qpar_threads((long)q->m * q->n), q->m, ENG__QK_PICK(eng__lrq_fwd_rows), &P);
+    eng_pool_range(q->pool, q->m, eng__qparts(q->pool, (long)q->m * q->n), ENG__QK_PICK(eng__lrq_fwd_rows), &P);
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -147,7 +147,7 @@ void eng_lrq_forward(eng_lrq_t *q, float *What)
 void eng_lrq_backward(eng_lrq_t *q, const float *dWhat)
 {
     size_t n = q->n;
-    int T = eng__qpar_threads((long)q->m * q->n);
+    int T = eng__qparts(q->pool, (long)q->m * q->n);
     if (T > q->m) T = q->m;
     float *gcp = NULL;
     if (!q->full && T > 1) {
@@ -155,7 +155,7 @@ void eng_lrq_backward(eng_lrq_t *q, const float *dWhat)
         if (!gcp) T = 1; /* out of memory: fall back to one thread rather than fail */
     }
     eng__lrq_pass_t P = { .q = q, .dW = dWhat, .Gm = q->full ? q->gS2 : q->S, .gcp = gcp };
-    eng__qpar_run(T, q->m, ENG__QK_PICK(eng__lrq_bwd_rows), &P);
+    eng_pool_range(q->pool, q->m, T, ENG__QK_PICK(eng__lrq_bwd_rows), &P);
     if (q->full) return;
     if (gcp) { /* fixed reduction order: deterministic for a given thread count */
         memcpy(q->gc, gcp, n * sizeof(float));
@@ -164,10 +164,8 @@ void eng_lrq_backward(eng_lrq_t *q, const float *dWhat)
         free(gcp);
     }
     /* gL (m,k) = G (m,n) · Uᵀ;  gU (k,n) = Lᵀ · G */
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, q->m, q->k, q->n, 1.0f, q->S, q->n, q->U, q->n,
-                0.0f, q->gL, q->k);
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, q->k, q->n, q->m, 1.0f, q->L, q->k, q->S, q->n,
-                0.0f, q->gU, q->n);
+    eng_pool_sgemm(q->pool, 0, 1, q->m, q->k, q->n, 1.0f, q->S, q->n, q->U, q->n, 0.0f, q->gL, q->k);
+    eng_pool_sgemm(q->pool, 1, 0, q->k, q->n, q->m, 1.0f, q->L, q->k, q->S, q->n, 0.0f, q->gU, q->n);
 }
 
 void eng_lrq_freeze(const eng_lrq_t *q, eng_qlinear_t *ql)
@@ -175,7 +173,7 @@ void eng_lrq_freeze(const eng_lrq_t *q, eng_qlinear_t *ql)
     if (ql->m != q->m || ql->n != q->n || ql->bits != q->bits || ql->gs != q->gs) return; /* caller bug */
     lrq__compute_S(q); /* S is scratch: recomputed from the current L, U */
     eng__lrq_pass_t P = { .q = (eng_lrq_t *)q, .codes = ql->q };
-    eng__qpar_run(eng__qpar_threads((long)q->m * q->n), q->m, ENG__QK_PICK(eng__lrq_fwd_rows), &P);
+    eng_pool_range(q->pool, q->m, eng__qparts(q->pool, (long)q->m * q->n), ENG__QK_PICK(eng__lrq_fwd_rows), &P);
     for (size_t i = 0; i < (size_t)q->m * q->G; i++) {
         ql->scale[i] = expf(q->a[i]);
         ql->zero[i] = q->zero[i];

@@ -132,11 +132,11 @@ ENG__QKERN_DECL(avx2)
 #define ENG__QK_PICK(name) (name##_sse)
 #endif
 
-/* Row-parallel helper (eng_quant.c): rows [0,n) split statically into nthreads contiguous
- * chunks, so per-row results never depend on the thread count. */
-#define ENG_QPAR_MAX 16
-typedef void (*eng__qpar_fn)(void *ctx, int tid, long lo, long hi);
-int eng__qpar_threads(long work); /* BLAS thread count, 1 for small work */
-void eng__qpar_run(int nthreads, long n, eng__qpar_fn fn, void *ctx);
+/* Row-parallel loops run on the caller's pool (eng_pool_range): rows [0,n) split into
+ * eng__qparts contiguous ranges, so per-row results never depend on the thread count. */
+static inline int eng__qparts(const eng_pool_t *pool, long work)
+{
+    return work < (1L << 16) ? 1 : eng_pool_threads(pool); /* below ~64K elements a wake-up costs more */
+}
 
 #endif

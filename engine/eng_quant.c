@@ -1,4 +1,5 @@
-/* eng_quant.c — uniform affine weight quantizer (ALGORITHMS.md A.1/A.2): minmax and mse init, RTN.
+/* eng_quant.c — uniform affine weight quantizer: minmax and mse init, RTN (docs/algorithms.md,
+ * RTN and min-max/MSE init grid search).
  *
  * Conventions shared with eng_lrq.c (so that LRQ at reset reproduces RTN bit for bit):
  *   Wint = clamp(rint(w / s), −z, M − z),  q = Wint + z,  Ŵ = s·Wint,  M = 2^b − 1.
@@ -9,7 +10,7 @@
  * Symmetric: z = 2^(b−1) fixed (GPTQ convention), s = max|w| / (2^(b−1) − 1): the positive side
  *   [0, 2^(b−1)−1] reaches max|w| exactly, the negative side has one spare level. mse mode
  *   searches the same 100 range fractions of that s (z stays fixed).
- * mse (Part B §1.3): for i = 1..100 and every zero point zp, Δ = s_minmax·i/100; score
+ * mse (the official LRQ code's init, arXiv 2407.11534; docs/algorithms.md, MSE init grid search): for i = 1..100 and every zero point zp, Δ = s_minmax·i/100; score
  *   Σ|w − Ŵ|^2.4 (the mean's 1/n is common to all candidates); first argmin in (i, zp) order.
  * Scales are floored at 1e-8 (official) and capped at 3e38 (finite expf(logf(s)));
  * |w| up to ~1e38 gives a finite Ŵ (beyond that z·s may overflow).
@@ -23,62 +24,14 @@
  * bound with the minmax candidate, so most bad candidates die after one block. */
 #include "eng_quant.h"
 #include "eng_qsimd.h"
-#include <cblas.h>
 #include <float.h>
 #include <math.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define QUANT_SMIN 1e-8f
 #define QUANT_SMAX 3e38f
 #define QUANT_PAD 8
-
-/* ---------------------------------------------------------------------------------------------
- * tiny row-parallel helper (shared with eng_lrq.c via eng_qsimd.h declaration) */
-
-typedef struct {
-    eng__qpar_fn fn;
-    void *ctx;
-    int tid;
-    long lo, hi;
-} qpar_job_t;
-
-static void *qpar__thread(void *p)
-{
-    qpar_job_t *j = p;
-    j->fn(j->ctx, j->tid, j->lo, j->hi);
-    return NULL;
-}
-
-int eng__qpar_threads(long work)
-{
-    /* follow the BLAS thread count (the worker sets it from the job's "threads") */
-    int t = openblas_get_num_threads();
-    if (t < 1) t = 1;
-    if (t > ENG_QPAR_MAX) t = ENG_QPAR_MAX;
-    if (work < (1L << 16)) t = 1;
-    return t;
-}
-
-void eng__qpar_run(int nthreads, long n, eng__qpar_fn fn, void *ctx)
-{
-    if (nthreads < 1) nthreads = 1;
-    if (nthreads > ENG_QPAR_MAX) nthreads = ENG_QPAR_MAX;
-    if (nthreads > n) nthreads = n > 0 ? (int)n : 1;
-    qpar_job_t jobs[ENG_QPAR_MAX];
-    pthread_t th[ENG_QPAR_MAX];
-    int started[ENG_QPAR_MAX] = { 0 };
-    for (int t = 0; t < nthreads; t++) {
-        jobs[t] = (qpar_job_t){ fn, ctx, t, n * t / nthreads, n * (t + 1) / nthreads };
-        if (t > 0) started[t] = pthread_create(&th[t], NULL, qpar__thread, &jobs[t]) == 0;
-    }
-    /* a chunk whose thread could not start runs here: same partition, same result */
-    for (int t = 0; t < nthreads; t++)
-        if (!started[t]) fn(ctx, t, jobs[t].lo, jobs[t].hi);
-    for (int t = 1; t < nthreads; t++)
-        if (started[t]) pthread_join(th[t], NULL);
-}
 
 /* ---------------------------------------------------------------------------------------------
  * quantized linear container */
@@ -251,24 +204,25 @@ static void quant__init_rows(void *p, int tid, long r0, long r1)
     free(buf); free(k0); free(k1); free(lv.bnd); free(lv.pr);
 }
 
-void eng_quant_init_params(const float *W, int m, int n, const eng_qcfg_t *cfg, float *scale, float *zero)
+void eng_quant_init_params(eng_pool_t *pool, const float *W, int m, int n, const eng_qcfg_t *cfg, float *scale,
+                           float *zero)
 {
     int gs = cfg->group_size == 0 ? n : cfg->group_size;
     if (cfg->bits < 2 || cfg->bits > 8 || gs <= 0 || m <= 0 || n <= 0) return; /* validated upstream */
     quant_init_ctx_t c = { W, m, n, gs, eng_quant_ngroups(n, gs), (1 << cfg->bits) - 1, cfg->bits, cfg->symmetric != 0,
                            cfg->init == ENG_INIT_MSE, scale, zero };
     long work = (long)m * n * (c.mse ? 64 : 1);
-    eng__qpar_run(eng__qpar_threads(work), m, quant__init_rows, &c);
+    eng_pool_range(pool, m, eng__qparts(pool, work), quant__init_rows, &c);
 }
 
 /* ---------------------------------------------------------------------------------------------
  * RTN */
 
-void eng_quant_rtn(const float *W, const eng_qcfg_t *cfg, eng_qlinear_t *ql)
+void eng_quant_rtn(eng_pool_t *pool, const float *W, const eng_qcfg_t *cfg, eng_qlinear_t *ql)
 {
     /* shape from ql (as allocated); init method and symmetry from cfg */
     eng_qcfg_t c = { ql->bits, ql->gs == ql->n ? 0 : ql->gs, cfg->symmetric, cfg->init };
-    eng_quant_init_params(W, ql->m, ql->n, &c, ql->scale, ql->zero);
+    eng_quant_init_params(pool, W, ql->m, ql->n, &c, ql->scale, ql->zero);
     float M = (float)((1 << ql->bits) - 1);
     for (size_t i = 0; i < (size_t)ql->m; i++)
         for (int g = 0; g < ql->G; g++) {
@@ -322,15 +276,15 @@ static void adam__chunk(void *p, int tid, long i0, long i1)
     }
 }
 
-void eng_adam_step(const eng_adam_t *o, float *p, const float *g, float *m, float *v, size_t n, float lr, long t)
+void eng_adam_step(eng_pool_t *pool, const eng_adam_t *o, float *p, const float *g, float *m, float *v, size_t n, float lr, long t)
 {
     double bc1 = 1.0 - pow(o->beta1, (double)t), bc2 = 1.0 - pow(o->beta2, (double)t);
     adam_ctx_t c = { o, p, m, v, g, (float)(lr / bc1), (float)(1.0 / sqrt(bc2)) };
     /* element-wise, so the result does not depend on the split; chunks of ≥ 64K elements */
     long blocks = (long)((n + 65535) / 65536);
-    int T = eng__qpar_threads((long)n);
+    int T = eng__qparts(pool, (long)n);
     if (T > blocks) T = (int)blocks;
-    eng__qpar_run(T, (long)n, adam__chunk, &c);
+    eng_pool_range(pool, (long)n, T, adam__chunk, &c);
 }
 
 float eng_cosine_lr(float lr0, long it, long iters)

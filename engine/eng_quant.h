@@ -1,4 +1,5 @@
-/* eng_quant.h — weight quantizers (ALGORITHMS.md A.1–A.3): RTN with minmax/mse init,
+/* eng_quant.h — weight quantizers (docs/algorithms.md: RTN, min-max/MSE init, FlexRound, LRQ, Adam/cosine
+ * schedule): RTN with minmax/mse init,
  * LRQ / FlexRound learnable rounding with hand-derived gradients, Adam, cosine schedule.
  *
  * A linear W is (m, n). Groups run along the input dim (as GPTQ): g = j / gs, G = ⌈n / gs⌉; when gs
@@ -9,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "lrq_err.h"
+#include "eng_pool.h"
 
 typedef enum { ENG_INIT_MINMAX = 0, ENG_INIT_MSE = 1 } eng_qinit_t;
 
@@ -33,16 +35,18 @@ int eng_qlinear_init(eng_qlinear_t *ql, int m, int n, const eng_qcfg_t *cfg, lrq
 void eng_qlinear_close(eng_qlinear_t *ql);
 void eng_qlinear_dequant(const eng_qlinear_t *ql, float *What /* (m,n) */);
 
-/* A.1: per row (group) scale and zero. minmax, or the official mse grid search
+/* Per row (group) scale and zero. minmax, or the official mse grid search
  * (100 range fractions × every zero point, error mean|w−ŵ|^2.4). Degenerate
  * rows/groups (all zero, constant) get a finite positive scale. W must be finite. */
-void eng_quant_init_params(const float *W, int m, int n, const eng_qcfg_t *cfg, float *scale, float *zero);
-/* RTN: init + round into ql (allocated by eng_qlinear_init). */
-void eng_quant_rtn(const float *W, const eng_qcfg_t *cfg, eng_qlinear_t *ql);
+void eng_quant_init_params(eng_pool_t *pool, const float *W, int m, int n, const eng_qcfg_t *cfg, float *scale,
+                           float *zero);
+/* RTN: init + round into ql (allocated by eng_qlinear_init). pool: borrowed, NULL = serial
+ * (as for every pool argument below). */
+void eng_quant_rtn(eng_pool_t *pool, const float *W, const eng_qcfg_t *cfg, eng_qlinear_t *ql);
 /* Relative Frobenius error ‖Ŵ−W‖/‖W‖. */
 double eng_quant_rel_error(const float *W, const float *What, size_t n);
 
-/* ---- LRQ / FlexRound (Part B §1.1) ----
+/* ---- LRQ (arXiv 2407.11534) / FlexRound (arXiv 2306.00317); docs/algorithms.md, LRQ ----
  * Divisor s1·exp(S): Wint = clamp(round(W / (exp(a)·exp(S))), −z, 2^b−1−z), Ŵ = exp(a)·Wint.
  *   LRQ:        S = L·U + r·1ᵀ + 1·cᵀ   L (m,k), U (k,n), r (m), c (n)
  *   FlexRound:  S = S2 + r·1ᵀ            S2 (m,n), r (m)
@@ -58,9 +62,11 @@ typedef struct eng_lrq {
     /* owned scratch (m,n): S, then the per-element factor for backward */
     float *S, *t;
     uint8_t *in;              /* unused (NULL): backward recomputes the clamp mask from t */
+    eng_pool_t *pool;         /* borrowed, NULL (as left by init) = serial; set by the caller */
 } eng_lrq_t;
 
-/* Rank from policy: "ratio" → round(ratio·min(m,n)), "fixed" → rank, "paper" → §1.2 rule.
+/* Rank from policy: "ratio" → round(ratio·min(m,n)), "fixed" → rank, "paper" → the official code's
+ * shape rule (docs/algorithms.md, rank policies).
  * Returns k; *full = 1 when k ≥ min(m,n) (or the paper rule says full). */
 int eng_lrq_rank(int m, int n, const char *policy, int rank, double ratio, int *full);
 size_t eng_lrq_param_count(int m, int n, int k, int G, int full);
@@ -68,7 +74,7 @@ int eng_lrq_init(eng_lrq_t *q, const float *W, int m, int n, int k, int full, co
 void eng_lrq_close(eng_lrq_t *q);
 /* Lay out a, (L, U | S2), r, c over params/grads (eng_lrq_param_count floats each). */
 void eng_lrq_bind(eng_lrq_t *q, float *params, float *grads);
-/* Initial values (a from A.1 init, L=0, U~U(−1/√n, 1/√n) from the rng, r=c=S2=0). */
+/* Initial values (a from the minmax/mse init, L=0, U~U(−1/√n, 1/√n) from the rng, r=c=S2=0). */
 void eng_lrq_reset(eng_lrq_t *q, const eng_qcfg_t *cfg, uint64_t *rng);
 /* Ŵ (m,n) from the current parameters; saves what backward needs. */
 void eng_lrq_forward(eng_lrq_t *q, float *What);
@@ -80,7 +86,7 @@ void eng_lrq_freeze(const eng_lrq_t *q, eng_qlinear_t *ql);
 /* ---- optimizer ---- */
 typedef struct eng_adam { float beta1, beta2, eps; } eng_adam_t;
 /* One Adam step (t ≥ 1) over n parameters. */
-void eng_adam_step(const eng_adam_t *o, float *p, const float *g, float *m, float *v, size_t n, float lr, long t);
+void eng_adam_step(eng_pool_t *pool, const eng_adam_t *o, float *p, const float *g, float *m, float *v, size_t n, float lr, long t);
 /* Cosine annealing to 0: lr0·(1+cos(π·it/iters))/2 for step it ∈ [0, iters). */
 float eng_cosine_lr(float lr0, long it, long iters);
 

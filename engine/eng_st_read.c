@@ -1,6 +1,6 @@
 /* eng_st_read.c — safetensors reader: mmap + fully validated header parse.
  *
- * Layout (FORMATS.md §4.1): u64 LE header length N, N bytes of JSON object (may be
+ * Layout (huggingface/safetensors README, "Format"; docs/formats.md, safetensors): u64 LE header length N, N bytes of JSON object (may be
  * right-padded with spaces), then the data section. Every check here exists because
  * the parser is fed untrusted bytes (and fuzzed): nothing past `len` is read, every
  * size product is overflow-checked, and every refusal names file, tensor and reason. */

@@ -1,4 +1,5 @@
-/* eng_st_write.c — safetensors writer (FORMATS.md §4.1).
+/* eng_st_write.c — safetensors writer (huggingface/safetensors README, "Format"; docs/formats.md,
+ * safetensors).
  *
  * Layout: u64 LE header length N, N bytes of compact JSON (insertion order,
  * "__metadata__" first, right-padded with spaces to a multiple of 8), then the

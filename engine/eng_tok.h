@@ -31,7 +31,8 @@ int eng_tok_encode(const eng_tok_t *t, const char *text, size_t len, int bos,
  * <0xXX> pieces become the raw byte). Returns a pointer into the tokenizer or buf. */
 const char *eng_tok_decode(const eng_tok_t *t, int prev, int tok, char buf[8]);
 
-/* Token stream for calibration/evaluation (ALGORITHMS.md A.8):
+/* Token stream for calibration/evaluation (docs/formats.md, tokenizers; text is encoded per
+ * document with BOS first, as llama2.c's run.c encode with bos = 1):
  *  - *.tok: raw little-endian uint32 ids;
  *  - *.json: a JSON array of ids;
  *  - otherwise UTF-8 text: documents separated by lines that are exactly

@@ -13,10 +13,10 @@ check_PROGRAMS += tests/engine/test_quant tests/engine/test_lrq
 TESTS += tests/engine/test_quant tests/engine/test_lrq
 tests_engine_test_quant_SOURCES = tests/engine/test_quant.c
 tests_engine_test_quant_CFLAGS = $(TEST_CFLAGS)
-tests_engine_test_quant_LDADD = libeng_quant.la $(COMMON_LIBS) $(OPENBLAS_LIBS) -lpthread $(TEST_LIBS)
+tests_engine_test_quant_LDADD = libeng_quant.la libeng_pool.la $(COMMON_LIBS) $(OPENBLAS_LIBS) -lpthread $(TEST_LIBS)
 tests_engine_test_lrq_SOURCES = tests/engine/test_lrq.c
 tests_engine_test_lrq_CFLAGS = $(TEST_CFLAGS)
-tests_engine_test_lrq_LDADD = libeng_quant.la $(COMMON_LIBS) $(OPENBLAS_LIBS) -lpthread $(TEST_LIBS)
+tests_engine_test_lrq_LDADD = libeng_quant.la libeng_pool.la $(COMMON_LIBS) $(OPENBLAS_LIBS) -lpthread $(TEST_LIBS)
 endif
 # export (hf, gptq) and safetensors writer — appended by the export engineer
 libeng_quant_la_SOURCES += engine/eng_st_write.c engine/eng_export.c engine/eng_st_gen.h
@@ -25,7 +25,7 @@ check_PROGRAMS += tests/engine/test_export
 TESTS += tests/engine/test_export
 tests_engine_test_export_SOURCES = tests/engine/test_export.c
 tests_engine_test_export_CFLAGS = $(TEST_CFLAGS)
-tests_engine_test_export_LDADD = libeng_quant.la libeng_io.la libcommon.la $(JANSSON_LIBS) $(NETTLE_LIBS) \
+tests_engine_test_export_LDADD = libeng_quant.la libeng_pool.la libeng_io.la libcommon.la $(JANSSON_LIBS) $(NETTLE_LIBS) \
 	$(OPENBLAS_LIBS) -lpthread -lm $(TEST_LIBS)
 endif
 EXTRA_DIST += tools/gptq_unpack.py

@@ -142,7 +142,7 @@ static int cmd_generate(int argc, char **argv)
     eng_runner_t *r = NULL;
     int rc = eng_model_open(model, &m, &err);
     if (!rc) rc = load_tok(model, tokp, &tok, &err);
-    if (!rc) rc = eng_runner_new(m, 1, steps + 1, &r, &err);
+    if (!rc) rc = eng_runner_new(m, 1, steps + 1, NULL, &r, &err); /* one sequence: OpenBLAS threads alone */
     if (!rc) rc = eng_generate(r, tok, steps, on_emit, NULL, &err);
     if (!rc) putchar('\n');
     else fprintf(stderr, "lrq-worker: %s\n", err.msg);
@@ -180,7 +180,10 @@ static int cmd_eval(int argc, char **argv)
         }
     }
     if (!model || !data || T < 2 || B < 1) { usage(stderr); return 64; }
-    if (threads > 0) openblas_set_num_threads(threads);
+    /* the pool does the threading; OpenBLAS, called from its tasks, stays single-threaded */
+    if (threads < 1) threads = openblas_get_num_threads();
+    openblas_set_num_threads(1);
+    eng_pool_t *pool = eng_pool_new(threads); /* NULL (out of memory): serial, still correct */
     lrq_err_t err = {0};
     eng_model_t *m = NULL, *qm = NULL;
     eng_tok_t *tok = NULL;
@@ -191,12 +194,12 @@ static int cmd_eval(int argc, char **argv)
     int rc = eng_model_open(model, &m, &err);
     if (!rc) rc = load_tok(model, tokp, &tok, &err);
     if (!rc) rc = eng_data_load(data, tok, m->cfg.vocab_size, &ids, &n, &err);
-    if (!rc) rc = eng_runner_new(m, B, T, &fp, &err);
+    if (!rc) rc = eng_runner_new(m, B, T, pool, &fp, &err);
     if (!rc && qdir) {
         rc = eng_model_open(qdir, &qm, &err);
         if (!rc && memcmp(&qm->cfg.dim, &m->cfg.dim, sizeof(int) * 7))
             rc = lrq_errf(&err, LRQ_EFORMAT, "%s: shape differs from %s", qdir, model);
-        if (!rc) rc = eng_runner_new(qm, B, T, &q, &err);
+        if (!rc) rc = eng_runner_new(qm, B, T, pool, &q, &err);
     }
     if (!rc) rc = eng_eval(fp, q, ids, n, T, maxw, &res, on_eval_progress, NULL, &err);
     if (!rc) {
@@ -219,6 +222,7 @@ static int cmd_eval(int argc, char **argv)
     eng_tok_free(tok);
     eng_model_free(m);
     eng_model_free(qm);
+    eng_pool_free(pool);
     return rc ? 1 : 0;
 }
 

@@ -1,5 +1,6 @@
 /* wk_recon.c — LRQ / FlexRound block-wise reconstruction (docs/algorithms.md,
- * "Block reconstruction"; Lee et al., NAACL 2025, arXiv:2407.11534).
+ * "Block reconstruction"; LRQ: Lee et al., NAACL 2025, arXiv:2407.11534; FlexRound:
+ * Lee et al., ICML 2023, arXiv:2306.00317).
  *
  * For block b:  Y = Block_b^FP(X_fp)          target: FP block on FP input
  *               minimise Σ_t mean_{B,D} (Block_b^Q(X_q) − Y)²  over a, L, U, r, c (or S2, r)
@@ -176,6 +177,7 @@ static int train_setup(recon_t *R, const eng_block_w_t *wfp, lrq_err_t *err)
         memcpy(R->Wfp[i], wfp->lin[i], mn * sizeof(float));
         int rc = eng_lrq_init(&R->lq[i], R->Wfp[i], m, n, k, full, &R->job->qcfg, err);
         if (rc) return rc;
+        R->lq[i].pool = R->job->pool;
         counts[i] = eng_lrq_param_count(m, n, R->lq[i].k, R->lq[i].G, R->lq[i].full);
         R->nparams += counts[i];
     }
@@ -367,7 +369,7 @@ static double train_step(recon_t *R, uint64_t *rng, long it, long adam_t)
     eng_block_backward(R->c, &w, eng_runner_rope(R->runner), R->dy, NULL, &g, R->ws_train, R->B, R->T);
     for (int i = 0; i < ENG_NLIN; i++) eng_lrq_backward(&R->lq[i], R->dW[i]);
     eng_adam_t opt = {0.9f, 0.999f, 1e-8f};
-    eng_adam_step(&opt, R->params, R->grads, R->am, R->av, R->nparams, eng_cosine_lr((float)s->lr, it, s->iterations),
+    eng_adam_step(R->job->pool, &opt, R->params, R->grads, R->am, R->av, R->nparams, eng_cosine_lr((float)s->lr, it, s->iterations),
                   adam_t);
     return loss / ((double)R->B * R->D);
 }
@@ -449,9 +451,9 @@ int wk_recon_run(wk_job_t *job, double f0, double f1, lrq_err_t *err)
     }
     R.chunk = R.N < 8 ? R.N : 8;
     size_t per = (size_t)R.T * R.D, total = (size_t)R.N * per;
-    if ((rc = eng_runner_new(job->model, R.chunk, R.T, &R.runner, err))) goto out;
-    R.ws_inf = eng_block_ws_new(R.c, R.chunk, R.T, 0);
-    R.ws_train = eng_block_ws_new(R.c, R.B, R.T, 1);
+    if ((rc = eng_runner_new(job->model, R.chunk, R.T, job->pool, &R.runner, err))) goto out;
+    R.ws_inf = eng_block_ws_new(R.c, R.chunk, R.T, 0, job->pool);
+    R.ws_train = eng_block_ws_new(R.c, R.B, R.T, 1, job->pool);
     R.tmp = malloc((size_t)R.chunk * per * sizeof(float));
     R.xb = malloc((size_t)R.B * per * sizeof(float));
     R.yb = malloc((size_t)R.B * per * sizeof(float));

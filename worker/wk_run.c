@@ -48,7 +48,7 @@ int wk_rtn_run(wk_job_t *job, double f0, double f1, lrq_err_t *err)
             eng_qlinear_t *q = &job->ql[l * ENG_NLIN + i];
             if ((rc = eng_tensor_to_f32(t, W, err))) break;
             if ((rc = eng_qlinear_init(q, (int)t->rows, (int)t->cols, &job->qcfg, err))) break;
-            eng_quant_rtn(W, &job->qcfg, q);
+            eng_quant_rtn(job->pool, W, &job->qcfg, q);
             done++;
             wk_progress(&job->proto, "rtn", done, total, f0 + (f1 - f0) * done / total, NULL, done == total);
             if (*job->stop) rc = lrq_errf(err, LRQ_ECANCEL, "stopped by signal");
@@ -100,8 +100,8 @@ static int run_eval(wk_job_t *job, float **deq, double f0, double f1, lrq_err_t 
         rc = lrq_err_field(err, "eval.path", "has %zu tokens, fewer than one window of eval.seq_len %d", n, s->eval_seq_len);
         goto out;
     }
-    if ((rc = eng_runner_new(job->model, B, s->eval_seq_len, &fp, err))) goto out;
-    if ((rc = eng_runner_new(job->model, B, s->eval_seq_len, &q, err))) goto out;
+    if ((rc = eng_runner_new(job->model, B, s->eval_seq_len, job->pool, &fp, err))) goto out;
+    if ((rc = eng_runner_new(job->model, B, s->eval_seq_len, job->pool, &q, err))) goto out;
     for (int l = 0; l < job->model->cfg.n_layers; l++)
         for (int i = 0; i < ENG_NLIN; i++) eng_runner_set_linear(q, l, i, deq[l * ENG_NLIN + i]);
     eng_eval_result_t r;
@@ -190,7 +190,11 @@ int wk_job_run(wk_job_t *job, lrq_err_t *err)
     job->metrics = json_object();
     job->qcfg = (eng_qcfg_t){.bits = s->bits, .group_size = s->group_size, .symmetric = s->symmetric,
                              .init = s->init_mse ? ENG_INIT_MSE : ENG_INIT_MINMAX};
-    if (s->threads > 0) openblas_set_num_threads(s->threads);
+    /* All parallelism goes through the job's pool; OpenBLAS is called from its tasks and
+     * stays single-threaded (eng_pool.h). */
+    int threads = s->threads > 0 ? s->threads : openblas_get_num_threads();
+    openblas_set_num_threads(1);
+    if (!(job->pool = eng_pool_new(threads))) { rc = lrq_errf(err, LRQ_ENOMEM, "out of memory (thread pool)"); goto out; }
     wk_progress(&job->proto, "load", 0, 1, 0.0, NULL, 1);
     if ((rc = eng_model_open(s->model, &job->model, err))) {
         if (err) snprintf(err->field, sizeof err->field, "model");
@@ -268,5 +272,7 @@ out:
         free(deq);
     }
     free(tok_path);
+    eng_pool_free(job->pool);
+    job->pool = NULL;
     return rc;
 }

@@ -147,7 +147,7 @@ static eng_qlinear_t *quantize_model(const eng_model_t *m, int bits, int gs, int
             eng_qlinear_t *q = &ql[l * ENG_NLIN + k];
             eng_qcfg_t qc = {.bits = bits, .group_size = gs, .symmetric = sym, .init = ENG_INIT_MINMAX};
             cr_assert_eq(eng_qlinear_init(q, (int)t->rows, (int)t->cols, &qc, &err), 0, "%s", err.msg);
-            eng_quant_rtn(W, &qc, q);
+            eng_quant_rtn(NULL, W, &qc, q);
             free(W);
         }
     return ql;

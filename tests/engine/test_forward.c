@@ -65,7 +65,7 @@ static eng_runner_t *runner(const eng_model_t *m, int B, int T)
 {
     eng_runner_t *r = NULL;
     lrq_err_t err = {0};
-    cr_assert_eq(eng_runner_new(m, B, T, &r, &err), 0, "%s", err.msg);
+    cr_assert_eq(eng_runner_new(m, B, T, NULL, &r, &err), 0, "%s", err.msg);
     return r;
 }
 

@@ -483,9 +483,9 @@ static void block_test(eng_rope_layout_t layout)
 
     eng_rope_tab_t tab;
     cr_assert_eq(eng_rope_tab_init(&tab, &c.cfg, T_), 0);
-    eng_block_ws_t *ws = eng_block_ws_new(&c.cfg, B_, T_, 1);
+    eng_block_ws_t *ws = eng_block_ws_new(&c.cfg, B_, T_, 1, NULL);
     cr_assert(ws);
-    cr_expect(eng_block_ws_bytes(&c.cfg, B_, T_, 1) > eng_block_ws_bytes(&c.cfg, B_, T_, 0));
+    cr_expect(eng_block_ws_bytes(&c.cfg, B_, T_, 1, NULL) > eng_block_ws_bytes(&c.cfg, B_, T_, 0, NULL));
     eng_block_forward(&c.cfg, &w, &tab, x, y, ws, B_, T_);
     ref_block(&c, yref, B_, T_);
     check_fwd("block", y, yref, nd);
@@ -535,7 +535,7 @@ Test(block, inference_workspace_matches)
     float *x = to_f(drand_vec(nd, 1.0, 0.0), nd), *y1 = fzeros(nd), *y0 = fzeros(nd);
     eng_rope_tab_t tab;
     cr_assert_eq(eng_rope_tab_init(&tab, &cfg, T_), 0);
-    eng_block_ws_t *w1 = eng_block_ws_new(&cfg, B_, T_, 1), *w0 = eng_block_ws_new(&cfg, B_, T_, 0);
+    eng_block_ws_t *w1 = eng_block_ws_new(&cfg, B_, T_, 1, NULL), *w0 = eng_block_ws_new(&cfg, B_, T_, 0, NULL);
     cr_assert(w1 && w0);
     eng_block_forward(&cfg, &w, &tab, x, y1, w1, B_, T_);
     eng_block_forward(&cfg, &w, &tab, x, y0, w0, B_, T_);
@@ -545,7 +545,7 @@ Test(block, inference_workspace_matches)
     eng_rope_tab_close(&tab);
     /* invalid shapes are refused, not crashed on */
     cfg.n_kv_heads = 3;
-    cr_expect_null(eng_block_ws_new(&cfg, B_, T_, 1));
+    cr_expect_null(eng_block_ws_new(&cfg, B_, T_, 1, NULL));
 }
 
 /* The threaded paths (attention tasks, row-split small GEMMs, split SwiGLU) at a shape
@@ -577,14 +577,15 @@ Test(block, threaded_workspace_deterministic)
     cr_assert_eq(eng_rope_tab_init(&tab, &cfg, T), 0);
     int saved = openblas_get_num_threads();
     for (int r = 0; r < 3; r++) { /* r = 0: one thread; 1, 2: two threads */
-        openblas_set_num_threads(r ? 2 : 1);
-        eng_block_ws_t *ws = eng_block_ws_new(&cfg, B, T, 1);
+        eng_pool_t *pool = eng_pool_new(r ? 2 : 1);
+        eng_block_ws_t *ws = eng_block_ws_new(&cfg, B, T, 1, pool);
         cr_assert(ws);
         y[r] = fzeros(nd);
         dx[r] = fzeros(nd);
         eng_block_forward(&cfg, &w, &tab, x, y[r], ws, B, T);
         eng_block_backward(&cfg, &w, &tab, dy, dx[r], &g[r], ws, B, T);
         eng_block_ws_free(ws);
+        eng_pool_free(pool);
     }
     openblas_set_num_threads(saved);
     cr_expect_arr_eq(y[2], y[1], nd * sizeof(float), "two threaded runs differ (y)");

@@ -214,7 +214,7 @@ Test(lrq, reset_equals_rtn_and_freeze_equals_forward)
                         eng_lrq_reset(&q, &cfg, &rng);
                         eng_lrq_forward(&q, Wh);
                         cr_assert_eq(eng_qlinear_init(&ql, m, n, &cfg, &err), 0);
-                        eng_quant_rtn(W, &cfg, &ql);
+                        eng_quant_rtn(NULL, W, &cfg, &ql);
                         eng_qlinear_dequant(&ql, Wr);
                         cr_assert(memcmp(Wh, Wr, sizeof Wh) == 0, "reset != RTN: bits %d sym %d init %d gs %d full %d",
                                   bits, sym, init, gs, full);
@@ -306,24 +306,29 @@ static void thread_check(int gs)
     eng_lrq_reset(&q, &cfg, &rng);
     for (int i = 0; i < m * k; i++) q.L[i] = 0.01f * (float)((i % 7) - 3);
     for (int i = 0; i < m * n; i++) B[i] = (float)((i * 37) % 11) - 5.0f; /* dŴ */
-    openblas_set_num_threads(1);
+    q.pool = NULL;                         /* serial */
     eng_lrq_forward(&q, A);
     eng_lrq_backward(&q, B);
-    openblas_set_num_threads(2);
+    eng_pool_t *pool = eng_pool_new(2);
+    cr_assert_not_null(pool);
+    q.pool = pool;                         /* two threads */
     float *A2 = malloc(sizeof(float) * m * n);
     cr_assert(A2);
     eng_lrq_forward(&q, A2);
-    /* exact, not a tolerance: the row passes own their rows and OpenBLAS threads sgemm over
-     * M and N only (never K), so no element's summation order depends on the thread count —
-     * and Ŵ is rounded, so a sub-ulp change in S could flip a code. */
+    /* exact, not a tolerance: the pool's tasks own whole rows (and the slabs of a product are
+     * fixed by its shape, not by the thread count), so no element's summation order depends on
+     * the thread count — and Ŵ is rounded, so a sub-ulp change in S could flip a code. */
     cr_assert(memcmp(A, A2, sizeof(float) * m * n) == 0, "forward depends on the thread count");
     eng_lrq_bind(&q, P, G2);
+    q.pool = NULL;
     eng_lrq_backward(&q, B);
     memcpy(G1, G2, np * 4);
+    q.pool = pool;
     eng_lrq_forward(&q, A2);
     eng_lrq_backward(&q, B);
-    cr_assert(memcmp(G1, G2, np * 4) == 0, "backward not deterministic at a fixed thread count");
-    openblas_set_num_threads(1);
+    cr_assert(memcmp(G1, G2, np * 4) == 0, "backward depends on the thread count");
+    q.pool = NULL;
+    eng_pool_free(pool);
     eng_lrq_close(&q);
     free(W); free(A); free(A2); free(B); free(P); free(G1); free(G2);
 }
@@ -402,8 +407,8 @@ Test(optim, adam_two_steps_closed_form)
     const float g1[3] = { 0.3f, -1.5f, 0.0f }, g2[3] = { -0.1f, 2.0f, 4.0f };
     double P[3] = { 1.0, -2.0, 0.5 }, M[3] = { 0 }, V[3] = { 0 };
     const double lr = 0.01;
-    eng_adam_step(&o, p, g1, m, v, 3, (float)lr, 1);
-    eng_adam_step(&o, p, g2, m, v, 3, (float)lr, 2);
+    eng_adam_step(NULL, &o, p, g1, m, v, 3, (float)lr, 1);
+    eng_adam_step(NULL, &o, p, g2, m, v, 3, (float)lr, 2);
     for (int i = 0; i < 3; i++) { /* closed form: m̂ = m/(1−β1^t), v̂ = v/(1−β2^t), p −= lr m̂/(√v̂ + ε) */
         const double *gs[2] = { (const double[]){ g1[0], g1[1], g1[2] }, (const double[]){ g2[0], g2[1], g2[2] } };
         for (int t = 1; t <= 2; t++) {
@@ -416,7 +421,7 @@ Test(optim, adam_two_steps_closed_form)
     }
     /* step 1 moves every parameter with a nonzero gradient by ≈ lr·sign(g) */
     float q[1] = { 0 }, mq[1] = { 0 }, vq[1] = { 0 }, gq[1] = { 123.0f };
-    eng_adam_step(&o, q, gq, mq, vq, 1, 0.01f, 1);
+    eng_adam_step(NULL, &o, q, gq, mq, vq, 1, 0.01f, 1);
     cr_assert(fabs(q[0] + 0.01f) < 1e-6);
 }
 

@@ -14,7 +14,7 @@ static eng_qlinear_t rtn(const float *W, int m, int n, int bits, int gs, int sym
     eng_qlinear_t ql;
     lrq_err_t err;
     cr_assert_eq(eng_qlinear_init(&ql, m, n, &cfg, &err), 0, "%s", err.msg);
-    eng_quant_rtn(W, &cfg, &ql);
+    eng_quant_rtn(NULL, W, &cfg, &ql);
     return ql;
 }
 
@@ -429,12 +429,12 @@ Test(mse, independent_of_thread_count)
     float s1[m * 8], z1[m * 8], s2[m * 8], z2[m * 8];
     for (int gs = 128; gs <= 136; gs += 8) { /* 136: 7 full groups + a 72-column tail */
         eng_qcfg_t cfg = { 4, gs, 0, ENG_INIT_MSE };
-        openblas_set_num_threads(1);
-        eng_quant_init_params(W, m, n, &cfg, s1, z1);
-        openblas_set_num_threads(3);
-        eng_quant_init_params(W, m, n, &cfg, s2, z2);
-        openblas_set_num_threads(1);
-        /* exact: threads split whole rows, each row's search runs as on one thread */
+        eng_pool_t *pool = eng_pool_new(3);
+        cr_assert_not_null(pool);
+        eng_quant_init_params(NULL, W, m, n, &cfg, s1, z1);
+        eng_quant_init_params(pool, W, m, n, &cfg, s2, z2);
+        eng_pool_free(pool);
+        /* exact: the pool splits whole rows, each row's search runs as on one thread */
         cr_assert(memcmp(s1, s2, sizeof s1) == 0 && memcmp(z1, z2, sizeof z1) == 0);
     }
     free(W);
