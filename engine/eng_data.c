@@ -6,6 +6,7 @@
  * scripts — skipped if empty, and encoded on its own with BOS; the results are
  * concatenated. *.tok: raw little-endian uint32. *.json: a JSON array of integers.
  * Calibration windows are cut from this stream by the caller. */
+#include "lrq_buf.h"
 #include "lrq_fs.h"
 #include "eng_tok.h"
 
@@ -54,17 +55,6 @@ static size_t data__ws_back(const uint8_t *s, size_t n)
     return 0;
 }
 
-static int data__grow(int32_t **ids, size_t *cap, size_t need)
-{
-    if (need <= *cap) return 0;
-    size_t nc = *cap ? *cap : 1024;
-    while (nc < need) nc *= 2;
-    int32_t *ni = realloc(*ids, nc * sizeof *ni);
-    if (!ni) return -1;
-    *ids = ni;
-    *cap = nc;
-    return 0;
-}
 
 static int data__text(const char *path, const char *txt, size_t len, const eng_tok_t *tok, int32_t **ids,
                       size_t *n, size_t *cap, lrq_err_t *err)
@@ -98,7 +88,7 @@ static int data__tok(const char *path, const char *buf, size_t len, int32_t **id
 {
     if (len % 4)
         return lrq_errf(err, LRQ_EFORMAT, "%s: size %zu is not a multiple of 4 (uint32 token ids)", path, len);
-    if (data__grow(ids, cap, len / 4)) return lrq_errf(err, LRQ_ENOMEM, "%s: out of memory", path);
+    if (lrq_grow(ids, cap, len / 4, sizeof **ids)) return lrq_errf(err, LRQ_ENOMEM, "%s: out of memory", path);
     const uint8_t *b = (const uint8_t *)buf;
     for (size_t i = 0; i < len / 4; i++) {
         uint32_t v = (uint32_t)b[4 * i] | (uint32_t)b[4 * i + 1] << 8 | (uint32_t)b[4 * i + 2] << 16 |
@@ -121,7 +111,7 @@ static int data__json(const char *path, const char *buf, size_t len, int32_t **i
         rc = lrq_errf(err, LRQ_EFORMAT, "%s: expected a JSON array of token ids", path);
         goto out;
     }
-    if (data__grow(ids, cap, json_array_size(a))) {
+    if (lrq_grow(ids, cap, json_array_size(a), sizeof **ids)) {
         rc = lrq_errf(err, LRQ_ENOMEM, "%s: out of memory", path);
         goto out;
     }

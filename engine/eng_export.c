@@ -5,6 +5,7 @@
  * Shapes: a linear is (m, n) = (out, in) here; GPTQ indexes [k, n] with K = in,
  * N = out, so packing transposes. For a llama2.c source (interleaved RoPE) the
  * q/k output rows are permuted per head to HF rotate-half order on the way out. */
+#include "lrq_fs.h"
 #include "config.h"
 
 #include <dirent.h>
@@ -183,21 +184,8 @@ static int exp__write_json(const char *dir, const char *name, const json_t *j, e
 
 static int exp__mkdir_p(const char *dir, lrq_err_t *err)
 {
-    char buf[PATH_MAX];
-    if (snprintf(buf, sizeof buf, "%s", dir) >= (int)sizeof buf)
-        return lrq_errf(err, LRQ_EFORMAT, "%s: path too long", dir);
-    for (char *p = buf + 1;; p++) {
-        if (*p == '/' || *p == '\0') {
-            char c = *p;
-            *p = '\0';
-            if (mkdir(buf, 0755) != 0 && errno != EEXIST) {
-                int e = errno;
-                return lrq_errf(err, -e, "%s: cannot create directory %s: %s", dir, buf, strerror(e));
-            }
-            *p = c;
-            if (!c) break;
-        }
-    }
+    int rc = lrq_mkdirs(dir, err);
+    if (rc) return rc;
     struct stat st;
     if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
         return lrq_errf(err, LRQ_EFORMAT, "%s: exists and is not a directory", dir);

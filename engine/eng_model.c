@@ -4,6 +4,7 @@
  * Tensors are views into read-only private mappings; nothing is converted at open.
  * The one exception: an F32 tensor whose bytes are not 4-byte aligned in memory
  * (header length not a multiple of 4) is copied so that `data` is usable as float*. */
+#include "lrq_buf.h"
 #include "eng_model.h"
 #include "eng_half.h"
 #include "eng_safetensors.h"
@@ -36,9 +37,11 @@ struct eng_model_priv {
     void *bin_map;       /* llama2.c mapping */
     size_t bin_len;
     char **strs;         /* owned strings (tensor names, file paths) */
-    int n_strs, cap_strs;
+    int n_strs;
+    size_t cap_strs;
     void **bufs;         /* owned aligned copies */
-    int n_bufs, cap_bufs;
+    int n_bufs;
+    size_t cap_bufs;
 };
 
 const char *eng_dtype_name(eng_dtype_t dt)
@@ -60,15 +63,9 @@ static const char *model__keep(eng_model_t *m, char *s)
 {
     struct eng_model_priv *p = m->priv;
     if (!s) return NULL;
-    if (p->n_strs == p->cap_strs) {
-        int nc = p->cap_strs ? 2 * p->cap_strs : 64;
-        char **ns = realloc(p->strs, (size_t)nc * sizeof *ns);
-        if (!ns) {
-            free(s);
-            return NULL;
-        }
-        p->strs = ns;
-        p->cap_strs = nc;
+    if (lrq_grow(&p->strs, &p->cap_strs, (size_t)p->n_strs + 1, sizeof *p->strs)) {
+        free(s);
+        return NULL;
     }
     p->strs[p->n_strs++] = s;
     return s;
@@ -88,13 +85,7 @@ static const char *model__keepf(eng_model_t *m, const char *fmt, ...)
 static void *model__keep_buf(eng_model_t *m, size_t n)
 {
     struct eng_model_priv *p = m->priv;
-    if (p->n_bufs == p->cap_bufs) {
-        int nc = p->cap_bufs ? 2 * p->cap_bufs : 16;
-        void **nb = realloc(p->bufs, (size_t)nc * sizeof *nb);
-        if (!nb) return NULL;
-        p->bufs = nb;
-        p->cap_bufs = nc;
-    }
+    if (lrq_grow(&p->bufs, &p->cap_bufs, (size_t)p->n_bufs + 1, sizeof *p->bufs)) return NULL;
     void *b = malloc(n ? n : 1);
     if (b) p->bufs[p->n_bufs++] = b;
     return b;

@@ -8,6 +8,7 @@
  * within a size — every tensor then starts naturally aligned for mmap.
  * The file is written to path.tmp, fsync'd, renamed over path, and the
  * directory is fsync'd, so a crash leaves either the old file or the new one. */
+#include "lrq_buf.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
@@ -37,7 +38,8 @@ typedef struct st__tensor {
 
 struct eng_st_writer {
     st__tensor_t *t;
-    int n, cap;
+    int n;
+    size_t cap;
     json_t *meta;       /* flat string -> string */
     int bad;            /* first error from add/meta, reported by write */
     char bad_msg[512];
@@ -114,13 +116,8 @@ static int st__add(eng_st_writer_t *w, const char *name, const char *dtype, int 
     for (int i = 0; i < w->n; i++)
         if (strcmp(w->t[i].name, name) == 0)
             return st__fail(w, LRQ_EFORMAT, "duplicate tensor name '%s'", name);
-    if (w->n == w->cap) {
-        int nc = w->cap ? 2 * w->cap : 64;
-        st__tensor_t *nt = realloc(w->t, (size_t)nc * sizeof *nt);
-        if (!nt) return st__fail(w, LRQ_ENOMEM, "out of memory adding tensor '%s'", name);
-        w->t = nt;
-        w->cap = nc;
-    }
+    if (lrq_grow(&w->t, &w->cap, (size_t)w->n + 1, sizeof *w->t))
+        return st__fail(w, LRQ_ENOMEM, "out of memory adding tensor '%s'", name);
     st__tensor_t *t = &w->t[w->n];
     memset(t, 0, sizeof *t);
     t->name = strdup(name);

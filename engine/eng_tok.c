@@ -11,6 +11,7 @@
  * best-scoring adjacent pair, leftmost on ties), but with a heap instead of a full
  * rescan per merge: O(n log n) instead of O(n²), same result. Literal special-token
  * text ("<s>") in the input is not split out (llama2.c behaviour). */
+#include "lrq_buf.h"
 #include "lrq_fs.h"
 #include "eng_tok.h"
 
@@ -585,17 +586,6 @@ static void tok__consider(const eng_tok_t *t, const int32_t *sym, int i, int j, 
     tok__heap_push(h, nh, c);
 }
 
-static int tok__grow(int32_t **ids, size_t *cap, size_t need)
-{
-    if (need <= *cap) return 0;
-    size_t nc = *cap ? *cap : 256;
-    while (nc < need) nc *= 2;
-    int32_t *ni = realloc(*ids, nc * sizeof *ni);
-    if (!ni) return -1;
-    *ids = ni;
-    *cap = nc;
-    return 0;
-}
 
 int eng_tok_encode(const eng_tok_t *t, const char *text, size_t len, int bos, int32_t **ids, size_t *n,
                    size_t *cap, lrq_err_t *err)
@@ -660,7 +650,7 @@ int eng_tok_encode(const eng_tok_t *t, const char *text, size_t len, int bos, in
     }
     size_t cnt = 0;
     for (int i = ns ? 0 : -1; i >= 0; i = next[i]) cnt++;
-    if (tok__grow(ids, cap, *n + cnt)) {
+    if (lrq_grow(ids, cap, *n + cnt, sizeof **ids)) {
         rc = lrq_errf(err, LRQ_ENOMEM, "tokenizer: out of memory");
         goto out;
     }
