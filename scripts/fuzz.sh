@@ -34,12 +34,12 @@ fi
 
 # Sources and pkg-config modules per harness.
 srcs_of() {
-    io="engine/eng_st_read.c engine/eng_model.c engine/eng_tok.c engine/eng_data.c common/lrq_err.c common/lrq_fs.c"
+    io="engine/eng_st_read.c engine/eng_model.c engine/eng_tok.c engine/eng_data.c common/lrq_err.c common/lrq_fs.c common/lrq_buf.c"
     case $1 in
     spec) echo "common/lrq_spec.c common/lrq_err.c" ;;
     safetensors | llama2c | hf | tok_bin | tok_json) echo "$io" ;;
     lines) echo "daemon/lines.c common/lrq_err.c" ;;
-    router) echo "daemon/router.c daemon/routes.c daemon/db.c common/lrq_err.c" ;;
+    router) echo "daemon/router.c daemon/routes.c daemon/db.c common/lrq_err.c common/lrq_fs.c common/lrq_buf.c" ;;
     ckpt) echo "worker/wk_ckpt.c common/lrq_fs.c common/lrq_err.c" ;;
     *) return 1 ;;
     esac
@@ -60,6 +60,11 @@ build() {   # name → $out/bin/fuzz_<name>, log in $out/<name>.build.log
     flags=$(pkg-config --cflags --libs $p) || return 1
     set --
     for f in $s; do set -- "$@" "$src/$f"; done
+    # db.c links the migrations compiled in from schema/ (generated, as the build does)
+    case " $s " in *" daemon/db.c "*)
+        sh "$src/scripts/embed-schema.sh" "$out/schema.c" "$src"/schema/*.sql || return 1
+        set -- "$@" "$out/schema.c" ;;
+    esac
     # shellcheck disable=SC2086
     "$cc" -g -O1 -std=gnu11 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
         -D_GNU_SOURCE -I"$src" -I"$src/common" -I"$src/engine" \
