@@ -1,6 +1,7 @@
 /* api.c — REST API v1 handlers (docs/api.md) and the /metrics exposition. */
 #include "lrqd.h"
 #include "log.h"
+#include "confine.h"
 #include "jobjson.h"
 #include "lrq_buf.h"
 #include "lrq_clock.h"
@@ -76,32 +77,6 @@ static int api__may_write(lrqd_t *d, req_t *r, const char *owner)
     return owner && !strcmp(owner, t->name);
 }
 
-/* ---- path confinement --------------------------------------------------- */
-
-/* realpath(value) (relative: against each data root in turn) must lie inside
- * a data root and be a regular file (or a directory when allow_dir). */
-static int api__confine(lrqd_t *d, const char *value, int allow_dir, char out[PATH_MAX])
-{
-    for (int i = 0; i < d->nroots; i++) {
-        char cand[PATH_MAX * 2], res[PATH_MAX];
-        if (value[0] == '/') snprintf(cand, sizeof cand, "%s", value);
-        else snprintf(cand, sizeof cand, "%s/%s", d->roots[i], value);
-        if (strlen(cand) >= PATH_MAX || !realpath(cand, res)) continue;
-        for (int k = 0; k < d->nroots; k++) {
-            size_t n = strlen(d->roots[k]);
-            if (strncmp(res, d->roots[k], n) || (res[n] != '/' && !(n == 1 && d->roots[k][0] == '/'))) continue;
-            struct stat st;
-            if (stat(res, &st)) return -1;
-            if (!(S_ISREG(st.st_mode) || (allow_dir && S_ISDIR(st.st_mode)))) return -1;
-            if (access(res, R_OK)) return -1;
-            memcpy(out, res, strlen(res) + 1);
-            return 0;
-        }
-        if (value[0] == '/') break;
-    }
-    return -1;
-}
-
 /* ---- handlers ----------------------------------------------------------- */
 
 static enum MHD_Result h_submit(lrqd_t *d, req_t *r, struct MHD_Connection *c)
@@ -131,7 +106,7 @@ static enum MHD_Result h_submit(lrqd_t *d, req_t *r, struct MHD_Connection *c)
     for (int i = 0; i < np; i++) {
         char res[PATH_MAX];
         int is_model = !strcmp(fields[i], "model");
-        if (api__confine(d, values[i], is_model, res)) {
+        if (confine_path((const char *const *)d->roots, d->nroots, values[i], is_model, res)) {
             ret = http_reply_error(r, c, 403, "forbidden_path", fields[i],
                                    "%s: must name an existing, readable %s inside a data root", fields[i],
                                    is_model ? "regular file or model directory" : "regular file");

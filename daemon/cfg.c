@@ -2,6 +2,8 @@
 #include "cfg.h"
 #include "config.h"
 #include "lrq_fs.h"
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <ctype.h>
 #include <errno.h>
 #include <limits.h>
@@ -303,3 +305,45 @@ int cfg_resolve_paths(cfg_t *c, const char *self_exe, lrq_err_t *err)
     if (c->port_file && *c->port_file && (rc = cfg__abs_new(&c->port_file, "port-file", err))) return rc;
     return cfg__worker(c, self_exe, err);
 }
+
+/* ---- listen address ----------------------------------------------------- */
+
+/* "HOST:PORT", "[V6]:PORT" → sockaddr. */
+int cfg_parse_listen(const char *s, struct sockaddr_storage *ss, int *v6, int *loopback, char *host, size_t hn,
+                     lrq_err_t *err)
+{
+    const char *colon = strrchr(s, ':');
+    if (!colon) return lrq_errf(err, LRQ_ESPEC, "listen \"%s\": expected HOST:PORT", s);
+    size_t hl = colon - s;
+    if (hl >= hn) return lrq_errf(err, LRQ_ESPEC, "listen \"%s\": host too long", s);
+    memcpy(host, s, hl);
+    host[hl] = 0;
+    if (host[0] == '[' && hl >= 2 && host[hl - 1] == ']') { memmove(host, host + 1, hl - 2); host[hl - 2] = 0; }
+    char *end;
+    long port = strtol(colon + 1, &end, 10);
+    if (*end || end == colon + 1 || port < 0 || port > 65535)
+        return lrq_errf(err, LRQ_ESPEC, "listen \"%s\": bad port", s);
+    memset(ss, 0, sizeof *ss);
+    struct sockaddr_in *a4 = (struct sockaddr_in *)ss;
+    struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)ss;
+    if (!strcmp(host, "localhost")) snprintf(host, hn, "127.0.0.1");
+    if (inet_pton(AF_INET, host, &a4->sin_addr) == 1) {
+        a4->sin_family = AF_INET;
+        a4->sin_port = htons((uint16_t)port);
+        *v6 = 0;
+    } else if (inet_pton(AF_INET6, host, &a6->sin6_addr) == 1) {
+        a6->sin6_family = AF_INET6;
+        a6->sin6_port = htons((uint16_t)port);
+        *v6 = 1;
+    } else {
+        return lrq_errf(err, LRQ_ESPEC, "listen \"%s\": host must be a numeric IPv4/IPv6 address", s);
+    }
+    if (*v6) {
+        struct in6_addr lo = IN6ADDR_LOOPBACK_INIT;
+        *loopback = !memcmp(&a6->sin6_addr, &lo, sizeof lo);
+    } else {
+        *loopback = (ntohl(a4->sin_addr.s_addr) >> 24) == 127;
+    }
+    return 0;
+}
+

@@ -39,6 +39,12 @@ void cfg_free(cfg_t *c);
  * up in PATH; "" = lrq-worker beside self_exe, else the installed one).
  * Errors name the flag: "--worker ./lrq-worker: No such file or directory". */
 int cfg_resolve_paths(cfg_t *c, const char *self_exe, lrq_err_t *err);
+/* listen = "HOST:PORT" or "[V6]:PORT" (numeric; "localhost" = 127.0.0.1) →
+ * socket address, the host text (brackets removed) and whether it is a
+ * loopback address (127/8 or ::1: lrqd serves those without tokens). */
+struct sockaddr_storage;
+int cfg_parse_listen(const char *s, struct sockaddr_storage *ss, int *v6, int *loopback, char *host, size_t hn,
+                     lrq_err_t *err);
 void cfg_usage(const char *prog);
 
 #endif

@@ -203,51 +203,13 @@ void http_kick(lrqd_t *d)
     if (d->mhd) uv_timer_start(&d->mhd_timer, http__on_timer, 0, 0);
 }
 
-/* "HOST:PORT", "[V6]:PORT" → sockaddr. */
-static int http__parse_listen(const char *s, struct sockaddr_storage *ss, int *v6, char *host, size_t hn,
-                              lrq_err_t *err)
-{
-    const char *colon = strrchr(s, ':');
-    if (!colon) return lrq_errf(err, LRQ_ESPEC, "listen \"%s\": expected HOST:PORT", s);
-    size_t hl = colon - s;
-    if (hl >= hn) return lrq_errf(err, LRQ_ESPEC, "listen \"%s\": host too long", s);
-    memcpy(host, s, hl);
-    host[hl] = 0;
-    if (host[0] == '[' && hl >= 2 && host[hl - 1] == ']') { memmove(host, host + 1, hl - 2); host[hl - 2] = 0; }
-    char *end;
-    long port = strtol(colon + 1, &end, 10);
-    if (*end || end == colon + 1 || port < 0 || port > 65535)
-        return lrq_errf(err, LRQ_ESPEC, "listen \"%s\": bad port", s);
-    memset(ss, 0, sizeof *ss);
-    struct sockaddr_in *a4 = (struct sockaddr_in *)ss;
-    struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)ss;
-    if (!strcmp(host, "localhost")) snprintf(host, hn, "127.0.0.1");
-    if (inet_pton(AF_INET, host, &a4->sin_addr) == 1) {
-        a4->sin_family = AF_INET;
-        a4->sin_port = htons((uint16_t)port);
-        *v6 = 0;
-    } else if (inet_pton(AF_INET6, host, &a6->sin6_addr) == 1) {
-        a6->sin6_family = AF_INET6;
-        a6->sin6_port = htons((uint16_t)port);
-        *v6 = 1;
-    } else {
-        return lrq_errf(err, LRQ_ESPEC, "listen \"%s\": host must be a numeric IPv4/IPv6 address", s);
-    }
-    return 0;
-}
-
 int http_start(lrqd_t *d, const http_hooks_t *hooks, lrq_err_t *err)
 {
     d->http = *hooks;
     struct sockaddr_storage ss;
     int v6, rc;
-    if ((rc = http__parse_listen(d->cfg.listen, &ss, &v6, d->listen_host, sizeof d->listen_host, err))) return rc;
-    if (v6) {
-        struct in6_addr lo = IN6ADDR_LOOPBACK_INIT;
-        d->loopback = !memcmp(&((struct sockaddr_in6 *)&ss)->sin6_addr, &lo, sizeof lo);
-    } else {
-        d->loopback = (ntohl(((struct sockaddr_in *)&ss)->sin_addr.s_addr) >> 24) == 127;
-    }
+    if ((rc = cfg_parse_listen(d->cfg.listen, &ss, &v6, &d->loopback, d->listen_host, sizeof d->listen_host, err)))
+        return rc;
     unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG | (v6 ? MHD_USE_IPv6 : 0);
     /* TLS: MHD wants the PEM texts, which must outlive the daemon (freed in http_close). */
     int tls = d->cfg.tls_cert && *d->cfg.tls_cert;

@@ -6,7 +6,7 @@ noinst_LTLIBRARIES += libdaemon.la
 libdaemon_la_SOURCES = daemon/db.c daemon/db.h daemon/lines.c daemon/lines.h daemon/router.c daemon/router.h \
 	daemon/routes.c daemon/routes.h daemon/cfg.c daemon/cfg.h daemon/policy.c daemon/policy.h \
 	daemon/jobjson.c daemon/jobjson.h daemon/metrics.c daemon/metrics.h daemon/range.c daemon/range.h \
-	daemon/auth.c daemon/auth.h daemon/manifest.c daemon/manifest.h
+	daemon/auth.c daemon/auth.h daemon/manifest.c daemon/manifest.h daemon/confine.c daemon/confine.h
 nodist_libdaemon_la_SOURCES = daemon/schema.c
 libdaemon_la_CFLAGS = $(AM_CFLAGS) $(SQLITE_CFLAGS)
 libdaemon_la_LIBADD = $(SQLITE_LIBS)
@@ -23,7 +23,7 @@ EXTRA_DIST += schema/0001_init.sql scripts/embed-schema.sh
 
 # Unit tests.
 DAEMON_UNIT = tests/unit/test_db tests/unit/test_router tests/unit/test_lines tests/unit/test_cfg \
-	tests/unit/test_policy tests/unit/test_range tests/unit/test_auth tests/unit/test_jobjson tests/unit/test_manifest
+	tests/unit/test_policy tests/unit/test_range tests/unit/test_auth tests/unit/test_jobjson tests/unit/test_manifest tests/unit/test_confine
 check_PROGRAMS += $(DAEMON_UNIT)
 TESTS += $(DAEMON_UNIT)
 tests_unit_test_db_SOURCES = tests/unit/test_db.c
@@ -38,6 +38,9 @@ tests_unit_test_lines_LDADD = libdaemon.la $(COMMON_LIBS) $(TEST_LIBS)
 tests_unit_test_manifest_SOURCES = tests/unit/test_manifest.c
 tests_unit_test_manifest_CFLAGS = $(TEST_CFLAGS)
 tests_unit_test_manifest_LDADD = libdaemon.la $(COMMON_LIBS) $(SQLITE_LIBS) $(TEST_LIBS)
+tests_unit_test_confine_SOURCES = tests/unit/test_confine.c
+tests_unit_test_confine_CFLAGS = $(TEST_CFLAGS)
+tests_unit_test_confine_LDADD = libdaemon.la $(COMMON_LIBS) $(SQLITE_LIBS) $(TEST_LIBS)
 tests_unit_test_cfg_SOURCES = tests/unit/test_cfg.c
 tests_unit_test_cfg_CFLAGS = $(TEST_CFLAGS)
 tests_unit_test_cfg_LDADD = libdaemon.la $(COMMON_LIBS) $(TEST_LIBS)

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <sys/socket.h>
 #include "daemon/cfg.h"
 
 static char tmp[PATH_MAX], cwd0[PATH_MAX];
@@ -166,4 +167,29 @@ Test(cfg, flags_override_the_file_and_bad_values_are_named)
     cr_expect_lt(cfg_load(&c, 3, (char **)bad, &err), 0);
     cr_expect(strstr(err.msg, "workers") != NULL, "%s", err.msg);
     cfg_free(&c);
+}
+
+Test(cfg, listen_addresses)
+{
+    struct sockaddr_storage ss;
+    int v6, lo;
+    char host[256];
+    lrq_err_t err = {0};
+    struct { const char *s, *host; int v6, lo; } good[] = {
+        {"127.0.0.1:8470", "127.0.0.1", 0, 1}, {"localhost:0", "127.0.0.1", 0, 1}, {"127.1.2.3:1", "127.1.2.3", 0, 1},
+        {"0.0.0.0:8470", "0.0.0.0", 0, 0},     {"[::1]:8470", "::1", 1, 1},        {"[::]:80", "::", 1, 0},
+        {"10.0.0.5:65535", "10.0.0.5", 0, 0},
+    };
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+        cr_expect_eq(cfg_parse_listen(good[i].s, &ss, &v6, &lo, host, sizeof host, &err), 0, "%s: %s", good[i].s,
+                     err.msg);
+        cr_expect_str_eq(host, good[i].host, "%s", good[i].s);
+        cr_expect_eq(v6, good[i].v6, "%s", good[i].s);
+        cr_expect_eq(lo, good[i].lo, "%s: loopback", good[i].s);
+    }
+    const char *bad[] = {"8470", "127.0.0.1:", "127.0.0.1:65536", "127.0.0.1:-1", "127.0.0.1:80x", "example.org:80", ":80"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        cr_expect_lt(cfg_parse_listen(bad[i], &ss, &v6, &lo, host, sizeof host, &err), 0, "accepted %s", bad[i]);
+        cr_expect(strstr(err.msg, "listen") != NULL, "%s", err.msg);
+    }
 }
