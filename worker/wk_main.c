@@ -31,9 +31,14 @@ static void usage(FILE *f)
 {
     fputs("usage: lrq-worker run --spec SPEC.json --workdir DIR\n"
           "       lrq-worker eval --model M [--tokenizer T] [--quantized DIR] --data D [--seq-len 256]\n"
-          "                       [--max-windows K] [--threads N]\n"
+          "                       [--max-windows K] [--threads N] [--batch 4]\n"
           "       lrq-worker generate --model M [--tokenizer T] [--steps 256]\n"
-          "       lrq-worker validate --spec SPEC.json\n",
+          "       lrq-worker validate --spec SPEC.json\n"
+          "\n"
+          "run: progress events (JSON lines) on stdout, the log on stderr, results in DIR\n"
+          "(docs/worker-protocol.md). Exit status: 0 done; 65 permanent failure (bad spec\n"
+          "value, unreadable or corrupt input, disk full); 75 stopped by SIGTERM/SIGINT\n"
+          "after a checkpoint (run again to resume); 70 or other: transient failure.\n",
           f);
 }
 
