@@ -335,7 +335,7 @@ static char *read_all(FILE *f, size_t max, size_t *len)
         if (b.len + k > max) { lrq_buf_free(&b); errno = EFBIG; return NULL; }
         if (lrq_buf_append(&b, chunk, k)) { lrq_buf_free(&b); errno = ENOMEM; return NULL; }
     }
-    if (ferror(f) || lrq_buf_append(&b, "", 0)) { lrq_buf_free(&b); return NULL; }
+    if (ferror(f)) { lrq_buf_free(&b); return NULL; }
     return lrq_buf_take(&b, len);
 }
 

@@ -47,7 +47,7 @@ int lrq_buf_printf(lrq_buf_t *b, const char *fmt, ...)
 
 char *lrq_buf_take(lrq_buf_t *b, size_t *len)
 {
-    char *p = b->p;
+    char *p = b->p ? b->p : calloc(1, 1);   /* never appended to: "" */
     if (len) *len = b->len;
     b->p = NULL;
     b->len = b->cap = 0;

@@ -17,7 +17,8 @@ typedef struct lrq_buf {
 
 int lrq_buf_append(lrq_buf_t *b, const void *data, size_t n);   /* 0 or LRQ_ENOMEM */
 int lrq_buf_printf(lrq_buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* Hand the bytes to the caller (free() them); b is empty afterwards. */
+/* Hand the bytes to the caller (free() them): always a NUL-terminated string ("" when
+ * nothing was appended), NULL only when out of memory; b is empty afterwards. */
 char *lrq_buf_take(lrq_buf_t *b, size_t *len);
 void lrq_buf_free(lrq_buf_t *b);
 #endif

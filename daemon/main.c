@@ -38,15 +38,20 @@ static void notify(const char *msg)
 
 /* ---- wiring: what the lower modules report ------------------------------ */
 
-/* Leave the loop when the shutdown is complete (or its grace period is over). */
-static void lrqd__maybe_exit(lrqd_t *d)
+/* Leave the loop on a policy verdict: CRON_EXIT, CRON_EXIT_LATE (or 0: stay). */
+static void lrqd__exit_on(lrqd_t *d, int v)
 {
-    int v = policy_exit_now(d->stopping, d->nruns, lrq_mono_ms(), d->stop_deadline);
-    if (v == CRON_EXIT_LATE) {
+    if (v & CRON_EXIT_LATE) {
         log_err("shutdown: %d worker(s) still running after the grace period; exiting anyway", d->nruns);
         d->exit_code = 1;
     }
-    if (v) uv_stop(d->loop);
+    if (v & (CRON_EXIT | CRON_EXIT_LATE)) uv_stop(d->loop);
+}
+
+/* Asked whenever a run ends or a shutdown starts: is the shutdown complete? */
+static void lrqd__maybe_exit(lrqd_t *d)
+{
+    lrqd__exit_on(d, policy_exit_now(d->stopping, d->nruns, lrq_mono_ms(), d->stop_deadline));
 }
 
 static void ev_state(lrqd_t *d, int64_t id) { api_publish_state(d, id); }
@@ -69,7 +74,7 @@ static void on_cron(uv_timer_t *t)
     if (m & CRON_PING) { sse_ping(&d->sse); d->last_ping = now; }
     if (m & CRON_WATCHDOG) { notify("WATCHDOG=1"); d->last_watchdog = now; }
     if (m & CRON_DISPATCH) sched_kick(d);
-    if (m & (CRON_EXIT | CRON_EXIT_LATE)) lrqd__maybe_exit(d);
+    lrqd__exit_on(d, m);
 }
 
 static void on_signal(uv_signal_t *s, int signum)

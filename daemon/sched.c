@@ -169,27 +169,23 @@ static void on_exit_cb(void *owner, int status, int sig)
     policy_exit_out_t out;
     policy_exit(&in, &out);
 
+    int rc = 0;
     if (out.action == EXIT_REGISTER) {
         if (!sched__register(d, r, now, run_ms, out.why, sizeof out.why)) {
             if (d->ev.attempt_done) d->ev.attempt_done(d, run_ms);
-            sched__remove(d, r);
-            sched__publish_state(d, id);
-            sched_kick(d);
-            if (d->ev.run_ended) d->ev.run_ended(d);
-            return;
+        } else {
+            log_err("job %lld: failed after a clean exit: %s", (long long)id, out.why);
+            out.action = EXIT_FINISH;   /* a result that cannot be registered is a failure, logs and files kept */
+            out.final_state = DB_FAILED;
         }
-        log_err("job %lld: failed after a clean exit: %s", (long long)id, out.why);
-        out.action = EXIT_FINISH;   /* a result that cannot be registered is a failure, logs and files kept */
-        out.final_state = DB_FAILED;
     }
-    int rc = 0;
     if (out.action == EXIT_FINISH) {
         rc = db_job_finish(d->db, id, out.final_state, out.why, now, run_ms, &err);
         if (!rc) {
             log_info("job %lld: %s: %s", (long long)id, db_state_name[out.final_state], out.why);
             if (d->ev.attempt_done) d->ev.attempt_done(d, run_ms);
         }
-    } else {
+    } else if (out.action == EXIT_REQUEUE) {
         rc = db_job_requeue(d->db, id, out.counted, out.counted ? out.why : NULL, now, run_ms, &err);
         if (rc == DB_FAILED) {
             log_info("job %lld: failed after its last attempt: %s", (long long)id, out.why);
