@@ -5,7 +5,12 @@ TESTS += tests/integration/test_progress.sh
 EXTRA_DIST += tests/integration/test_progress.sh tests/integration/dash.mk tests/browser/dashboard.test.mjs \
 	tests/browser/run.sh tests/browser/package.json tests/browser/package-lock.json
 
+# Through automake's TAP driver like every other test (its .trs is counted by .ci/run).
 check-browser: all
-	LRQ_SRCDIR='$(abs_top_srcdir)' LRQ_BUILDDIR='$(abs_top_builddir)' LRQ_SHARED='$(abs_top_srcdir)/../shared' \
-	  OPENBLAS_NUM_THREADS=1 $(SHELL) $(top_srcdir)/tests/browser/run.sh
+	@$(MKDIR_P) tests/browser; $(AM_TESTS_ENVIRONMENT) $(LOG_DRIVER) --test-name tests/browser/run.sh \
+	  --log-file tests/browser/run.sh.log --trs-file tests/browser/run.sh.trs --color-tests no \
+	  --enable-hard-errors yes --expect-failure no -- $(SHELL) $(top_srcdir)/tests/browser/run.sh; \
+	grep -q '^:global-test-result: \(PASS\|SKIP\)' tests/browser/run.sh.trs || \
+	  { tail -60 tests/browser/run.sh.log; exit 1; }
+CLEANFILES += tests/browser/run.sh.log tests/browser/run.sh.trs
 .PHONY: check-browser
