@@ -18,7 +18,7 @@
     lrq: {iterations: 100},
     export: ["hf"],
   };
-  const S = {who: null, cleanup: null, pages: [], filter: ""};
+  const S = {who: null, cleanup: null, pages: [], filter: "", limit: PAGE};
 
   /* ---- small DOM helpers ------------------------------------------------------------ */
   function el(tag, attrs, ...kids) {
@@ -122,7 +122,12 @@
     let m;
     if ((m = h.match(/^\/jobs\/(\d+)$/))) S.cleanup = viewJob(view, +m[1]);
     else if (h === "/submit") S.cleanup = viewSubmit(view);
-    else S.cleanup = viewList(view);
+    else {
+      /* "#/?limit=N": the page size (1..500, as the API allows). */
+      const lim = Number(new URLSearchParams(h.split("?")[1] || "").get("limit"));
+      if (lim >= 1 && lim <= 500 && lim !== S.limit) { S.limit = lim; S.pages = []; }
+      S.cleanup = viewList(view);
+    }
   }
 
   function progressBar(p, state) {
@@ -157,7 +162,7 @@
           .map((t) => el("th", {text: t})))), body),
       el("div", {class: "pager"}, newer, older)));
     async function load() {
-      const q = new URLSearchParams({limit: String(PAGE)});
+      const q = new URLSearchParams({limit: String(S.limit)});
       if (S.filter) q.set("state", S.filter);
       if (after) q.set("after", String(after));
       try {

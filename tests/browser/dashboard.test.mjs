@@ -43,7 +43,7 @@ async function until(cond, page) {
 }
 const jobOf = async (id) => (await api("GET", `/v1/jobs/${id}`, E.TOK_ADMIN)).json;
 
-console.log("1..16");
+console.log("1..18");
 const browser = await chromium.launch({
   executablePath: E.CHROMIUM || "/usr/bin/chromium",
   args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
@@ -137,6 +137,21 @@ try {
   const running = await list.$$eval("#jobs tbody tr[data-id]", (rs) => rs.map((r) => Number(r.dataset.id)));
   ok(ids.indexOf(B) === 0 && ids.indexOf(A) === 1 && running.length === 1 && running[0] === A,
      "the list shows the jobs newest first, and the state filter keeps the running one", `all ${ids}; running ${running}`);
+  // Paging as the API pages: one job a page, Older follows next_after, Newer goes back.
+  await list.selectOption("#state-filter", "");
+  await list.goto(URL_ + "/#/?limit=1");
+  const rowIds = async () => list.$$eval("#jobs tbody tr[data-id]", (rs) => rs.map((r) => Number(r.dataset.id)).join(","));
+  await until(async () => (await rowIds()) === String(B), list);
+  const p1 = await rowIds();
+  await list.click("#older");
+  await until(async () => (await rowIds()) === String(A), list);
+  const p2 = await rowIds();
+  await list.click("#newer");
+  await until(async () => (await rowIds()) === String(B), list);
+  const p3 = await rowIds();
+  const apiPage = (await api("GET", "/v1/jobs?limit=1", E.TOK_ADMIN)).json;
+  ok(p1 === String(B) && p2 === String(A) && p3 === String(B) && apiPage.next_after === B,
+     "paging follows the API's pages (limit=1: Older, then Newer)", `pages ${p1} | ${p2} | ${p3}`);
 
   // 6. A read-only token: no cancel button; the API refuses it (403) if it tries.
   const ro = await newPage();
@@ -161,6 +176,13 @@ try {
   await list.click("#cancel");
   const cancelled = await until(async () => (await jobOf(A)).state === "cancelled", list);
   ok(cancelled, "the cancel button cancels the running job");
+  // Its page now shows why it ended and the worker's log (the file's tail, fetched with a Range).
+  await until(async () => (await list.locator("#log").count()) === 1, list);
+  const logFile = readFileSync(`${E.STATE}/jobs/${A}/log`, "utf8");
+  const logShown = (await list.locator("#log").count()) ? await list.textContent("#log") : "";
+  const errShown = (await list.locator("#job-error").count()) ? await list.textContent("#job-error") : "";
+  ok(errShown === (await jobOf(A)).error && logShown.length > 0 && logFile.endsWith(logShown),
+     "a cancelled job's page shows its error and its log", `error "${errShown}", log ${logShown.length} bytes`);
   const done = await until(async () => (await page.textContent("#job-state").catch(() => "")) === "succeeded", page);
   const live = await page.evaluate(() => window.__live);
   const run = live.filter(([s]) => s === "running").map(([, f]) => f);
