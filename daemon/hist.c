@@ -176,6 +176,7 @@ int hist_flush(hist_t *h, uint64_t now, lrq_err_t *err)
         }
     }
     /* Written or not, what was pending is gone: history is not worth unbounded memory. */
+    if (rc) h->dropped += (int64_t)h->npend;
     h->npend = h->nblk = 0;
     for (hist_job_t **pj = &h->jobs; *pj;) {
         hist_job_t *j = *pj;

@@ -43,7 +43,8 @@ typedef struct hist {
     db_pblock_t *blk;
     size_t nblk, capblk;
     uint64_t last_flush;       /* monotonic ms */
-    int64_t dropped;           /* samples dropped (pending full or out of memory) */
+    int64_t dropped;           /* samples dropped (pending full, out of memory, db error) */
+    int64_t dropped_logged;    /* main.c: the count it last reported */
 } hist_t;
 
 void hist_init(hist_t *h, db_t *db);

@@ -58,6 +58,10 @@ static void lrqd__hist_flush(lrqd_t *d)
 {
     lrq_err_t err = {0};
     if (hist_flush(&d->hist, lrq_mono_ms(), &err)) log_warn("progress history: %s", err.msg);
+    if (d->hist.dropped != d->hist.dropped_logged) {
+        log_warn("progress history: %lld sample(s) dropped so far (not written)", (long long)d->hist.dropped);
+        d->hist.dropped_logged = d->hist.dropped;
+    }
 }
 
 /* A state change ends what the history holds in memory for the job: write it now. */
@@ -72,8 +76,8 @@ static void ev_progress(lrqd_t *d, int64_t id, json_t *p)
 {
     lrq_err_t err = {0};
     sse_publish(&d->sse, id, "progress", p, 0);
-    if (hist_add(&d->hist, id, p, (int64_t)lrq_wall_ms(), &err) && d->hist.dropped < 5)
-        log_warn("job %lld: progress history: %s", (long long)id, err.msg);
+    if (hist_add(&d->hist, id, p, (int64_t)lrq_wall_ms(), &err))   /* counted; the next flush reports it */
+        log_debug("job %lld: progress history: %s", (long long)id, err.msg);
 }
 
 /* "block" events: into the history, and to SSE watchers numbered from 1 like progress lines. */
