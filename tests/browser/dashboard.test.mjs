@@ -43,7 +43,7 @@ async function until(cond, page) {
 }
 const jobOf = async (id) => (await api("GET", `/v1/jobs/${id}`, E.TOK_ADMIN)).json;
 
-console.log("1..18");
+console.log("1..19");
 const browser = await chromium.launch({
   executablePath: E.CHROMIUM || "/usr/bin/chromium",
   args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
@@ -113,6 +113,13 @@ try {
   await page.click("#set-priority");
   await until(async () => (await jobOf(B)).priority === 5, page);
   ok((await jobOf(B)).priority === 5, "priority changed from the page");
+  // A second watcher whose event stream cannot be opened: it must fall back to polling.
+  const pol = await newPage();
+  await pol.route("**/v1/jobs/*/events", (r) => r.abort());
+  await pol.goto(URL_ + "/");
+  await login(pol, E.TOK_ADMIN);
+  await until(async () => (await pol.textContent("#who")).includes("boss (admin)"), pol);
+  await pol.goto(URL_ + `/#/jobs/${B}`);
   // Record what the live panel shows, from here on, every time the page redraws it.
   await page.evaluate(() => {
     window.__live = [];
@@ -203,6 +210,13 @@ try {
   ok(hist.blocks.length === 5 && JSON.stringify(curves) === JSON.stringify(want) && curves.every(([, p]) => p >= 2),
      "the loss chart has one curve per finished block with the history's points", `page ${JSON.stringify(curves)}, API ${JSON.stringify(want)}`);
 
+  const polDone = await until(async () => (await pol.textContent("#job-state").catch(() => "")) === "succeeded", pol);
+  await until(async () => (await pol.locator("#chart path.curve").count()) === hist.blocks.length, pol);
+  const polCurves = await pol.$$eval("#chart path.curve", (ps) => ps.map((p) => [Number(p.dataset.block), Number(p.dataset.points)]));
+  ok(polDone && (await pol.getAttribute("#live-mode", "data-mode")) === "polling" &&
+     JSON.stringify(polCurves) === JSON.stringify(want),
+     "without the event stream the page polls, and ends with the same chart", `mode ${await pol.getAttribute("#live-mode", "data-mode")}`);
+
   // 9. Metrics and artifacts against the API and the bytes on disk.
   await until(async () => (await page.locator("#artifacts tbody tr").count()) > 0 &&
                           (await page.locator('[data-k="q-ppl"]').count()) === 1, page);
@@ -237,7 +251,7 @@ try {
      await open.textContent("#banner"));
 
   const violations = [];
-  for (const p of [page, list, ro, open]) violations.push(...(await p.evaluate(() => window.__csp)));
+  for (const p of [page, list, ro, open, pol]) violations.push(...(await p.evaluate(() => window.__csp)));
   ok(violations.length === 0 && csp.length === 0, "no CSP violation and no script error on any page",
      [...violations, ...csp].join("; ") || `screenshots: ${E.OUT}/job.png, ${E.OUT}/list.png`);
 } catch (e) {
