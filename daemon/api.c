@@ -7,10 +7,12 @@
 #include "lrq_clock.h"
 #include "lrq_spec.h"
 #include "range.h"
+#include "assets.h"
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -452,6 +454,145 @@ static enum MHD_Result h_artifact(lrqd_t *d, req_t *r, struct MHD_Connection *c)
     return api__serve_fd(r, c, fd, &st, "application/octet-stream", etag);
 }
 
+/* ---- progress history, priority, whoami (docs/api.md) --------------------- */
+
+static json_t *api__real(double v) { return isnan(v) || isinf(v) ? json_null() : json_real(v); }
+
+static enum MHD_Result h_progress(lrqd_t *d, req_t *r, struct MHD_Connection *c)
+{
+    const char *si = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "since");
+    const char *li = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "limit");
+    int64_t since = 0, limit = 5000;
+    if (si && rt_parse_i64(si, 0, (INT64_C(1) << 53) - 1, &since))
+        return http_reply_error(r, c, 400, "invalid_query", "since",
+                                "since must be a sample sequence number (an integer >= 0: last_seq of a reply)");
+    if (li && rt_parse_i64(li, 1, 5000, &limit))
+        return http_reply_error(r, c, 400, "invalid_query", "limit", "limit must be an integer in 1..5000");
+    db_job_t j;
+    enum MHD_Result ret;
+    if (api__job(d, r, c, &j, &ret)) return ret;
+    db_job_clear(&j);
+    int64_t id = req_match(r)->id;
+    db_psample_t *s = NULL;
+    db_pblock_t *b = NULL;
+    size_t ns = 0, nb = 0;
+    lrq_err_t err;
+    if (db_progress_list(d->db, id, since, (int)limit, &s, &ns, &err) ||
+        db_progress_blocks(d->db, id, &b, &nb, &err)) {
+        free(s);
+        log_err("%s", err.msg);
+        return http_reply_error(r, c, 500, "internal", NULL, "database error");
+    }
+    json_t *sa = json_array(), *ba = json_array();
+    for (size_t i = 0; sa && i < ns; i++)
+        json_array_append_new(sa, json_pack("{s:I, s:o, s:I, s:s, s:i, s:o, s:o, s:o, s:o}", "seq", (json_int_t)s[i].seq,
+                                            "time", jobjson_time(s[i].t_ms), "t_ms", (json_int_t)s[i].t_ms,
+                                            "stage", s[i].stage, "block", s[i].block,
+                                            "iteration", s[i].iteration < 0 ? json_null() : json_integer(s[i].iteration),
+                                            "loss", api__real(s[i].loss), "eta_s", api__real(s[i].eta_s),
+                                            "fraction", api__real(s[i].fraction)));
+    for (size_t i = 0; ba && i < nb; i++)
+        json_array_append_new(ba, json_pack("{s:i, s:o, s:o, s:o, s:o, s:o}", "block", b[i].block,
+                                            "blocks", b[i].blocks > 0 ? json_integer(b[i].blocks) : json_null(),
+                                            "loss_start", api__real(b[i].loss_start), "loss_end",
+                                            api__real(b[i].loss_end), "seconds", api__real(b[i].seconds),
+                                            "time", jobjson_time(b[i].t_ms)));
+    json_t *o = json_pack("{s:o, s:o, s:I, s:b}", "samples", sa ? sa : json_array(), "blocks", ba ? ba : json_array(),
+                          "last_seq", (json_int_t)(ns ? s[ns - 1].seq : since), "more", (size_t)limit == ns);
+    free(s);
+    free(b);
+    return o ? http_reply_json(r, c, 200, o) : http_reply_error(r, c, 500, "internal", NULL, "out of memory");
+}
+
+/* PATCH /v1/jobs/{id} {"priority": N}: a queued job's priority. */
+static enum MHD_Result h_patch(lrqd_t *d, req_t *r, struct MHD_Connection *c)
+{
+    db_job_t j;
+    enum MHD_Result ret;
+    if (api__job(d, r, c, &j, &ret)) return ret;
+    int ok = api__may_write(d, r, j.owner);
+    db_job_clear(&j);
+    if (!ok) return http_reply_error(r, c, 403, "forbidden", NULL, "this token may not change this job");
+    size_t len;
+    const char *body = req_body(r, &len);
+    json_error_t je;
+    json_t *in = json_loadb(body, len, JSON_REJECT_DUPLICATES, &je);
+    if (!in) return http_reply_error(r, c, 400, "invalid_json", NULL, "line %d column %d: %s", je.line, je.column,
+                                     je.text);
+    const char *key, *bad = NULL;
+    json_t *v, *pr = NULL;
+    json_object_foreach(in, key, v) {
+        if (strcmp(key, "priority")) { bad = key; break; }
+        pr = v;
+    }
+    if (!json_is_object(in)) ret = http_reply_error(r, c, 422, "invalid_spec", NULL, "the body must be a JSON object");
+    else if (bad) ret = http_reply_error(r, c, 422, "invalid_spec", bad, "%s: unknown field (only priority can change)", bad);
+    else if (!pr) ret = http_reply_error(r, c, 422, "invalid_spec", "priority", "priority: required");
+    else if (!json_is_integer(pr) || json_integer_value(pr) < -100 || json_integer_value(pr) > 100)
+        ret = http_reply_error(r, c, 422, "invalid_spec", "priority", "priority: must be an integer in -100..100");
+    else {
+        lrq_err_t err;
+        int64_t id = req_match(r)->id;
+        int rc = db_job_set_priority(d->db, id, (int)json_integer_value(pr), &err);
+        if (rc == DB_ECONFLICT) ret = http_reply_error(r, c, 409, "conflict", NULL, "%s", err.msg);
+        else if (rc == DB_ENOTFOUND) ret = http_reply_error(r, c, 404, "not_found", NULL, "%s", err.msg);
+        else if (rc) { log_err("%s", err.msg); ret = http_reply_error(r, c, 500, "internal", NULL, "database error"); }
+        else {
+            log_info("job %lld: priority %lld", (long long)id, (long long)json_integer_value(pr));
+            api_publish_state(d, id);
+            ret = api__reply_job(d, r, c, 200, id);
+        }
+    }
+    json_decref(in);
+    return ret;
+}
+
+/* Who the bearer is, so that the dashboard offers only what the role allows. */
+static enum MHD_Result h_whoami(lrqd_t *d, req_t *r, struct MHD_Connection *c)
+{
+    static const char *const roles[] = {"none", "read", "submit", "admin"};
+    const token_t *t = req_token(r);
+    int role = d->auth ? (t && t->role >= ROLE_READ && t->role <= ROLE_ADMIN ? t->role : 0) : ROLE_ADMIN;
+    return http_reply_json(r, c, 200, json_pack("{s:b, s:s?, s:s, s:b}", "auth", d->auth, "name",
+                                                d->auth && t ? t->name : NULL, "role", roles[role], "loopback",
+                                                d->loopback));
+}
+
+/* ---- the dashboard (dashboard/, compiled in: assets.h) -------------------- */
+
+static enum MHD_Result api__asset(req_t *r, struct MHD_Connection *c, const char *name)
+{
+    const asset_t *a = NULL;
+    for (size_t i = 0; i < dash_nassets; i++)
+        if (!strcmp(dash_assets[i].name, name)) a = &dash_assets[i];
+    if (!a) return http_reply_error(r, c, 404, "not_found", NULL, "no such file");
+    const char *inm = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_IF_NONE_MATCH);
+    int fresh = inm && !strcmp(inm, a->etag);
+    struct MHD_Response *resp = fresh ? MHD_create_response_from_buffer(0, "", MHD_RESPMEM_PERSISTENT)
+                                      : MHD_create_response_from_buffer(a->len, (void *)a->data, MHD_RESPMEM_PERSISTENT);
+    if (!resp) return MHD_NO;
+    if (!fresh) MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, a->ctype);
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_ETAG, a->etag);
+    /* Revalidate every time (a 304 costs nothing): a new lrqd may carry new files under the same names. */
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
+    MHD_add_response_header(resp, "Content-Security-Policy",
+                            "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
+                            "img-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'");
+    MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+    MHD_add_response_header(resp, "Referrer-Policy", "no-referrer");
+    MHD_add_response_header(resp, "X-Frame-Options", "DENY");
+    return http_reply(r, c, fresh ? 304 : 200, resp);
+}
+
+static enum MHD_Result h_dash(lrqd_t *d, req_t *r, struct MHD_Connection *c) { return api__asset(r, c, "index.html"); }
+
+static enum MHD_Result h_asset(lrqd_t *d, req_t *r, struct MHD_Connection *c)
+{
+    const char *rest = req_match(r)->rest;
+    if (!rest || strchr(rest, '/')) return http_reply_error(r, c, 404, "not_found", NULL, "no such file");
+    return api__asset(r, c, rest);
+}
+
 static enum MHD_Result h_healthz(lrqd_t *d, req_t *r, struct MHD_Connection *c)
 {
     return http_reply_json(r, c, 200, json_pack("{s:s}", "status", "ok"));
@@ -509,6 +650,11 @@ enum MHD_Result api_dispatch(lrqd_t *d, req_t *r, struct MHD_Connection *c, int 
     case H_JOB_METRICS: return h_job_metrics(d, r, c);
     case H_ARTIFACTS: return h_artifacts(d, r, c);
     case H_ARTIFACT: return h_artifact(d, r, c);
+    case H_PROGRESS: return h_progress(d, r, c);
+    case H_PATCH: return h_patch(d, r, c);
+    case H_WHOAMI: return h_whoami(d, r, c);
+    case H_DASH: return h_dash(d, r, c);
+    case H_ASSET: return h_asset(d, r, c);
     }
     return http_reply_error(r, c, 500, "internal", NULL, "unhandled route");
 }

@@ -2,6 +2,7 @@
 #include "db.h"
 #include <dirent.h>
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -562,6 +563,200 @@ int db_job_delete(db_t *db, int64_t id, lrq_err_t *err)
         goto out;
     }
     rc = db__update(db, "DELETE FROM job WHERE id = ?1", id, NULL, 0, err);
+    if (rc > 0) rc = 0;
+out:
+    return db__finish_tx(db, rc, err);
+}
+
+/* ---- progress history ----------------------------------------------------- */
+
+static void db__bind_real(sqlite3_stmt *st, int i, double v)
+{
+    if (isnan(v)) sqlite3_bind_null(st, i);
+    else sqlite3_bind_double(st, i, v);
+}
+
+static double db__col_real(sqlite3_stmt *st, int i)
+{
+    return sqlite3_column_type(st, i) == SQLITE_NULL ? NAN : sqlite3_column_double(st, i);
+}
+
+int db_progress_seg_get(db_t *db, int64_t job_id, const char *stage, int block, db_pseg_t *out, lrq_err_t *err)
+{
+    sqlite3_stmt *st;
+    int rc = db__prepare(db, "SELECT seen, stride, cap FROM progress_segment WHERE job_id = ?1 AND stage = ?2 "
+                             "AND block = ?3", &st, err);
+    if (rc) return rc;
+    sqlite3_bind_int64(st, 1, job_id);
+    sqlite3_bind_text(st, 2, stage, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 3, block);
+    int s = sqlite3_step(st);
+    if (s == SQLITE_ROW) {
+        memset(out, 0, sizeof *out);
+        out->job_id = job_id;
+        snprintf(out->stage, sizeof out->stage, "%s", stage);
+        out->block = block;
+        out->seen = sqlite3_column_int64(st, 0);
+        out->stride = sqlite3_column_int64(st, 1);
+        out->cap = sqlite3_column_int64(st, 2);
+    } else if (s == SQLITE_DONE) {
+        rc = DB_ENOTFOUND;
+    } else {
+        rc = db__err(db, err, "progress segment");
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int db_progress_write(db_t *db, const db_psample_t *s, size_t ns, const db_pseg_t *segs, size_t nseg,
+                      const db_pblock_t *b, size_t nb, lrq_err_t *err)
+{
+    sqlite3_stmt *ins = NULL, *seg = NULL, *del = NULL, *blk = NULL;
+    int rc;
+    if ((rc = db__exec(db, "BEGIN IMMEDIATE", err))) return rc;
+    if ((rc = db__prepare(db, "INSERT OR IGNORE INTO progress_sample (job_id, stage, block, k, t_ms, iteration, loss, "
+                              "eta_s, fraction) SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9 "
+                              "WHERE EXISTS (SELECT 1 FROM job WHERE id = ?1)", &ins, err)) ||
+        (rc = db__prepare(db, "INSERT OR REPLACE INTO progress_segment (job_id, stage, block, seen, stride, cap) "
+                              "SELECT ?1, ?2, ?3, ?4, ?5, ?6 WHERE EXISTS (SELECT 1 FROM job WHERE id = ?1)", &seg,
+                          err)) ||
+        (rc = db__prepare(db, "DELETE FROM progress_sample WHERE job_id = ?1 AND stage = ?2 AND block = ?3 "
+                              "AND k < ?4 - 1 AND k % ?5 != 0", &del, err)) ||
+        (rc = db__prepare(db, "INSERT OR REPLACE INTO progress_block (job_id, block, blocks, loss_start, loss_end, "
+                              "seconds, t_ms) SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7 "
+                              "WHERE EXISTS (SELECT 1 FROM job WHERE id = ?1)", &blk, err)))
+        goto out;
+    for (size_t i = 0; i < ns; i++) {
+        sqlite3_reset(ins);
+        sqlite3_bind_int64(ins, 1, s[i].job_id);
+        sqlite3_bind_text(ins, 2, s[i].stage, -1, SQLITE_STATIC);
+        sqlite3_bind_int(ins, 3, s[i].block);
+        sqlite3_bind_int64(ins, 4, s[i].k);
+        sqlite3_bind_int64(ins, 5, s[i].t_ms);
+        if (s[i].iteration < 0) sqlite3_bind_null(ins, 6);
+        else sqlite3_bind_int64(ins, 6, s[i].iteration);
+        db__bind_real(ins, 7, s[i].loss);
+        db__bind_real(ins, 8, s[i].eta_s);
+        db__bind_real(ins, 9, s[i].fraction);
+        if (sqlite3_step(ins) != SQLITE_DONE) { rc = db__err(db, err, "insert progress sample"); goto out; }
+    }
+    for (size_t i = 0; i < nseg; i++) {
+        sqlite3_reset(seg);
+        sqlite3_bind_int64(seg, 1, segs[i].job_id);
+        sqlite3_bind_text(seg, 2, segs[i].stage, -1, SQLITE_STATIC);
+        sqlite3_bind_int(seg, 3, segs[i].block);
+        sqlite3_bind_int64(seg, 4, segs[i].seen);
+        sqlite3_bind_int64(seg, 5, segs[i].stride);
+        sqlite3_bind_int64(seg, 6, segs[i].cap);
+        if (sqlite3_step(seg) != SQLITE_DONE) { rc = db__err(db, err, "progress segment"); goto out; }
+        sqlite3_reset(del);
+        sqlite3_bind_int64(del, 1, segs[i].job_id);
+        sqlite3_bind_text(del, 2, segs[i].stage, -1, SQLITE_STATIC);
+        sqlite3_bind_int(del, 3, segs[i].block);
+        sqlite3_bind_int64(del, 4, segs[i].seen);
+        sqlite3_bind_int64(del, 5, segs[i].stride);
+        if (sqlite3_step(del) != SQLITE_DONE) { rc = db__err(db, err, "thin progress"); goto out; }
+    }
+    for (size_t i = 0; i < nb; i++) {
+        sqlite3_reset(blk);
+        sqlite3_bind_int64(blk, 1, b[i].job_id);
+        sqlite3_bind_int(blk, 2, b[i].block);
+        if (b[i].blocks > 0) sqlite3_bind_int(blk, 3, b[i].blocks);
+        else sqlite3_bind_null(blk, 3);
+        db__bind_real(blk, 4, b[i].loss_start);
+        db__bind_real(blk, 5, b[i].loss_end);
+        db__bind_real(blk, 6, b[i].seconds);
+        sqlite3_bind_int64(blk, 7, b[i].t_ms);
+        if (sqlite3_step(blk) != SQLITE_DONE) { rc = db__err(db, err, "progress block"); goto out; }
+    }
+    rc = 0;
+out:
+    sqlite3_finalize(ins);
+    sqlite3_finalize(seg);
+    sqlite3_finalize(del);
+    sqlite3_finalize(blk);
+    return db__finish_tx(db, rc, err);
+}
+
+int db_progress_list(db_t *db, int64_t job_id, int64_t since, int limit, db_psample_t **out, size_t *n,
+                     lrq_err_t *err)
+{
+    sqlite3_stmt *st;
+    *out = NULL;
+    *n = 0;
+    int rc = db__prepare(db, "SELECT seq, stage, block, k, t_ms, iteration, loss, eta_s, fraction FROM progress_sample "
+                             "WHERE job_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3", &st, err), s;
+    if (rc) return rc;
+    sqlite3_bind_int64(st, 1, job_id);
+    sqlite3_bind_int64(st, 2, since);
+    sqlite3_bind_int(st, 3, limit);
+    db_psample_t *a = NULL;
+    size_t cnt = 0, cap = 0;
+    while ((s = sqlite3_step(st)) == SQLITE_ROW) {
+        if (lrq_grow(&a, &cap, cnt + 1, sizeof *a)) { rc = lrq_errf(err, LRQ_ENOMEM, "out of memory"); break; }
+        db_psample_t *p = &a[cnt++];
+        memset(p, 0, sizeof *p);
+        p->seq = sqlite3_column_int64(st, 0);
+        p->job_id = job_id;
+        const unsigned char *t = sqlite3_column_text(st, 1);
+        snprintf(p->stage, sizeof p->stage, "%s", t ? (const char *)t : "");
+        p->block = sqlite3_column_int(st, 2);
+        p->k = sqlite3_column_int64(st, 3);
+        p->t_ms = sqlite3_column_int64(st, 4);
+        p->iteration = sqlite3_column_type(st, 5) == SQLITE_NULL ? -1 : sqlite3_column_int64(st, 5);
+        p->loss = db__col_real(st, 6);
+        p->eta_s = db__col_real(st, 7);
+        p->fraction = db__col_real(st, 8);
+    }
+    if (!rc && s != SQLITE_DONE) rc = db__err(db, err, "progress samples");
+    sqlite3_finalize(st);
+    if (rc) { free(a); return rc; }
+    *out = a;
+    *n = cnt;
+    return 0;
+}
+
+int db_progress_blocks(db_t *db, int64_t job_id, db_pblock_t **out, size_t *n, lrq_err_t *err)
+{
+    sqlite3_stmt *st;
+    *out = NULL;
+    *n = 0;
+    int rc = db__prepare(db, "SELECT block, blocks, loss_start, loss_end, seconds, t_ms FROM progress_block "
+                             "WHERE job_id = ?1 ORDER BY block", &st, err), s;
+    if (rc) return rc;
+    sqlite3_bind_int64(st, 1, job_id);
+    db_pblock_t *a = NULL;
+    size_t cnt = 0, cap = 0;
+    while ((s = sqlite3_step(st)) == SQLITE_ROW) {
+        if (lrq_grow(&a, &cap, cnt + 1, sizeof *a)) { rc = lrq_errf(err, LRQ_ENOMEM, "out of memory"); break; }
+        db_pblock_t *p = &a[cnt++];
+        p->job_id = job_id;
+        p->block = sqlite3_column_int(st, 0);
+        p->blocks = sqlite3_column_int(st, 1);
+        p->loss_start = db__col_real(st, 2);
+        p->loss_end = db__col_real(st, 3);
+        p->seconds = db__col_real(st, 4);
+        p->t_ms = sqlite3_column_int64(st, 5);
+    }
+    if (!rc && s != SQLITE_DONE) rc = db__err(db, err, "progress blocks");
+    sqlite3_finalize(st);
+    if (rc) { free(a); return rc; }
+    *out = a;
+    *n = cnt;
+    return 0;
+}
+
+int db_job_set_priority(db_t *db, int64_t id, int priority, lrq_err_t *err)
+{
+    int rc, cur;
+    if ((rc = db__exec(db, "BEGIN IMMEDIATE", err))) return rc;
+    if ((rc = db__state_of(db, id, &cur, NULL, NULL, err))) goto out;
+    if (cur != DB_QUEUED) {
+        rc = lrq_errf(err, DB_ECONFLICT, "job %lld is %s; only a queued job's priority can change", (long long)id,
+                      db_state_name[cur]);
+        goto out;
+    }
+    rc = db__update(db, "UPDATE job SET priority = ?3 WHERE id = ?1", id, NULL, priority, err);
     if (rc > 0) rc = 0;
 out:
     return db__finish_tx(db, rc, err);

@@ -99,4 +99,42 @@ void db_artifacts_free(db_artifact_t *arts, size_t n);
 /* *body is a new string or NULL (DB_ENOTFOUND). */
 int db_metrics_get(db_t *db, int64_t id, char **body, lrq_err_t *err);
 
+/* ---- progress history (schema/0002_progress.sql, docs/daemon.md "Progress history") ---- */
+typedef struct db_psample {
+    int64_t seq;               /* set by reads */
+    int64_t job_id;
+    char stage[16];
+    int block;                 /* reconstruct: from 1; else 0 */
+    int64_t k, t_ms;
+    int64_t iteration;         /* -1 = none */
+    double loss, eta_s, fraction;   /* NAN = none */
+} db_psample_t;
+/* A segment's decimation state (decim.h). */
+typedef struct db_pseg {
+    int64_t job_id;
+    char stage[16];
+    int block;
+    int64_t seen, stride, cap;
+} db_pseg_t;
+typedef struct db_pblock {
+    int64_t job_id;
+    int block, blocks;         /* block from 1; blocks 0 = unknown */
+    double loss_start, loss_end, seconds;   /* NAN = none */
+    int64_t t_ms;
+} db_pblock_t;
+
+/* 0 and *out, or DB_ENOTFOUND when the segment has no stored state. */
+int db_progress_seg_get(db_t *db, int64_t job_id, const char *stage, int block, db_pseg_t *out, lrq_err_t *err);
+/* One transaction: insert the samples, store each segment's state and delete
+ * its samples that are no longer kept (k % stride != 0 and k < seen - 1),
+ * store the block rows. Rows of jobs that no longer exist are skipped. */
+int db_progress_write(db_t *db, const db_psample_t *s, size_t ns, const db_pseg_t *segs, size_t nseg,
+                      const db_pblock_t *b, size_t nb, lrq_err_t *err);
+/* Samples with seq > since, oldest first, at most limit (*out: free()). */
+int db_progress_list(db_t *db, int64_t job_id, int64_t since, int limit, db_psample_t **out, size_t *n,
+                     lrq_err_t *err);
+int db_progress_blocks(db_t *db, int64_t job_id, db_pblock_t **out, size_t *n, lrq_err_t *err);
+/* Priority of a queued job (DB_ECONFLICT if it is not queued). */
+int db_job_set_priority(db_t *db, int64_t id, int priority, lrq_err_t *err);
+
 #endif

@@ -21,6 +21,7 @@
 #include "cfg.h"
 #include "db.h"
 #include "exec.h"
+#include "hist.h"
 #include "router.h"
 #include "metrics.h"
 #include "policy.h"
@@ -50,6 +51,8 @@ typedef struct sched_events {
     void (*progress)(struct lrqd *d, int64_t job_id, json_t *progress /* borrowed */);
     void (*attempt_done)(struct lrqd *d, int64_t run_ms);   /* an attempt ended for good */
     void (*run_ended)(struct lrqd *d);                  /* a run is gone: shutdown may be complete */
+    /* any other worker event ("block", "checkpoint", …): name and the whole line, borrowed */
+    void (*worker_event)(struct lrqd *d, int64_t job_id, const char *name, json_t *ev);
 } sched_events_t;
 
 typedef struct req req_t;
@@ -95,6 +98,7 @@ typedef struct lrqd {
     int stopping, exit_code;
     uint64_t stop_deadline, watchdog_usec, last_watchdog, low_disk_logged, last_ping;
     metrics_t metrics;
+    hist_t hist;           /* progress history (batched writes) */
 } lrqd_t;
 
 /* http.c: libmicrohttpd on the loop; replies. */

@@ -54,8 +54,47 @@ static void lrqd__maybe_exit(lrqd_t *d)
     lrqd__exit_on(d, policy_exit_now(d->stopping, d->nruns, lrq_mono_ms(), d->stop_deadline));
 }
 
-static void ev_state(lrqd_t *d, int64_t id) { api_publish_state(d, id); }
-static void ev_progress(lrqd_t *d, int64_t id, json_t *p) { sse_publish(&d->sse, id, "progress", p, 0); }
+static void lrqd__hist_flush(lrqd_t *d)
+{
+    lrq_err_t err = {0};
+    if (hist_flush(&d->hist, lrq_mono_ms(), &err)) log_warn("progress history: %s", err.msg);
+    if (d->hist.dropped != d->hist.dropped_logged) {
+        log_warn("progress history: %lld sample(s) dropped so far (not written)", (long long)d->hist.dropped);
+        d->hist.dropped_logged = d->hist.dropped;
+    }
+}
+
+/* A state change ends what the history holds in memory for the job: write it now. */
+static void ev_state(lrqd_t *d, int64_t id)
+{
+    hist_job_done(&d->hist, id);
+    lrqd__hist_flush(d);
+    api_publish_state(d, id);
+}
+
+static void ev_progress(lrqd_t *d, int64_t id, json_t *p)
+{
+    lrq_err_t err = {0};
+    sse_publish(&d->sse, id, "progress", p, 0);
+    if (hist_add(&d->hist, id, p, (int64_t)lrq_wall_ms(), &err))   /* counted; the next flush reports it */
+        log_debug("job %lld: progress history: %s", (long long)id, err.msg);
+}
+
+/* "block" events: into the history, and to SSE watchers numbered from 1 like progress lines. */
+static void ev_worker_event(lrqd_t *d, int64_t id, const char *name, json_t *ev)
+{
+    if (strcmp(name, "block")) return;
+    lrq_err_t err = {0};
+    if (hist_block(&d->hist, id, ev, (int64_t)lrq_wall_ms(), &err)) log_warn("job %lld: %s", (long long)id, err.msg);
+    json_t *o = json_deep_copy(ev);
+    json_t *b = json_object_get(o, "block");
+    if (o && json_is_integer(b)) {
+        json_object_del(o, "event");
+        json_object_set_new(o, "block", json_integer(json_integer_value(b) + 1));
+        sse_publish(&d->sse, id, "block", o, 0);
+    }
+    json_decref(o);
+}
 static void ev_attempt_done(lrqd_t *d, int64_t run_ms) { metrics_job_done(&d->metrics, run_ms); }
 static void ev_run_ended(lrqd_t *d) { lrqd__maybe_exit(d); }
 static void http_completed(lrqd_t *d, const char *route, int status) { metrics_http(&d->metrics, route, status); }
@@ -67,6 +106,7 @@ static void on_cron(uv_timer_t *t)
     lrqd_t *d = t->data;
     uint64_t now = lrq_mono_ms();
     sched_tick(d, now);
+    if (hist_due(&d->hist, now)) lrqd__hist_flush(d);
     policy_cron_in_t in = {.now = now, .last_ping = d->last_ping, .ping_ms = 15000, .last_watchdog = d->last_watchdog,
                            .watchdog_usec = d->watchdog_usec, .stopping = d->stopping, .nruns = d->nruns,
                            .workers = d->cfg.workers, .stop_deadline = d->stop_deadline};
@@ -158,8 +198,10 @@ int main(int argc, char **argv)
         log_err("%s", err.msg);
         return 1;
     }
+    hist_init(&d->hist, d->db);
     static const sched_events_t events = {.state = ev_state, .progress = ev_progress,
-                                          .attempt_done = ev_attempt_done, .run_ended = ev_run_ended};
+                                          .attempt_done = ev_attempt_done, .run_ended = ev_run_ended,
+                                          .worker_event = ev_worker_event};
     sched_init(d, &events);
     if ((rc = sched_recover(d, &err))) { log_err("recovery: %s", err.msg); return 1; }
     static const http_hooks_t hooks = {.dispatch = api_dispatch, .completed = http_completed};
@@ -203,6 +245,8 @@ int main(int argc, char **argv)
     uv_run(d->loop, UV_RUN_DEFAULT);
     if (uv_loop_close(d->loop)) log_warn("event loop closed with handles pending");
     d->exec.ops->destroy(d->exec.self);
+    lrqd__hist_flush(d);
+    hist_close(&d->hist);
     db_close(d->db);
     log_notice("stopped");
     int code = d->exit_code;

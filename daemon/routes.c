@@ -15,6 +15,11 @@ const rt_route_t api_routes[] = {
     {RT_GET, "/v1/jobs/{id}/metrics", H_JOB_METRICS},
     {RT_GET, "/v1/jobs/{id}/artifacts", H_ARTIFACTS},
     {RT_GET, "/v1/jobs/{id}/artifacts/{*}", H_ARTIFACT},
+    {RT_GET, "/v1/jobs/{id}/progress", H_PROGRESS},
+    {RT_PATCH, "/v1/jobs/{id}", H_PATCH},
+    {RT_GET, "/v1/whoami", H_WHOAMI},
+    {RT_GET, "/", H_DASH},
+    {RT_GET, "/ui/{*}", H_ASSET},
 };
 const size_t api_nroutes = sizeof api_routes / sizeof api_routes[0];
 

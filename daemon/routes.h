@@ -7,7 +7,7 @@
 
 enum {
     H_HEALTHZ, H_READYZ, H_METRICS, H_SUBMIT, H_LIST, H_GET, H_DELETE, H_CANCEL, H_EVENTS, H_LOG, H_JOB_METRICS,
-    H_ARTIFACTS, H_ARTIFACT,
+    H_ARTIFACTS, H_ARTIFACT, H_PROGRESS, H_PATCH, H_WHOAMI, H_DASH, H_ASSET,
 };
 extern const rt_route_t api_routes[];
 extern const size_t api_nroutes;

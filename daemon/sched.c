@@ -110,6 +110,7 @@ static void on_line(void *owner, char *line, size_t len)
         break;
     case WEV_OTHER:
         log_debug("job %lld: event %s", (long long)r->job_id, ev.name);
+        if (d->ev.worker_event) d->ev.worker_event(d, r->job_id, ev.name, ev.obj);
         break;
     }
     wev_clear(&ev);
