@@ -93,7 +93,7 @@ id=$(head -n 1 "$T/sub.out")
 expect "from the build dir (--worker ./lrq-worker, no --schema-dir): submit --wait completes the job" \
   '[ $rc -eq 0 ] && [ "$(job_field "$id" state)" = succeeded ]' "rc $rc; $(tail -n 3 "$T/sub.out" "$T/sub.err" | tr '\n' ' ')"
 expect "…the migrations are the built-in ones; the worker path is absolute" \
-  'grep -q "schema v1, worker $BLD/lrq-worker," "$T/a.log"' "$(grep listening "$T/a.log")"
+  'grep -q "schema v$(ls "$SRC/schema" | sed -n "s/^0*\([0-9][0-9]*\)_.*\.sql$/\1/p" | sort -n | tail -n 1), worker $BLD/lrq-worker," "$T/a.log"' "$(grep listening "$T/a.log")"
 # A worker error names its field once.
 sed 's|"models/stories260K/stories260K.bin"|"models/stories260K/tok512.bin"|' "$T/job.json" > "$T/bad.json"
 ctl submit "$T/bad.json" --wait > "$T/bad.out" 2>&1
