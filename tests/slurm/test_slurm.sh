@@ -12,7 +12,7 @@
 #   5. lrqd SIGTERMed while a Slurm job runs → it exits at once and leaves the job to
 #      the next lrqd, which adopts it;
 #   6. a refused submission (unknown partition) → the start-up probe names sbatch's
-#      error and the queue is held.
+#      error and the queue is held; sbatch arguments lrqd sets itself are refused.
 # Slurm that cannot start FAILS the suite (Bail out), it never skips: make check-slurm
 # exists to run on a real cluster. Every wait is driven by the jobs' own events and
 # states and bounded by "no change for" (lib_api.sh), never by the clock.
@@ -20,7 +20,7 @@
 . "$SRC/tests/slurm/cluster.sh"
 ITERS=300
 trap 'slurm_stop; cleanup' EXIT
-echo "1..14"
+echo "1..15"
 
 # Slurm's job output and the worker's files live in $T, which the "node" (this host)
 # shares with lrqd, as a cluster's nodes share the state dir.
@@ -145,5 +145,9 @@ expect "unknown partition: the probe's error names sbatch's message; the job sta
   'grep -q "cannot submit the start-up probe (sbatch exit 1: sbatch: error: .*[Pp]artition" "$T/lrqd.out" && [ "$(job_field $H state)" = queued ] && [ "$(job_field $H attempts)" = 0 ]' \
   "$(grep "cannot submit the start-up probe" "$T/lrqd.out" | head -1 | cut -c1-300)"
 stop_daemon TERM
+"$LRQD" --state-dir "$T/badargs" --listen 127.0.0.1:0 --executor slurm --slurm-sbatch-args "--qos=x --output=/tmp/o" \
+  > "$T/badargs.out" 2>&1; brc=$?
+expect "slurm_sbatch_args naming an option lrqd sets itself → lrqd refuses to start (exit 2), naming it" \
+  '[ $brc = 2 ] && grep -q "slurm_sbatch_args: --output=/tmp/o is set by lrqd itself" "$T/badargs.out"' "$(tail -n 1 "$T/badargs.out")"
 expect "no lrq Slurm job left running or pending" '[ -z "$(squeue -h -o %i -n lrq-$A,lrq-$B,lrq-$C,lrq-$D,lrq-$E 2>/dev/null)" ]'
 exit 0

@@ -199,3 +199,43 @@ Test(policy_slurm, scheduler_outcomes)
     o = ex(75, 0, STOP_NONE, EXEC_EXITED, "");
     cr_expect(o.action == EXIT_REQUEUE && o.counted == 0);
 }
+
+/* ---- the spec's "pipeline" (common/lrq_spec.c, spec__pipeline) ---- */
+#include "common/lrq_spec.h"
+
+static int parse(const char *text, lrq_spec_t *s, lrq_err_t *err)
+{
+    json_t *j = json_loads(text, 0, NULL);
+    cr_assert_not_null(j, "%s", text);
+    int rc = lrq_spec_parse(j, s, err);
+    json_decref(j);
+    return rc;
+}
+
+Test(spec_pipeline, default_sequential_parallel_and_errors)
+{
+    lrq_spec_t s;
+    lrq_err_t err = {0};
+    const char *base = "{\"model\":\"m\",\"method\":\"lrq\",\"calibration\":{\"path\":\"c\"}%s}";
+    char t[256];
+    snprintf(t, sizeof t, base, "");
+    cr_assert_eq(parse(t, &s, &err), 0);
+    cr_expect_eq(s.pipeline, LRQ_PIPE_SEQUENTIAL, "the paper's choice is the default");
+    lrq_spec_close(&s);
+    snprintf(t, sizeof t, base, ",\"pipeline\":\"parallel\"");
+    cr_assert_eq(parse(t, &s, &err), 0);
+    cr_expect_eq(s.pipeline, LRQ_PIPE_PARALLEL);
+    cr_expect_str_eq(lrq_pipeline_name[s.pipeline], "parallel");
+    lrq_spec_close(&s);
+    snprintf(t, sizeof t, base, ",\"pipeline\":\"diagonal\"");
+    cr_expect_eq(parse(t, &s, &err), LRQ_ESPEC);
+    cr_expect_str_eq(err.field, "pipeline");
+    cr_expect(strstr(err.msg, "sequential, parallel") != NULL, "%s", err.msg);
+    snprintf(t, sizeof t, base, ",\"pipeline\":1");
+    cr_expect_eq(parse(t, &s, &err), LRQ_ESPEC);
+    cr_expect_str_eq(err.field, "pipeline");
+    cr_expect_eq(parse("{\"model\":\"m\",\"method\":\"rtn\",\"pipeline\":\"parallel\"}", &s, &err), LRQ_ESPEC);
+    cr_expect_str_eq(err.field, "pipeline");
+    cr_assert_eq(parse("{\"model\":\"m\",\"method\":\"rtn\",\"pipeline\":\"sequential\"}", &s, &err), 0);
+    lrq_spec_close(&s);
+}
