@@ -46,7 +46,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-enum { XS_TICK_MS = 250, XS_OUT_CAP = 4 << 20, XS_ERR_CAP = 16 << 10, XS_READ_PER_TICK = 64 };
+enum { XS_TICK_MS = 250, XS_OUT_CAP = 4 << 20, XS_ERR_CAP = 16 << 10, XS_READ_PER_TICK = 64, XS_HOLD_MS = 10000 };
 
 typedef struct xs xs_t;
 typedef struct xs_cmd xs_cmd_t;
@@ -91,6 +91,7 @@ struct xs {
     int64_t poll_ms, mem_mb, cache_mb, time_limit_min, job_timeout_s, grace_s;
     uv_timer_t tick;
     uint64_t last_query, last_warn;
+    uint64_t hold_until;      /* no dispatch before (slurmctld unreachable at the last sbatch) */
     int query_inflight;
     xs_run_t *runs;
     xs_cmd_t *cmds;           /* live children (freed by destroy if the loop ends first) */
@@ -470,6 +471,13 @@ static void xs__sbatch_done(xs_t *x, void *ctx, int status, const char *out, con
         xs__first_line(*errs ? errs : out, m, sizeof m);
         if (!*m) snprintf(m, sizeof m, "exit %d", status);
         if (r->ended) { xs__maybe_finish(r); return; }   /* detached meanwhile: nothing was submitted */
+        if (slurm_unreachable(errs)) {
+            /* Hold the queue a while instead of burning every queued job's attempts. */
+            x->hold_until = lrq_mono_ms() + XS_HOLD_MS;
+            log_warn("slurm: sbatch could not reach slurmctld (%s); holding the queue for %d s", m, XS_HOLD_MS / 1000);
+            xs__end(r, 1, 0, EXEC_UNAVAILABLE, m);
+            return;
+        }
         xs__end(r, 1, 0, EXEC_SUBMIT_FAILED, m);
         return;
     }
@@ -685,9 +693,10 @@ static void xs__probe_done(xs_t *x, void *ctx, int status, const char *out, cons
     if (status || slurm_parse_jobid(out, &sid)) {
         char m[600];
         xs__first_line(*errs ? errs : out, m, sizeof m);
-        log_err("slurm: cannot submit the start-up probe (sbatch exit %d: %s); holding the queue, retrying in 60 s",
-                status, m);
-        x->probe_retry_at = lrq_mono_ms() + 60000;
+        int down = slurm_unreachable(errs);
+        log_err("slurm: cannot submit the start-up probe (sbatch exit %d: %s); holding the queue, retrying in %d s",
+                status, m, down ? XS_HOLD_MS / 1000 : 60);
+        x->probe_retry_at = lrq_mono_ms() + (down ? XS_HOLD_MS : 60000);
         return;
     }
     x->probe_sid = sid;
@@ -739,7 +748,7 @@ static void xs__probe_start(xs_t *x)
 static int xs_ready(void *self)
 {
     xs_t *x = self;
-    return x->ready;
+    return x->ready && lrq_mono_ms() >= x->hold_until;
 }
 
 /* ---- the timer ------------------------------------------------------------------ */

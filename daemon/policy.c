@@ -25,6 +25,9 @@ void policy_exit(const policy_exit_in_t *in, policy_exit_out_t *o)
         o->action = EXIT_FINISH;
         o->final_state = DB_CANCELLED;
         snprintf(o->why, sizeof o->why, "cancelled in Slurm (job %lld, scancel outside lrqd)", sid);
+    } else if (in->cause == EXEC_UNAVAILABLE) {
+        o->counted = 0;   /* the controller is down, not the job: try again when it answers */
+        snprintf(o->why, sizeof o->why, "Slurm unavailable: %.1300s; will retry", dt ? dt : "no message");
     } else if (in->cause == EXEC_SUBMIT_FAILED) {
         snprintf(o->why, sizeof o->why, "sbatch failed: %.1300s", dt ? dt : "no message");
     } else if (in->cause == EXEC_PREEMPTED && in->stop != STOP_TIMEOUT) {

@@ -142,3 +142,13 @@ int slurm_sh_quote(lrq_buf_t *b, const char *s)
     }
     return lrq_buf_append(b, "'", 1) ? LRQ_ENOMEM : 0;
 }
+
+int slurm_unreachable(const char *errs)
+{
+    static const char *const msgs[] = {"Unable to contact slurm controller", "Socket timed out",
+                                       "Connection refused", "Zero Bytes were transmitted or received",
+                                       "backup controller in standby", NULL};
+    for (int i = 0; msgs[i]; i++)
+        if (strstr(errs ? errs : "", msgs[i])) return 1;
+    return 0;
+}

@@ -24,6 +24,7 @@ enum exec_cause {
     EXEC_OOM,             /* the scheduler's memory limit (OUT_OF_MEMORY) */
     EXEC_LOST,            /* the scheduler no longer knows the job */
     EXEC_DETACHED,        /* lrqd stopped following it (shutdown): it runs on, adopted at restart */
+    EXEC_UNAVAILABLE,     /* never started: the scheduler could not be reached (detail: the message) */
 };
 
 enum slurm_phase { SLURM_PENDING = 0, SLURM_RUNNING, SLURM_ENDED };
@@ -80,6 +81,10 @@ void slurm_resources(const slurm_res_in_t *in, slurm_res_t *out);
  * option. *argv is NULL-terminated, free with slurm_args_free. */
 int slurm_split_args(const char *s, char ***argv, int *argc, lrq_err_t *err);
 void slurm_args_free(char **argv);
+
+/* Does a Slurm command's stderr say that slurmctld could not be reached (a controller
+ * down or restarting, not a refusal)? 1 or 0. */
+int slurm_unreachable(const char *errs);
 
 /* Append s single-quoted for sh(1) ('…' with ' as '\''). 0 or LRQ_ENOMEM. */
 int slurm_sh_quote(lrq_buf_t *b, const char *s);

@@ -8,6 +8,7 @@
 # SLURM_PIDS. Returns non-zero with the reason on stderr (the caller bails out:
 # a suite that needs the cluster must fail loudly, never skip silently).
 # slurm_stop: SIGTERM each daemon it started, by pid; SIGKILL what is left.
+# slurm_ctld_stop / slurm_ctld_start: a controller outage in the middle of a test.
 #
 # Choices (docs/daemon.md, "Deploying with Slurm"): no slurmdbd (sacct needs it and a
 # MariaDB server), so finished jobs are read with `scontrol show job`, kept by a large
@@ -81,8 +82,7 @@ PartitionName=lrq Nodes=$host Default=YES MaxTime=INFINITE State=UP
 CONF
   : > "$SD/plugstack.conf"
   export SLURM_CONF=$SD/slurm.conf
-  slurmctld -D -i -f "$SLURM_CONF" > "$SD/log/slurmctld.out" 2>&1 &
-  SLURM_PIDS="$SLURM_PIDS $!"
+  slurm_ctld_start || return 1
   slurmd -D -f "$SLURM_CONF" -N "$host" > "$SD/log/slurmd.out" 2>&1 &
   SLURM_PIDS="$SLURM_PIDS $!"
   # Ready when the node is idle in the partition (sinfo asks slurmctld; slurmd registered).
@@ -91,6 +91,19 @@ CONF
     tail -5 "$SD/log/slurmctld.log" "$SD/log/slurmd.log" "$SD/log/slurmctld.out" "$SD/log/slurmd.out" >&2 2>/dev/null
     return 1; }
   return 0
+}
+# slurm_ctld_start / slurm_ctld_stop: (re)start or stop slurmctld alone (a controller
+# outage); its state survives in StateSaveLocation. SLURM_CTLD is its pid.
+slurm_ctld_start() {
+  slurmctld -D -i -f "$SLURM_CONF" >> "$SD/log/slurmctld.out" 2>&1 &
+  SLURM_CTLD=$!
+  SLURM_PIDS="$SLURM_PIDS $SLURM_CTLD"
+}
+slurm_ctld_stop() {
+  kill -TERM "$SLURM_CTLD" 2>/dev/null
+  i=0; while kill -0 "$SLURM_CTLD" 2>/dev/null && [ $i -lt 300 ]; do sleep 0.1; i=$((i + 1)); done
+  kill -KILL "$SLURM_CTLD" 2>/dev/null; wait "$SLURM_CTLD" 2>/dev/null
+  _np=; for p in $SLURM_PIDS; do [ "$p" = "$SLURM_CTLD" ] || _np="$_np $p"; done; SLURM_PIDS=$_np
 }
 slurm_stop() {
   [ -n "$SLURM_PIDS" ] || return 0

@@ -11,6 +11,8 @@
 #      (one Slurm job, one attempt, not resumed: the worker never stopped), identical;
 #   5. lrqd SIGTERMed while a Slurm job runs → it exits at once and leaves the job to
 #      the next lrqd, which adopts it;
+#   7. (run before 6) slurmctld stopped mid-job and restarted: the running job carries on,
+#      a submission during the outage waits without using an attempt;
 #   6. a refused submission (unknown partition) → the start-up probe names sbatch's
 #      error and the queue is held; sbatch arguments lrqd sets itself are refused.
 # Slurm that cannot start FAILS the suite (Bail out), it never skips: make check-slurm
@@ -20,7 +22,7 @@
 . "$SRC/tests/slurm/cluster.sh"
 ITERS=300
 trap 'slurm_stop; cleanup' EXIT
-echo "1..15"
+echo "1..17"
 
 # Slurm's job output and the worker's files live in $T, which the "node" (this host)
 # shares with lrqd, as a cluster's nodes share the state dir.
@@ -135,6 +137,28 @@ expect "lrqd SIGTERM → exit 0 at once, Slurm job $SE left $st_after; adopted b
   '[ "$DRC" = 0 ] && [ "$st_after" = RUNNING ] && grep -q "job $E: left running in Slurm (job $SE)" "$T/lrqd.out" && [ "$(job_field $E attempts)" = 1 ] && [ "$(slurm_jobs $E)" = "$SE" ] && [ "$(sha "$STATE/jobs/$E/artifacts/hf/model.safetensors")" = "$LOCAL_SHA" ]'
 stop_daemon TERM
 
+# 7. A controller outage: slurmctld stopped while a job runs and another is submitted.
+#    The running one carries on (its end is read when slurmctld is back), the new one's
+#    sbatch cannot reach slurmctld: requeued without using an attempt, the queue held.
+# shellcheck disable=SC2086
+start_daemon $slurmd_opts --workers 2 || { echo "Bail out! lrqd did not restart"; exit 1; }
+submit "$(spec outage $ITERS)"; F=$JOB
+wait_ckpt "$F"
+SF=$(sid_of "$F")
+slurm_ctld_stop
+submit "$(spec during-outage 20)"; G=$JOB
+wait_for 'grep -q "job $G: requeued (Slurm unavailable: " "$T/lrqd.out"'
+g_att=$(job_field "$G" attempts); g_state=$(job_field "$G" state)
+slurm_ctld_start
+wait_state "$F" succeeded
+wait_state "$G" succeeded
+expect "slurmctld down: job $G's sbatch could not reach it → requeued, attempt not counted ($g_state, attempts $g_att)" \
+  '[ "$g_state" = queued ] && [ "$g_att" = 0 ] && grep -q "slurm: sbatch could not reach slurmctld" "$T/lrqd.out"' \
+  "$(grep "job $G: requeued (Slurm unavailable" "$T/lrqd.out" | head -1 | cut -c1-250)"
+expect "…slurmctld back: both succeed; job $F ran on in Slurm job $SF through the outage (one attempt, identical artifact)" \
+  '[ "$(job_field $G attempts)" = 1 ] && [ "$(job_field $F attempts)" = 1 ] && [ "$(slurm_jobs $F)" = "$SF" ] && [ "$(sha "$STATE/jobs/$F/artifacts/hf/model.safetensors")" = "$LOCAL_SHA" ]'
+stop_daemon TERM
+
 # 6. A submission Slurm refuses: the probe says why and the queue is held.
 STATE=$T/badpart
 # shellcheck disable=SC2086
@@ -150,5 +174,5 @@ ASAN_OPTIONS=detect_leaks=0 "$LRQD" --state-dir "$T/badargs" --listen 127.0.0.1:
   --slurm-sbatch-args "--qos=x --output=/tmp/o" > "$T/badargs.out" 2>&1; brc=$?
 expect "slurm_sbatch_args naming an option lrqd sets itself → lrqd refuses to start (exit 2), naming it" \
   '[ $brc = 2 ] && grep -q "slurm_sbatch_args: --output=/tmp/o is set by lrqd itself" "$T/badargs.out"' "$(tail -n 1 "$T/badargs.out")"
-expect "no lrq Slurm job left running or pending" '[ -z "$(squeue -h -o %i -n lrq-$A,lrq-$B,lrq-$C,lrq-$D,lrq-$E 2>/dev/null)" ]'
+expect "no lrq Slurm job left running or pending" '[ -z "$(squeue -h -o %i -n lrq-$A,lrq-$B,lrq-$C,lrq-$D,lrq-$E,lrq-$F,lrq-$G 2>/dev/null)" ]'
 exit 0

@@ -148,6 +148,17 @@ Test(slurm_quote, survives_sh)
     lrq_buf_free(&b);
 }
 
+Test(slurm_unreachable, controller_down_versus_refusal)
+{
+    /* sbatch's messages with slurmctld stopped (tests/slurm/test_slurm.sh, case 7) and typical refusals. */
+    cr_expect(slurm_unreachable("sbatch: error: Batch job submission failed: Unable to contact slurm controller (connect failure)\n"));
+    cr_expect(slurm_unreachable("squeue: error: slurm_receive_msg: Socket timed out on send/recv operation"));
+    cr_expect(!slurm_unreachable("sbatch: error: invalid partition specified: nosuchpart"));
+    cr_expect(!slurm_unreachable("sbatch: error: Batch job submission failed: Invalid account or account/partition combination specified"));
+    cr_expect(!slurm_unreachable(""));
+    cr_expect(!slurm_unreachable(NULL));
+}
+
 /* ---- the Slurm rows of the exit table (policy.c) ---- */
 
 static policy_exit_out_t ex(int status, int sig, int stop, int cause, const char *detail)
@@ -178,6 +189,9 @@ Test(policy_slurm, scheduler_outcomes)
     policy_exit_out_t o = ex(1, 0, STOP_NONE, EXEC_SUBMIT_FAILED, "sbatch: error: invalid partition");
     cr_expect(o.action == EXIT_REQUEUE && o.counted == 1);
     cr_expect_str_eq(o.why, "sbatch failed: sbatch: error: invalid partition");
+    o = ex(1, 0, STOP_NONE, EXEC_UNAVAILABLE, "Unable to contact slurm controller");
+    cr_expect(o.action == EXIT_REQUEUE && o.counted == 0, "a controller outage must not use up attempts");
+    cr_expect_str_eq(o.why, "Slurm unavailable: Unable to contact slurm controller; will retry");
     o = ex(-1, 15, STOP_NONE, EXEC_PREEMPTED, "");
     cr_expect(o.action == EXIT_REQUEUE && o.counted == 0, "preemption is not the job's fault");
     o = ex(75, 0, STOP_NONE, EXEC_TIMELIMIT, "");
