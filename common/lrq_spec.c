@@ -104,10 +104,25 @@ static int get_obj(const json_t *j, const char *key, const json_t **out, lrq_err
 
 #define TRY(x) do { int rc_ = (x); if (rc_) { lrq_spec_close(s); return rc_; } } while (0)
 
+const char *const lrq_pipeline_name[] = {"sequential", "parallel", NULL};
+
+/* "pipeline": how the quantized blocks get their inputs (lrq_spec.h, enum lrq_pipeline). */
+static int spec__pipeline(const json_t *j, lrq_spec_t *s, lrq_err_t *err)
+{
+    s->pipeline = LRQ_PIPE_SEQUENTIAL;
+    const json_t *v = json_object_get(j, "pipeline");
+    if (!v) return 0;
+    int rc = get_enum(j, "pipeline", "pipeline", lrq_pipeline_name, &s->pipeline, err);
+    if (!rc && s->pipeline == LRQ_PIPE_PARALLEL && s->method == LRQ_M_RTN)
+        rc = lrq_err_field(err, "pipeline", "applies only to methods that reconstruct blocks (lrq, flexround)");
+    return rc;
+}
+
 int lrq_spec_parse(const json_t *j, lrq_spec_t *s, lrq_err_t *err)
 {
     static const char *const top[] = {"model", "tokenizer", "method", "weight", "calibration", "eval", "lrq",
-                                      "export", "seed", "threads", "name", "priority", "max_attempts", NULL};
+                                      "export", "seed", "threads", "name", "priority", "max_attempts",
+                                      "pipeline", NULL};
     static const char *const wkeys[] = {"bits", "group_size", "symmetric", "init", NULL};
     static const char *const ckeys[] = {"path", "samples", "seq_len", NULL};
     static const char *const ekeys[] = {"path", "seq_len", "max_windows", NULL};
@@ -202,6 +217,7 @@ int lrq_spec_parse(const json_t *j, lrq_spec_t *s, lrq_err_t *err)
     if (s->name && strlen(s->name) > 200) TRY(lrq_err_field(err, "name", "is longer than 200 bytes"));
     x = 0; TRY(get_int(j, "priority", "priority", -100, 100, &x, err)); s->priority = (int)x;
     x = s->max_attempts; TRY(get_int(j, "max_attempts", "max_attempts", 1, 100, &x, err)); s->max_attempts = (int)x;
+    TRY(spec__pipeline(j, s, err));
     return 0;
 }
 

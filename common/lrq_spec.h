@@ -11,6 +11,10 @@
 #include "lrq_err.h"
 
 enum lrq_method { LRQ_M_RTN = 0, LRQ_M_LRQ, LRQ_M_FLEXROUND };
+/* Block inputs of the quantized model during reconstruction: sequential feeds block b
+ * the output of the already quantized blocks 0..b-1 (the paper's choice); parallel
+ * feeds it the FP model's input, so the blocks are independent of each other. */
+enum lrq_pipeline { LRQ_PIPE_SEQUENTIAL = 0, LRQ_PIPE_PARALLEL };
 
 typedef struct lrq_spec {
     char *model;             /* required */
@@ -42,6 +46,7 @@ typedef struct lrq_spec {
     int export_hf, export_gptq;  /* default: hf only */
     uint64_t seed;
     int threads;             /* 0 = all cores, ≤ 1024 */
+    int pipeline;            /* enum lrq_pipeline: "sequential" (default) | "parallel" */
     /* daemon-level (ignored by the worker) */
     char *name;
     int priority;            /* -100..100, default 0 */
@@ -50,6 +55,7 @@ typedef struct lrq_spec {
 
 extern const char *const lrq_method_name[];      /* "rtn", "lrq", "flexround" */
 extern const char *const lrq_rank_policy_name[]; /* "ratio", "fixed", "paper" */
+extern const char *const lrq_pipeline_name[];    /* "sequential", "parallel" */
 
 /* Parse and validate. On success *s owns its strings (lrq_spec_close). */
 int lrq_spec_parse(const json_t *j, lrq_spec_t *s, lrq_err_t *err);

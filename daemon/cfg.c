@@ -33,7 +33,19 @@ static const opt_t opts[] = {
     {"data_root", T_LIST, O(data_root), NULL, 0, 0, "directory job specs may name files in (repeatable)"},
     {"workers", T_INT, O(workers), "1", 1, 256, "maximum concurrent worker processes"},
     {"worker", T_STR, O(worker), "", 0, 0, "lrq-worker to spawn (default: beside lrqd, else installed)"},
-    {"executor", T_STR, O(executor), "local", 0, 0, "how workers run: local"},
+    {"executor", T_STR, O(executor), "local", 0, 0, "how workers run: local or slurm (docs/daemon.md)"},
+    {"slurm_partition", T_STR, O(slurm_partition), "", 0, 0, "executor = slurm: sbatch --partition (\"\" = default)"},
+    {"slurm_account", T_STR, O(slurm_account), "", 0, 0, "executor = slurm: sbatch --account (\"\" = default)"},
+    {"slurm_sbatch_args", T_STR, O(slurm_sbatch_args), "", 0, 0,
+     "executor = slurm: extra sbatch arguments, separated by spaces (no shell quoting)"},
+    {"slurm_time_limit_min", T_INT, O(slurm_time_limit_min), "0", 0, 525600,
+     "executor = slurm: --time in minutes (0: from job_timeout_s + grace_s, else the partition's)"},
+    {"slurm_mem_mb", T_INT, O(slurm_mem_mb), "0", 0, 1 << 30, "executor = slurm: --mem per job (0 = the job's estimate)"},
+    {"slurm_cache_mb", T_INT, O(slurm_cache_mb), "1024", 16, 1 << 30,
+     "executor = slurm: activation-cache memory per job (LRQ_CACHE_MEM_MB), part of --mem"},
+    {"slurm_poll_ms", T_INT, O(slurm_poll_ms), "2000", 100, 600000, "executor = slurm: squeue interval"},
+    {"slurm_probe", T_BOOL, O(slurm_probe), "true", 0, 0,
+     "executor = slurm: at start-up, check with a small job that a node can write state_dir"},
     {"threads", T_INT, O(threads), "0", 0, 1024, "threads for a job whose spec leaves threads at 0 (0 = all cores)"},
     {"max_body", T_INT, O(max_body), "1048576", 1024, 64 << 20, "request body limit in bytes (413 above)"},
     {"max_line", T_INT, O(max_line), "65536", 256, 16 << 20, "longest worker progress line (longer: killed)"},
@@ -205,7 +217,8 @@ int cfg_load(cfg_t *c, int argc, char **argv, lrq_err_t *err)
 void cfg_free(cfg_t *c)
 {
     free(c->config); free(c->listen); free(c->state_dir); free(c->schema_dir); free(c->worker);
-    free(c->executor); free(c->token_file); free(c->tls_cert); free(c->tls_key); free(c->port_file); free(c->log_level);
+    free(c->executor); free(c->slurm_partition); free(c->slurm_account); free(c->slurm_sbatch_args);
+    free(c->token_file); free(c->tls_cert); free(c->tls_key); free(c->port_file); free(c->log_level);
     for (int i = 0; i < c->n_data_root; i++) free(c->data_root[i]);
     memset(c, 0, sizeof *c);
 }

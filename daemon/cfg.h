@@ -15,7 +15,7 @@ typedef struct cfg {
     char *state_dir;
     char *schema_dir;
     char *worker;          /* "" = auto */
-    char *executor;        /* "local" */
+    char *executor;        /* "local" or "slurm" */
     char *data_root[CFG_MAX_ROOTS];
     int n_data_root;
     char *token_file;      /* "" = none */
@@ -26,6 +26,10 @@ typedef struct cfg {
     int64_t workers, threads, max_body, grace_s, queue_max, job_timeout_s, progress_timeout_s;
     int64_t max_line, max_connections, conn_timeout_s, min_free_mb, retry_after_s, conn_memory_kb;
     int no_auth, metrics_auth;
+    /* executor = slurm (daemon/exec_slurm.c) */
+    char *slurm_partition, *slurm_account, *slurm_sbatch_args;
+    int64_t slurm_time_limit_min, slurm_mem_mb, slurm_cache_mb, slurm_poll_ms;
+    int slurm_probe;
 } cfg_t;
 
 /* Defaults, then --config FILE (if given), then the other flags.

@@ -408,6 +408,30 @@ int db_job_set_pid(db_t *db, int64_t id, int64_t pid, lrq_err_t *err)
     return rc < 0 ? rc : 0;
 }
 
+/* The Slurm job id of the running attempt (0 clears it: a new attempt starts). */
+int db_job_set_slurm_id(db_t *db, int64_t id, int64_t slurm_id, lrq_err_t *err)
+{
+    int rc = db__update(db, slurm_id > 0 ? "UPDATE job SET slurm_job_id = ?3 WHERE id = ?1 AND state = 'running'"
+                                         : "UPDATE job SET slurm_job_id = NULL WHERE id = ?1",
+                        id, NULL, slurm_id, err);
+    return rc < 0 ? rc : 0;
+}
+
+int db_job_slurm_id(db_t *db, int64_t id, int64_t *slurm_id, lrq_err_t *err)
+{
+    sqlite3_stmt *st;
+    int rc = db__prepare(db, "SELECT slurm_job_id FROM job WHERE id = ?1", &st, err);
+    if (rc) return rc;
+    sqlite3_bind_int64(st, 1, id);
+    *slurm_id = 0;
+    int s = sqlite3_step(st);
+    if (s == SQLITE_ROW) *slurm_id = sqlite3_column_int64(st, 0);
+    else if (s == SQLITE_DONE) rc = lrq_errf(err, DB_ENOTFOUND, "job %lld not found", (long long)id);
+    else rc = db__err(db, err, "slurm_job_id");
+    sqlite3_finalize(st);
+    return rc;
+}
+
 int db_job_set_progress(db_t *db, int64_t id, const char *progress_json, lrq_err_t *err)
 {
     int rc = db__update(db, "UPDATE job SET progress = ?2 WHERE id = ?1 AND state = 'running'",

@@ -76,6 +76,10 @@ int db_job_counts(db_t *db, int64_t counts[DB_NSTATES], lrq_err_t *err);
  * started_at set on the first claim. Returns 1 and fills *out, or 0 if none. */
 int db_job_claim(db_t *db, int64_t now, db_job_t *out, lrq_err_t *err);
 int db_job_set_pid(db_t *db, int64_t id, int64_t pid, lrq_err_t *err);
+/* Slurm executor: the running attempt's Slurm job id (schema/0003_slurm.sql);
+ * set_slurm_id with 0 clears it, slurm_id reads 0 when NULL. */
+int db_job_set_slurm_id(db_t *db, int64_t id, int64_t slurm_id, lrq_err_t *err);
+int db_job_slurm_id(db_t *db, int64_t id, int64_t *slurm_id, lrq_err_t *err);
 int db_job_set_progress(db_t *db, int64_t id, const char *progress_json, lrq_err_t *err);
 
 /* running → succeeded, storing metrics (may be NULL) and artifacts atomically. */

@@ -47,7 +47,8 @@ static void xl__release(uv_handle_t *h)
     void *owner = r->owner;
     int st = r->exit_status, sig = r->term_signal;
     free(r);
-    cbs.on_exit(owner, st, sig);
+    exec_exit_t x = {.status = st, .sig = sig, .cause = EXEC_EXITED, .detail = ""};
+    cbs.on_exit(owner, &x);
 }
 
 static void xl__release_failed(uv_handle_t *h)

@@ -7,7 +7,8 @@ libdaemon_la_SOURCES = daemon/db.c daemon/db.h daemon/lines.c daemon/lines.h dae
 	daemon/routes.c daemon/routes.h daemon/cfg.c daemon/cfg.h daemon/policy.c daemon/policy.h \
 	daemon/jobjson.c daemon/jobjson.h daemon/metrics.c daemon/metrics.h daemon/range.c daemon/range.h \
 	daemon/auth.c daemon/auth.h daemon/manifest.c daemon/manifest.h daemon/confine.c daemon/confine.h \
-	daemon/decim.c daemon/decim.h daemon/hist.c daemon/hist.h
+	daemon/decim.c daemon/decim.h daemon/hist.c daemon/hist.h \
+	daemon/slurm.c daemon/slurm.h
 nodist_libdaemon_la_SOURCES = daemon/schema.c
 libdaemon_la_CFLAGS = $(AM_CFLAGS) $(SQLITE_CFLAGS)
 libdaemon_la_LIBADD = $(SQLITE_LIBS)
@@ -15,7 +16,8 @@ libdaemon_la_LIBADD = $(SQLITE_LIBS)
 # The migrations are compiled into lrqd (no install needed to run it); schema/
 # is their one source. Adding a migration: drop NNNN_name.sql into schema/ and
 # list it here.
-SCHEMA_SQL = $(top_srcdir)/schema/0001_init.sql $(top_srcdir)/schema/0002_progress.sql
+SCHEMA_SQL = $(top_srcdir)/schema/0001_init.sql $(top_srcdir)/schema/0002_progress.sql \
+	$(top_srcdir)/schema/0003_slurm.sql
 daemon/schema.c: $(SCHEMA_SQL) $(top_srcdir)/scripts/embed-schema.sh
 	$(AM_V_GEN)$(MKDIR_P) daemon && $(SHELL) $(top_srcdir)/scripts/embed-schema.sh $@ $(SCHEMA_SQL)
 BUILT_SOURCES = daemon/schema.c
@@ -29,7 +31,7 @@ daemon/assets.c: $(DASH_FILES) $(top_srcdir)/scripts/embed-assets.sh
 BUILT_SOURCES += daemon/assets.c
 CLEANFILES += daemon/assets.c
 EXTRA_DIST += $(DASH_FILES) scripts/embed-assets.sh
-EXTRA_DIST += schema/0001_init.sql schema/0002_progress.sql scripts/embed-schema.sh
+EXTRA_DIST += schema/0001_init.sql schema/0002_progress.sql schema/0003_slurm.sql scripts/embed-schema.sh
 
 # Unit tests.
 DAEMON_UNIT = tests/unit/test_db tests/unit/test_router tests/unit/test_lines tests/unit/test_cfg \
@@ -66,7 +68,7 @@ tests_unit_test_hist_LDADD = $(DAEMON_TEST_LDADD)
 
 bin_PROGRAMS += lrqd
 lrqd_SOURCES = daemon/main.c daemon/lrqd.h daemon/log.c daemon/log.h \
-	daemon/http.c daemon/sse.c daemon/sse.h daemon/api.c daemon/sched.c daemon/exec.h daemon/exec_local.c \
+	daemon/http.c daemon/sse.c daemon/sse.h daemon/api.c daemon/sched.c daemon/exec.h daemon/exec_local.c daemon/exec_slurm.c \
 	daemon/assets.h
 nodist_lrqd_SOURCES = daemon/assets.c
 lrqd_CFLAGS = $(AM_CFLAGS) $(LIBUV_CFLAGS) $(MHD_CFLAGS) $(SQLITE_CFLAGS) $(NETTLE_CFLAGS) $(SYSTEMD_CFLAGS)

@@ -41,6 +41,8 @@ typedef struct run {
     int stop;              /* enum run_stop (policy.h): why we signalled it */
     uint64_t kill_at;      /* SIGKILL deadline after a SIGTERM (0 = none) */
     int garbage;           /* non-JSON stdout lines seen */
+    int64_t ext_id;        /* slurm: the attempt's Slurm job id (0 until sbatch answered) */
+    int queued_remote;     /* slurm: waiting in Slurm's queue (no timeouts yet) */
 } run_t;
 
 /* How the dispatcher reports what happened to jobs, upwards: main.c wires

@@ -193,10 +193,12 @@ int main(int argc, char **argv)
     if ((rc = db_open(&d->db, path, d->cfg.schema_dir, &err))) { log_err("%s", err.msg); return 1; }
     if (uv_loop_init(&loop)) { log_err("uv_loop_init failed"); return 1; }
     d->loop = &loop;
-    if (strcmp(d->cfg.executor, "local")) { log_err("executor \"%s\" is not available (local)", d->cfg.executor); return 2; }
-    if ((rc = exec_local_new(&d->exec, d->loop, d->worker_path, (size_t)d->cfg.max_line, &err))) {
+    if (!strcmp(d->cfg.executor, "slurm")) rc = exec_slurm_new(&d->exec, d->loop, d->worker_path, &d->cfg, d->jobs_dir, &err);
+    else if (!strcmp(d->cfg.executor, "local")) rc = exec_local_new(&d->exec, d->loop, d->worker_path, (size_t)d->cfg.max_line, &err);
+    else { log_err("executor \"%s\" is not available (local, slurm)", d->cfg.executor); return 2; }
+    if (rc) {
         log_err("%s", err.msg);
-        return 1;
+        return rc == LRQ_ESPEC ? 2 : 1;
     }
     hist_init(&d->hist, d->db);
     static const sched_events_t events = {.state = ev_state, .progress = ev_progress,

@@ -1,6 +1,7 @@
 /* policy.c — see policy.h. */
 #include "policy.h"
 #include "db.h"
+#include "slurm.h"
 #include <stdio.h>
 
 void policy_exit(const policy_exit_in_t *in, policy_exit_out_t *o)
@@ -9,13 +10,40 @@ void policy_exit(const policy_exit_in_t *in, policy_exit_out_t *o)
     o->final_state = -1;
     o->counted = 1;
     o->why[0] = 0;
-    const char *le = in->last_error;
-    if (!in->sig && in->status == WORKER_EXIT_OK) {
+    const char *le = in->last_error, *dt = in->detail && *in->detail ? in->detail : NULL;
+    long long sid = (long long)in->ext_id;
+    /* Only a worker that ran to its end registers: a Slurm job cancelled while pending
+     * also has a zero status. */
+    if (in->cause == EXEC_EXITED && !in->sig && in->status == WORKER_EXIT_OK) {
         o->action = EXIT_REGISTER;
     } else if (in->cancel_requested || in->stop == STOP_CANCEL) {
         o->action = EXIT_FINISH;
         o->final_state = DB_CANCELLED;
         snprintf(o->why, sizeof o->why, "cancelled by request");
+    } else if (in->cause == EXEC_CANCELLED && in->stop == STOP_NONE) {
+        /* An operator's scancel is a cancellation, not a failure to retry. */
+        o->action = EXIT_FINISH;
+        o->final_state = DB_CANCELLED;
+        snprintf(o->why, sizeof o->why, "cancelled in Slurm (job %lld, scancel outside lrqd)", sid);
+    } else if (in->cause == EXEC_UNAVAILABLE) {
+        o->counted = 0;   /* the controller is down, not the job: try again when it answers */
+        snprintf(o->why, sizeof o->why, "Slurm unavailable: %.1300s; will retry", dt ? dt : "no message");
+    } else if (in->cause == EXEC_SUBMIT_FAILED) {
+        snprintf(o->why, sizeof o->why, "sbatch failed: %.1300s", dt ? dt : "no message");
+    } else if (in->cause == EXEC_PREEMPTED && in->stop != STOP_TIMEOUT) {
+        o->counted = 0;   /* like a clean stop: not the job's fault, resumes from its checkpoint */
+        snprintf(o->why, sizeof o->why, "preempted in Slurm (job %lld); will resume", sid);
+    } else if (in->cause == EXEC_TIMELIMIT && in->stop != STOP_SHUTDOWN) {
+        o->action = EXIT_FINISH;
+        o->final_state = DB_FAILED;
+        snprintf(o->why, sizeof o->why, "exceeded the Slurm time limit (job %lld)", sid);
+    } else if (in->cause == EXEC_NODE_FAIL) {
+        snprintf(o->why, sizeof o->why, "Slurm node failure (job %lld%s%.200s)", sid, dt ? ", " : "", dt ? dt : "");
+    } else if (in->cause == EXEC_OOM) {
+        snprintf(o->why, sizeof o->why, "out of memory in Slurm (job %lld%s%.200s)", sid, dt ? ", " : "", dt ? dt : "");
+    } else if (in->cause == EXEC_LOST) {
+        snprintf(o->why, sizeof o->why, "Slurm job %lld is no longer known to Slurm%s%.200s", sid, dt ? ": " : "",
+                 dt ? dt : "");
     } else if (!in->sig && in->status == WORKER_EXIT_FAIL) {
         o->action = EXIT_FINISH;
         o->final_state = DB_FAILED;

@@ -22,6 +22,9 @@ typedef struct policy_exit_in {
     int cancel_requested;     /* from the db: a cancel arrived while it ran */
     const char *last_error;   /* the worker's last "error" event, or NULL */
     int64_t job_timeout_s, progress_timeout_s, max_line;   /* for the messages */
+    int cause;                /* enum exec_cause (slurm.h): EXEC_EXITED for a plain exit */
+    const char *detail;       /* the executor's detail ("" or NULL: none) */
+    int64_t ext_id;           /* the Slurm job id, for the messages (0: none) */
 } policy_exit_in_t;
 
 enum policy_exit_action {

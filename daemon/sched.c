@@ -150,22 +150,37 @@ static int sched__register(lrqd_t *d, run_t *r, int64_t now, int64_t run_ms, cha
 
 /* ---- exit ---------------------------------------------------------------- */
 
-static void on_exit_cb(void *owner, int status, int sig)
+static void on_exit_cb(void *owner, const exec_exit_t *x)
 {
     run_t *r = owner;
     lrqd_t *d = r->d;
     lrq_err_t err;
+    int status = x->status, sig = x->sig;
     r->h = NULL;
     r->kill_at = 0;
     sched__write_progress(r);
     int64_t now = (int64_t)lrq_wall_ms(), run_ms = (int64_t)(lrq_mono_ms() - r->t_start), id = r->job_id;
-    if (sig) log_info("job %lld: worker pid %lld killed by signal %d", (long long)id, (long long)r->pid, sig);
+    if (x->cause == EXEC_DETACHED) {
+        /* lrqd stops; the attempt runs on and the next lrqd adopts it: the row stays running. */
+        log_notice("job %lld: left running in Slurm (job %lld); the next lrqd adopts it", (long long)id,
+                   (long long)r->ext_id);
+        sched__remove(d, r);
+        if (d->ev.run_ended) d->ev.run_ended(d);
+        return;
+    }
+    if (r->ext_id) {
+        if (sig) log_info("job %lld: Slurm job %lld ended, worker killed by signal %d%s%s", (long long)id,
+                          (long long)r->ext_id, sig, *x->detail ? ": " : "", x->detail);
+        else log_info("job %lld: Slurm job %lld ended, worker exit code %d%s%s", (long long)id, (long long)r->ext_id,
+                      status, *x->detail ? ": " : "", x->detail);
+    } else if (sig) log_info("job %lld: worker pid %lld killed by signal %d", (long long)id, (long long)r->pid, sig);
     else log_info("job %lld: worker pid %lld exited with code %d", (long long)id, (long long)r->pid, status);
 
     db_job_t j;
     policy_exit_in_t in = {.status = status, .sig = sig, .stop = r->stop, .last_error = r->last_error,
                            .job_timeout_s = d->cfg.job_timeout_s, .progress_timeout_s = d->cfg.progress_timeout_s,
-                           .max_line = d->cfg.max_line};
+                           .max_line = d->cfg.max_line, .cause = x->cause, .detail = x->detail,
+                           .ext_id = r->ext_id};
     if (!db_job_get(d->db, id, &j, &err)) { in.cancel_requested = j.cancel_requested; db_job_clear(&j); }
     policy_exit_out_t out;
     policy_exit(&in, &out);
@@ -203,11 +218,36 @@ static void on_exit_cb(void *owner, int status, int sig)
     if (d->ev.run_ended) d->ev.run_ended(d);
 }
 
+/* ---- executors with a queue of their own (slurm) ------------------------ */
+
+static void on_submitted(void *owner, int64_t ext_id)
+{
+    run_t *r = owner;
+    lrq_err_t err;
+    r->ext_id = ext_id;
+    if (db_job_set_slurm_id(r->d->db, r->job_id, ext_id, &err)) log_err("job %lld: %s", (long long)r->job_id, err.msg);
+    log_info("job %lld: Slurm job %lld", (long long)r->job_id, (long long)ext_id);
+}
+
+static void on_running(void *owner)
+{
+    run_t *r = owner;
+    /* The timeouts count from here: a job waiting in Slurm's queue is not stalled. */
+    r->queued_remote = 0;
+    r->t_start = r->t_last_line = lrq_mono_ms();
+    log_info("job %lld: Slurm job %lld is running", (long long)r->job_id, (long long)r->ext_id);
+}
+
+static const exec_cbs_t sched__cbs = {.on_line = on_line, .on_overlong = on_overlong, .on_exit = on_exit_cb,
+                                      .on_submitted = on_submitted, .on_running = on_running};
+
 /* ---- dispatch ------------------------------------------------------------ */
+
+static uint64_t sched__model_bytes(json_t *spec);
 
 static int sched__start(lrqd_t *d, db_job_t *job, lrq_err_t *err)
 {
-    static const exec_cbs_t cbs = {.on_line = on_line, .on_overlong = on_overlong, .on_exit = on_exit_cb};
+    const exec_cbs_t cbs = sched__cbs;
     run_t *r = calloc(1, sizeof *r);
     if (!r || !(r->workdir = sched_workdir(d, job->id))) { free(r); return lrq_errf(err, LRQ_ENOMEM, "out of memory"); }
     r->d = d;
@@ -242,7 +282,13 @@ static int sched__start(lrqd_t *d, db_job_t *job, lrq_err_t *err)
     }
     if (e) { rc = e; goto fail; }
     exec_job_t ej = {.job_id = job->id, .workdir = r->workdir, .spec_path = spec_path, .log_path = log_path,
-                     .threads = threads};
+                     .threads = threads, .model_bytes = sched__model_bytes(spec)};
+    if (d->exec.ops->adopt) {
+        /* A new attempt: the previous one's Slurm id must not be adopted after a crash. */
+        lrq_err_t e1;
+        if (db_job_set_slurm_id(d->db, job->id, 0, &e1)) log_err("job %lld: %s", (long long)job->id, e1.msg);
+        r->queued_remote = 1;
+    }
     if ((rc = d->exec.ops->start(d->exec.self, &ej, &cbs, r, &r->h, err))) goto fail;
     r->pid = d->exec.ops->pid(d->exec.self, r->h);
     r->t_start = r->t_last_line = lrq_mono_ms();
@@ -251,8 +297,10 @@ static int sched__start(lrqd_t *d, db_job_t *job, lrq_err_t *err)
     d->nruns++;
     lrq_err_t e2;
     if (db_job_set_pid(d->db, job->id, r->pid, &e2)) log_err("job %lld: %s", (long long)job->id, e2.msg);
-    log_info("job %lld: started worker pid %lld (attempt %d/%d)", (long long)job->id, (long long)r->pid,
-             job->attempts, job->max_attempts);
+    if (d->exec.ops->adopt) log_info("job %lld: submitting to Slurm (attempt %d/%d)", (long long)job->id,
+                                     job->attempts, job->max_attempts);
+    else log_info("job %lld: started worker pid %lld (attempt %d/%d)", (long long)job->id, (long long)r->pid,
+                  job->attempts, job->max_attempts);
     json_decref(spec);
     free(text);
     return 0;
@@ -267,10 +315,8 @@ fail:
 /* Disk a job will need before it finishes, estimated from the model's size on disk S:
  * checkpoints (integer codes, 1 byte per weight, plus one block's optimizer state) ≤ S,
  * the hf export ≈ S (source dtype), the gptq export ≈ S/2. Directories: their regular files. */
-static uint64_t sched__space_needed(const char *spec_text)
+static uint64_t sched__model_bytes(json_t *spec)
 {
-    json_t *spec = json_loads(spec_text, 0, NULL);
-    if (!spec) return 0;
     const char *model = json_string_value(json_object_get(spec, "model"));
     uint64_t bytes = 0;
     struct stat st;
@@ -287,6 +333,14 @@ static uint64_t sched__space_needed(const char *spec_text)
             if (dir) closedir(dir);
         }
     }
+    return bytes;
+}
+
+static uint64_t sched__space_needed(const char *spec_text)
+{
+    json_t *spec = json_loads(spec_text, 0, NULL);
+    if (!spec) return 0;
+    uint64_t bytes = sched__model_bytes(spec);
     int hf = 1, gptq = 0;
     json_t *ex = json_object_get(spec, "export"), *it;
     size_t i;
@@ -304,6 +358,7 @@ static uint64_t sched__space_needed(const char *spec_text)
 static void sched__dispatch(uv_timer_t *t)
 {
     lrqd_t *d = t->data;
+    if (d->exec.ops->ready && !d->exec.ops->ready(d->exec.self)) return;   /* e.g. the Slurm probe runs */
     while (!d->stopping && d->nruns < d->cfg.workers) {
         struct statvfs vs;
         if (d->cfg.min_free_mb > 0 && !statvfs(d->cfg.state_dir, &vs) &&
@@ -378,7 +433,12 @@ void sched_cancel(lrqd_t *d, int64_t job_id)
 
 void sched_shutdown(lrqd_t *d)
 {
-    for (run_t *r = d->runs; r; r = r->next) sched__term(d, r, STOP_SHUTDOWN);
+    /* Slurm jobs outlive lrqd: leave them running, the next lrqd adopts them. */
+    for (run_t *r = d->runs, *next; r; r = next) {
+        next = r->next;   /* detach may end the run (and free it) at once */
+        if (d->exec.ops->detach && r->h) d->exec.ops->detach(d->exec.self, r->h);
+        else sched__term(d, r, STOP_SHUTDOWN);
+    }
 }
 
 void sched_kill_all(lrqd_t *d)
@@ -390,6 +450,7 @@ void sched_kill_all(lrqd_t *d)
 void sched_tick(lrqd_t *d, uint64_t now)
 {
     for (run_t *r = d->runs; r; r = r->next) {
+        if (r->queued_remote) r->t_start = r->t_last_line = now;   /* waiting in Slurm's queue */
         policy_run_in_t in = {.now = now, .t_start = r->t_start, .t_last_line = r->t_last_line,
                               .t_last_write = r->t_last_write, .kill_at = r->kill_at, .dirty = r->dirty,
                               .alive = r->h != NULL, .stop = r->stop, .job_timeout_s = d->cfg.job_timeout_s,
@@ -419,6 +480,38 @@ void sched_init(lrqd_t *d, const sched_events_t *ev)
     d->kick.data = d;
 }
 
+/* Slurm: follow the running jobs' Slurm jobs again instead of requeueing them. */
+static int sched__adopt(lrqd_t *d, db_job_t *job, lrq_err_t *err)
+{
+    run_t *r = calloc(1, sizeof *r);
+    if (!r || !(r->workdir = sched_workdir(d, job->id))) { free(r); return lrq_errf(err, LRQ_ENOMEM, "out of memory"); }
+    r->d = d;
+    r->job_id = job->id;
+    char spec_path[PATH_MAX], log_path[PATH_MAX];
+    snprintf(spec_path, sizeof spec_path, "%s/spec.json", r->workdir);
+    snprintf(log_path, sizeof log_path, "%s/log", r->workdir);
+    int64_t sid = 0;
+    int rc = db_job_slurm_id(d->db, job->id, &sid, err);
+    json_t *spec = rc ? NULL : json_loads(job->spec, 0, NULL);
+    exec_job_t ej = {.job_id = job->id, .workdir = r->workdir, .spec_path = spec_path, .log_path = log_path,
+                     .model_bytes = spec ? sched__model_bytes(spec) : 0};
+    json_decref(spec);
+    const exec_cbs_t cbs = sched__cbs;
+    r->ext_id = sid;
+    r->queued_remote = 1;
+    if (!rc) rc = d->exec.ops->adopt(d->exec.self, &ej, sid, &cbs, r, &r->h, err);
+    if (rc) { free(r->workdir); free(r); return rc; }
+    r->t_start = r->t_last_line = lrq_mono_ms();
+    r->next = d->runs;
+    d->runs = r;
+    d->nruns++;
+    if (job->cancel_requested) sched__term(d, r, STOP_CANCEL);
+    if (sid) log_notice("job %lld: was running when lrqd stopped; following its Slurm job %lld again",
+                        (long long)job->id, (long long)sid);
+    else log_notice("job %lld: was being submitted when lrqd stopped; looking for its Slurm job", (long long)job->id);
+    return 0;
+}
+
 int sched_recover(lrqd_t *d, lrq_err_t *err)
 {
     db_job_t *jobs;
@@ -426,6 +519,10 @@ int sched_recover(lrqd_t *d, lrq_err_t *err)
     int rc = db_job_list(d->db, DB_RUNNING, 0, 100000, &jobs, &n, err);
     if (rc) return rc;
     for (size_t i = 0; i < n; i++) {
+        if (d->exec.ops->adopt) {
+            if ((rc = sched__adopt(d, &jobs[i], err))) { db_jobs_free(jobs, n); return rc; }
+            continue;
+        }
         char *wd = sched_workdir(d, jobs[i].id);
         if (wd && d->exec.ops->reap_orphan)
             d->exec.ops->reap_orphan(d->exec.self, jobs[i].id, jobs[i].worker_pid, wd, (int)d->cfg.grace_s * 1000);

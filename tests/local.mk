@@ -15,3 +15,4 @@ EXTRA_DIST += tests/integration/test_resume.sh tests/integration/test_worker.sh 
 TESTS += tests/integration/test_algo.sh
 EXTRA_DIST += tests/integration/test_algo.sh
 include tests/integration/dash.mk
+include tests/slurm/local.mk

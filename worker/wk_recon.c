@@ -487,6 +487,7 @@ int wk_recon_run(wk_job_t *job, double f0, double f1, lrq_err_t *err)
             goto out;
         }
     }
+    json_object_set_new(job->metrics, "pipeline", json_string(lrq_pipeline_name[s->pipeline]));
     json_object_set_new(job->metrics, "calibration", json_pack("{s:i, s:i, s:I}", "samples", R.N, "seq_len", R.T,
                                                                "tokens_available", (json_int_t)R.nids));
 
@@ -494,6 +495,8 @@ int wk_recon_run(wk_job_t *job, double f0, double f1, lrq_err_t *err)
         eng_block_w_t wq;
         if ((rc = eng_runner_layer(R.runner, b, &R.wblk, err))) goto out;
         block_apply(&R, &R.wblk, R.xfp.p, R.y.p, NULL);
+        /* pipeline "parallel": every block learns from the FP model's input (blocks independent). */
+        if (s->pipeline == LRQ_PIPE_PARALLEL) memcpy(R.xq.p, R.xfp.p, total * sizeof(float));
         if (b < rs.block) { /* finished before the restart: only propagate X_q */
             dequant_block(&R, b, &wq);
             block_apply(&R, &wq, R.xq.p, R.xq.p, NULL);
