@@ -375,8 +375,17 @@ static int exp__per_channel(const eng_model_t *src, const eng_qlinear_t *ql)
 
 /* lrq-manifest.json: producer, source, files with sha256 (fields below). The caller may extend it (job spec, hashes
  * of source/calibration data, metrics); "method" is left null for it to fill. */
+static int exp__manifest_q(const eng_model_t *src, int bits, int group, int sym, const char *outdir, const char *kind,
+                           json_t *extra /* stolen, may be NULL */, exp__files_t *files, lrq_err_t *err);
 static int exp__manifest(const eng_model_t *src, const eng_qlinear_t *ql, const char *outdir, const char *kind,
                          json_t *extra /* stolen, may be NULL */, exp__files_t *files, lrq_err_t *err)
+{
+    return exp__manifest_q(src, ql[0].bits, exp__per_channel(src, ql) ? 0 : ql[0].gs, ql[0].symmetric, outdir, kind,
+                           extra, files, err);
+}
+
+static int exp__manifest_q(const eng_model_t *src, int bits, int group, int sym, const char *outdir, const char *kind,
+                           json_t *extra /* stolen, may be NULL */, exp__files_t *files, lrq_err_t *err)
 {
     int rc = 0;
     json_t *fl = json_object(), *m = NULL;
@@ -394,8 +403,7 @@ static int exp__manifest(const eng_model_t *src, const eng_qlinear_t *ql, const 
     m = json_pack("{s:s, s:s, s:s, s:{s:s, s:s, s:s}, s:n, s:{s:i, s:i, s:b}, s:O}", "producer", "lrq", "version",
                   PACKAGE_VERSION, "export", kind, "source", "path", src->path ? src->path : "", "format",
                   src->format == ENG_FMT_LLAMA2C ? "llama2c" : "hf", "dtype", exp__dt_name(src->dtype), "method",
-                  "quantization", "bits", ql[0].bits, "group_size", exp__per_channel(src, ql) ? 0 : ql[0].gs,
-                  "symmetric", ql[0].symmetric, "files", fl);
+                  "quantization", "bits", bits, "group_size", group, "symmetric", sym, "files", fl);
     if (!m) {
         rc = lrq_errf(err, LRQ_ENOMEM, "export: out of memory building manifest");
         goto out;
@@ -409,6 +417,65 @@ out:
     json_decref(fl);
     json_decref(m);
     return rc;
+}
+
+/* ---- shared with the other exporters (eng_export_int.h) ---- */
+
+int eng__export_prepare(const eng_model_t *src, const char *outdir, lrq_err_t *err)
+{
+    return exp__prepare_dir(src, outdir, err);
+}
+
+int eng__export_manifest(const eng_model_t *src, int bits, int group, int sym, const char *outdir, const char *kind,
+                         json_t *extra, const char *const *names, int n, lrq_err_t *err)
+{
+    exp__files_t files = {0};
+    int rc = 0;
+    for (int i = 0; i < n && !rc; i++) rc = exp__files_add(&files, names[i], err);
+    if (rc) {
+        json_decref(extra);
+        exp__files_free(&files);
+        return rc;
+    }
+    rc = exp__manifest_q(src, bits, group, sym, outdir, kind, extra, &files, err);
+    exp__files_free(&files);
+    return rc;
+}
+
+int eng__export_write_json(const char *dir, const char *name, const json_t *j, lrq_err_t *err)
+{
+    return exp__write_json(dir, name, j, NULL, err);
+}
+
+json_t *eng__export_base_config(const eng_model_t *src) { return exp__base_config(src); }
+
+int eng__export_copy_side_files(const eng_model_t *src, const char *outdir, char ***names, int *n, lrq_err_t *err)
+{
+    exp__files_t files = {0};
+    int rc = exp__copy_side_files(src, outdir, &files, err);
+    *names = NULL;
+    *n = 0;
+    if (rc) { exp__files_free(&files); return rc; }
+    char **v = calloc(files.n ? (size_t)files.n : 1, sizeof *v);
+    if (!v) { exp__files_free(&files); return lrq_errf(err, LRQ_ENOMEM, "export: out of memory"); }
+    for (int i = 0; i < files.n; i++) v[i] = files.name[i]; /* stolen */
+    *names = v;
+    *n = files.n;
+    return 0;
+}
+
+static int exp__arr_layer(void *ctx, int l, const eng_qlinear_t *lin[ENG_NLIN], lrq_err_t *err)
+{
+    (void)err;
+    const eng_qlinear_t *ql = ctx;
+    for (int k = 0; k < ENG_NLIN; k++) lin[k] = &ql[(size_t)l * ENG_NLIN + k];
+    return 0;
+}
+
+void eng_qsource_array(eng_qsource_t *s, const eng_qlinear_t *ql)
+{
+    s->layer = exp__arr_layer;
+    s->ctx = (void *)ql;
 }
 
 /* ---- hf ---- */

@@ -4,6 +4,16 @@
 #include "eng_model.h"
 #include "eng_quant.h"
 
+/* Where an exporter reads the quantized model from, one layer at a time, so that the whole
+ * model need not be in memory: layer(ctx, l, lin) points lin[0..ENG_NLIN) at layer l's quantized
+ * linears (model row order), valid until the next call; 0 or a negative code with err set. */
+typedef struct eng_qsource {
+    int (*layer)(void *ctx, int l, const eng_qlinear_t *lin[ENG_NLIN], lrq_err_t *err);
+    void *ctx;
+} eng_qsource_t;
+/* A source over an in-memory [L * ENG_NLIN] array (borrowed). */
+void eng_qsource_array(eng_qsource_t *s, const eng_qlinear_t *ql);
+
 /* ql: [L * ENG_NLIN] quantized linears in the model's own row order (for a
  * llama2.c source, q/k rows are in interleaved-RoPE order; the exporters permute
  * them to HF rotate-half order). Embeddings, norms, lm_head copied as they are.

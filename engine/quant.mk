@@ -20,6 +20,7 @@ tests_engine_test_lrq_LDADD = libeng_quant.la libeng_pool.la $(COMMON_LIBS) $(OP
 endif
 # export (hf, gptq) and safetensors writer — appended by the export engineer
 libeng_quant_la_SOURCES += engine/eng_st_write.c engine/eng_export.c engine/eng_st_gen.h
+libeng_quant_la_SOURCES += engine/eng_export_int.h engine/eng_gguf.h engine/eng_gguf.c
 if WITH_CRITERION
 check_PROGRAMS += tests/engine/test_export
 TESTS += tests/engine/test_export
