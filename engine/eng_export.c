@@ -516,6 +516,12 @@ static int exp__deq_fill(void *ctx, void *dst, size_t nbytes, lrq_err_t *err)
 
 int eng_export_hf(const eng_model_t *src, const eng_qlinear_t *ql, const char *outdir, lrq_err_t *err)
 {
+    return eng_export_hf_as(src, ql, (eng_dtype_t)-1, outdir, err);
+}
+
+int eng_export_hf_as(const eng_model_t *src, const eng_qlinear_t *ql, eng_dtype_t lin_dtype, const char *outdir,
+                     lrq_err_t *err)
+{
     int rc = exp__check_ql(src, ql, err);
     if (rc) return rc;
     if ((rc = exp__prepare_dir(src, outdir, err))) return rc;
@@ -540,7 +546,7 @@ int eng_export_hf(const eng_model_t *src, const eng_qlinear_t *ql, const char *o
         exp__add_copy(w, nm, &L->attn_norm, 1);
         for (int k = 0; k < ENG_NLIN; k++) {
             const eng_qlinear_t *q = &ql[(size_t)l * ENG_NLIN + k];
-            eng_dtype_t dt = L->lin[k].dtype;
+            eng_dtype_t dt = (int)lin_dtype >= 0 ? lin_dtype : L->lin[k].dtype;
             size_t nb = (size_t)q->m * q->n * exp__dt_size(dt);
             exp__deq_ctx_t *x = &dc[(size_t)l * ENG_NLIN + k];
             *x = (exp__deq_ctx_t){c, k, q, dt};
@@ -561,6 +567,8 @@ int eng_export_hf(const eng_model_t *src, const eng_qlinear_t *ql, const char *o
 
     if (!rc && !(cfgj = exp__base_config(src))) rc = lrq_errf(err, LRQ_ENOMEM, "export hf: cannot build config.json");
     if (!rc) json_object_del(cfgj, "quantization_config"); /* weights are plain again */
+    if (!rc && (int)lin_dtype >= 0 && lin_dtype != src->dtype) /* loaders cast to torch_dtype: say what the linears are */
+        json_object_set_new(cfgj, "torch_dtype", json_string(exp__torch_dtype(lin_dtype)));
     if (!rc) rc = exp__write_json(outdir, "config.json", cfgj, &files, err);
     if (!rc) rc = exp__copy_side_files(src, outdir, &files, err);
     if (!rc) rc = exp__manifest(src, ql, outdir, "hf", NULL, &files, err);
@@ -788,5 +796,166 @@ out:
     if (pk)
         for (size_t i = 0; i < nl; i++) exp__gptq_lin_free(&pk[i]);
     free(pk);
+    return rc;
+}
+
+/* ---- post-export verification: re-read each artifact with its reader and compare ---- */
+
+/* Ŵ row r of q (model order) into o (n floats): s·(q − z) in float32. */
+static void exp__ref_row(const eng_qlinear_t *q, int r, float *o)
+{
+    const uint8_t *qr = q->q + (size_t)r * q->n;
+    const float *s = q->scale + (size_t)r * q->G, *z = q->zero + (size_t)r * q->G;
+    for (int j = 0; j < q->n; j++) o[j] = s[j / q->gs] * ((float)qr[j] - z[j / q->gs]);
+}
+
+static int exp__mismatch(const float *a, const float *b, int n)
+{
+    for (int j = 0; j < n; j++)
+        if (memcmp(&a[j], &b[j], 4)) return j;
+    return -1;
+}
+
+int eng_export_verify_hf(const char *dir, const eng_model_t *src, const eng_qsource_t *qs, lrq_err_t *err)
+{
+    eng_model_t *m = NULL;
+    int rc = eng_model_open(dir, &m, err);
+    if (rc) return rc;
+    const eng_config_t *c = &src->cfg;
+    float *a = NULL, *b = NULL;
+    size_t cap = 0;
+    for (int l = 0; l < c->n_layers && !rc; l++) {
+        const eng_qlinear_t *lin[ENG_NLIN];
+        if ((rc = qs->layer(qs->ctx, l, lin, err))) break;
+        for (int k = 0; k < ENG_NLIN && !rc; k++) {
+            const eng_tensor_t *t = &m->layers[l].lin[k];
+            const eng_qlinear_t *q = lin[k];
+            size_t n = (size_t)q->m * q->n;
+            if (t->rows != q->m || t->cols != q->n) {
+                rc = lrq_errf(err, LRQ_EFORMAT, "%s: verification failed: %s has the wrong shape", dir, t->name);
+                break;
+            }
+            if (n > cap) { /* b holds one row: n ≥ q->n, so it grows with a */
+                float *na = realloc(a, n * 4), *nb = na ? realloc(b, n * 4) : NULL;
+                if (na) a = na;
+                if (nb) b = nb;
+                if (!na || !nb) { rc = lrq_errf(err, LRQ_ENOMEM, "verify: out of memory"); break; }
+                cap = n;
+            }
+            if ((rc = eng_tensor_to_f32(t, a, err))) break;
+            for (int i = 0; i < q->m && !rc; i++) {
+                exp__ref_row(q, exp__src_row(c, k, i), b);
+                for (int j = 0; j < q->n && t->dtype != ENG_F32; j++)
+                    b[j] = t->dtype == ENG_BF16 ? eng_bf16_to_f32(eng_f32_to_bf16(b[j])) : eng_f16_to_f32(eng_f32_to_f16(b[j]));
+                int j = exp__mismatch(a + (size_t)i * q->n, b, q->n);
+                if (j >= 0)
+                    rc = lrq_errf(err, LRQ_ENUMERIC, "%s: verification failed: %s row %d column %d reads %.9g, the "
+                                  "evaluated weight is %.9g", dir, t->name, i, j, (double)a[(size_t)i * q->n + j],
+                                  (double)b[j]);
+            }
+            eng_model_release(m, t);
+        }
+    }
+    free(a);
+    free(b);
+    eng_model_free(m);
+    return rc;
+}
+
+/* Value i (< 32) of a 32-value little-endian bit stream of `bits` words (docs/formats.md, GPTQ packing). */
+static uint32_t exp__unpack32(const uint32_t *w, int bits, int i)
+{
+    int pos = bits * i, wi = pos / 32, sh = pos % 32;
+    uint64_t x = w[wi] >> sh;
+    if (sh + bits > 32) x |= (uint64_t)w[wi + 1] << (32 - sh);
+    return (uint32_t)(x & ((1u << bits) - 1));
+}
+
+static const uint8_t *exp__st_tensor(const eng_st_file_t *f, const char *name, const char *dtype, int ndim,
+                                     const int64_t *shape, lrq_err_t *err)
+{
+    const eng_st_entry_t *e = eng_st_find(f, name);
+    int ok = e && !strcmp(e->dtype, dtype) && e->ndim == ndim;
+    for (int d = 0; ok && d < ndim; d++) ok = e->shape[d] == shape[d];
+    if (!ok) {
+        lrq_errf(err, LRQ_EFORMAT, "%s: verification failed: tensor %s missing or not %s of the expected shape", f->path,
+                 name, dtype);
+        return NULL;
+    }
+    return f->data + e->begin;
+}
+
+int eng_export_verify_gptq(const char *dir, const eng_model_t *src, const eng_qsource_t *qs, lrq_err_t *err)
+{
+    char path[PATH_MAX];
+    int rc = exp__join(path, sizeof path, dir, "model.safetensors", err);
+    if (rc) return rc;
+    json_t *qc = NULL;
+    char cp[PATH_MAX];
+    if ((rc = exp__join(cp, sizeof cp, dir, "quantize_config.json", err))) return rc;
+    json_error_t je;
+    if (!(qc = json_load_file(cp, 0, &je))) return lrq_errf(err, LRQ_EFORMAT, "%s: %s", cp, je.text);
+    const char *fmt = json_string_value(json_object_get(qc, "checkpoint_format"));
+    int bits = (int)json_integer_value(json_object_get(qc, "bits"));
+    int v1 = fmt && !strcmp(fmt, "gptq");
+    eng_st_file_t f;
+    memset(&f, 0, sizeof f);
+    if ((rc = eng_st_open(&f, path, err))) { json_decref(qc); return rc; }
+    const eng_config_t *c = &src->cfg;
+    float *a = NULL, *b = NULL;
+    for (int l = 0; l < c->n_layers && !rc; l++) {
+        const eng_qlinear_t *lin[ENG_NLIN];
+        if ((rc = qs->layer(qs->ctx, l, lin, err))) break;
+        for (int k = 0; k < ENG_NLIN && !rc; k++) {
+            const eng_qlinear_t *q = lin[k];
+            int64_t K = q->n, N = q->m, G = q->G;
+            if (bits != q->bits || K % 32 || N % 32) {
+                rc = lrq_errf(err, LRQ_EFORMAT, "%s: verification failed: bits %d in the config, %d quantized", dir, bits,
+                              q->bits);
+                break;
+            }
+            char nm[160];
+            int64_t s_qw[2] = {K / 32 * bits, N}, s_qz[2] = {G, N / 32 * bits}, s_sc[2] = {G, N}, s_gi[1] = {K};
+            const uint8_t *pqw, *pqz, *psc, *pgi;
+            snprintf(nm, sizeof nm, "model.layers.%d.%s.qweight", l, eng_lin_hf_name[k]);
+            if (!(pqw = exp__st_tensor(&f, nm, "I32", 2, s_qw, err))) { rc = LRQ_EFORMAT; break; }
+            snprintf(nm, sizeof nm, "model.layers.%d.%s.qzeros", l, eng_lin_hf_name[k]);
+            if (!(pqz = exp__st_tensor(&f, nm, "I32", 2, s_qz, err))) { rc = LRQ_EFORMAT; break; }
+            snprintf(nm, sizeof nm, "model.layers.%d.%s.scales", l, eng_lin_hf_name[k]);
+            if (!(psc = exp__st_tensor(&f, nm, "F16", 2, s_sc, err))) { rc = LRQ_EFORMAT; break; }
+            snprintf(nm, sizeof nm, "model.layers.%d.%s.g_idx", l, eng_lin_hf_name[k]);
+            if (!(pgi = exp__st_tensor(&f, nm, "I32", 1, s_gi, err))) { rc = LRQ_EFORMAT; break; }
+            float *na = realloc(a, (size_t)K * 4), *nb = na ? realloc(b, (size_t)K * 4) : NULL;
+            if (na) a = na;
+            if (nb) b = nb;
+            if (!na || !nb) { rc = lrq_errf(err, LRQ_ENOMEM, "verify: out of memory"); break; }
+            uint32_t w[8];
+            for (int64_t n = 0; n < N && !rc; n++) { /* output column n of the file = GPTQ's [k, n] */
+                for (int64_t kk = 0; kk < K; kk++) {
+                    int32_t gi;
+                    memcpy(&gi, pgi + 4 * kk, 4);
+                    if (gi < 0 || gi >= G) { rc = lrq_errf(err, LRQ_EFORMAT, "%s: bad g_idx %d", nm, gi); break; }
+                    for (int x = 0; x < bits; x++) memcpy(&w[x], pqw + 4 * (((kk / 32) * bits + x) * N + n), 4);
+                    uint32_t qv = exp__unpack32(w, bits, (int)(kk % 32));
+                    for (int x = 0; x < bits; x++) memcpy(&w[x], pqz + 4 * ((int64_t)gi * s_qz[1] + (n / 32) * bits + x), 4);
+                    uint32_t zv = exp__unpack32(w, bits, (int)(n % 32)) + (v1 ? 1 : 0);
+                    uint16_t h;
+                    memcpy(&h, psc + 2 * ((int64_t)gi * N + n), 2);
+                    a[kk] = eng_f16_to_f32(h) * ((float)qv - (float)zv);
+                }
+                if (rc) break;
+                exp__ref_row(q, exp__src_row(c, k, (int)n), b);
+                int j = exp__mismatch(a, b, (int)K);
+                if (j >= 0)
+                    rc = lrq_errf(err, LRQ_ENUMERIC, "%s: verification failed: model.layers.%d.%s output %lld input %d "
+                                  "reads %.9g, the evaluated weight is %.9g", path, l, eng_lin_hf_name[k], (long long)n,
+                                  j, (double)a[j], (double)b[j]);
+            }
+        }
+    }
+    free(a);
+    free(b);
+    eng_st_close(&f);
+    json_decref(qc);
     return rc;
 }

@@ -26,4 +26,16 @@ int eng_export_gptq(const eng_model_t *src, const eng_qlinear_t *ql, const char 
 /* Check only: 0 when eng_export_gptq would accept these shapes/bits. */
 int eng_export_gptq_check(const eng_model_t *src, const eng_qlinear_t *ql, lrq_err_t *err);
 
+/* hf with the seven linears written in `lin_dtype` instead of the source's (ENG_F32 keeps an exact
+ * copy of the evaluated weights of a 16-bit source; config.json then says float32). */
+int eng_export_hf_as(const eng_model_t *src, const eng_qlinear_t *ql, eng_dtype_t lin_dtype, const char *outdir,
+                     lrq_err_t *err);
+
+/* Post-export verification (docs/formats.md, Evaluated = exported): re-read the artifact in dir with
+ * its reader (eng_model_open for hf; the safetensors reader and a GPTQ unpacker for gptq), dequantize
+ * in float32 and compare bit for bit with s·(q − z) from qs (for hf: rounded to the file's dtype).
+ * A mismatch is LRQ_ENUMERIC naming the tensor, row and column. */
+int eng_export_verify_hf(const char *dir, const eng_model_t *src, const eng_qsource_t *qs, lrq_err_t *err);
+int eng_export_verify_gptq(const char *dir, const eng_model_t *src, const eng_qsource_t *qs, lrq_err_t *err);
+
 #endif
