@@ -36,6 +36,12 @@ int eng_export_hf_as(const eng_model_t *src, const eng_qlinear_t *ql, eng_dtype_
  * in float32 and compare bit for bit with s·(q − z) from qs (for hf: rounded to the file's dtype).
  * A mismatch is LRQ_ENUMERIC naming the tensor, row and column. */
 int eng_export_verify_hf(const char *dir, const eng_model_t *src, const eng_qsource_t *qs, lrq_err_t *err);
+/* compressed-tensors pack-quantized (vLLM): 4/8-bit codes packed along K in int32, weight_scale in
+ * the model dtype, weight_zero_point (asymmetric) packed along N, weight_shape; config.json's
+ * quantization_config. eng_export_ct_check: vLLM's loader rules (up front), refusals naming the rule. */
+int eng_export_ct_check(const eng_model_t *src, int bits, int group_size, int symmetric, lrq_err_t *err);
+int eng_export_ct(const eng_model_t *src, const eng_qsource_t *qs, const char *outdir, lrq_err_t *err);
+int eng_export_verify_ct(const char *dir, const eng_model_t *src, const eng_qsource_t *qs, lrq_err_t *err);
 int eng_export_verify_gptq(const char *dir, const eng_model_t *src, const eng_qsource_t *qs, lrq_err_t *err);
 
 #endif

@@ -237,6 +237,13 @@ static int run_export(wk_job_t *job, export_ctx_t *xc, lrq_err_t *err)
                          : json_pack("{s:[s, s]}", "runtimes", "transformers (optimum + gptqmodel)", "GPTQModel");
         if ((rc = manifest_augment(job, xc, dir, "gptq", rt, err))) return rc;
     }
+    if (job->spec.export_ct) {
+        snprintf(dir, sizeof dir, "%s/artifacts/compressed-tensors", job->workdir);
+        wk_log(&job->proto, "exporting compressed-tensors (pack-quantized) to %s", dir);
+        if ((rc = eng_export_ct(job->model, &qs, dir, err))) return rc;
+        if ((rc = verified(job, "compressed-tensors", eng_export_verify_ct(dir, job->model, &qs, err), err))) return rc;
+        if ((rc = manifest_augment(job, xc, dir, "compressed-tensors", NULL, err))) return rc;
+    }
     if (job->spec.export_gguf) {
         snprintf(dir, sizeof dir, "%s/artifacts/gguf", job->workdir);
         wk_log(&job->proto, "exporting gguf (%s) to %s", lrq_gguf_type_name[job->spec.gguf_type], dir);
@@ -336,6 +343,12 @@ int wk_job_run(wk_job_t *job, lrq_err_t *err)
      * constrains the quantizer's scales before it chooses codes. */
     if (s->export_gptq) job->qcfg.scale_store |= ENG_SCALE_F16;
     if (s->export_gguf) job->qcfg.scale_store |= eng_gguf_scale_store((eng_gguf_req_t)s->gguf_type, s->bits, s->symmetric);
+    if (s->export_ct && job->model->dtype != ENG_F32) /* weight_scale is stored in the model dtype */
+        job->qcfg.scale_store |= job->model->dtype == ENG_BF16 ? ENG_SCALE_BF16 : ENG_SCALE_F16;
+    if (s->export_ct && (rc = eng_export_ct_check(job->model, s->bits, s->group_size, s->symmetric, err))) {
+        if (err && !err->field[0]) snprintf(err->field, sizeof err->field, "export");
+        goto out;
+    }
     if (s->export_gguf &&
         (rc = eng_gguf_plan(job->model, job->tok, s->bits, s->group_size, s->symmetric, (eng_gguf_req_t)s->gguf_type,
                             NULL, err))) {
