@@ -464,6 +464,19 @@ int eng__export_copy_side_files(const eng_model_t *src, const char *outdir, char
     return 0;
 }
 
+int eng__export_group(const eng_model_t *src, const eng_qsource_t *qs, int *gs, lrq_err_t *err)
+{
+    *gs = 0;
+    for (int l = 0; l < src->cfg.n_layers; l++) {
+        const eng_qlinear_t *lin[ENG_NLIN];
+        int rc = qs->layer(qs->ctx, l, lin, err);
+        if (rc) return rc;
+        for (int k = 0; k < ENG_NLIN; k++)
+            if (lin[k]->gs < lin[k]->n) { *gs = lin[k]->gs; return 0; }
+    }
+    return 0;
+}
+
 static int exp__arr_layer(void *ctx, int l, const eng_qlinear_t *lin[ENG_NLIN], lrq_err_t *err)
 {
     (void)err;
@@ -1044,7 +1057,8 @@ int eng_export_ct(const eng_model_t *src, const eng_qsource_t *qs, const char *o
     const eng_qlinear_t *lin[ENG_NLIN];
     int rc = qs->layer(qs->ctx, 0, lin, err);
     if (rc) return rc;
-    int bits = lin[0]->bits, sym = lin[0]->symmetric, gs = lin[0]->G == 1 ? 0 : lin[0]->gs;
+    int bits = lin[0]->bits, sym = lin[0]->symmetric, gs;
+    if ((rc = eng__export_group(src, qs, &gs, err))) return rc;
     if ((rc = eng_export_ct_check(src, bits, gs, sym, err))) return rc;
     eng_dtype_t sdt = src->dtype;
     int store = sdt == ENG_BF16 ? ENG_SCALE_BF16 : sdt == ENG_F16 ? ENG_SCALE_F16 : 0;
@@ -1053,7 +1067,7 @@ int eng_export_ct(const eng_model_t *src, const eng_qsource_t *qs, const char *o
         if ((rc = qs->layer(qs->ctx, l, lin, err))) return rc;
         for (int k = 0; k < ENG_NLIN; k++) {
             const eng_qlinear_t *q = lin[k];
-            if (q->bits != bits || !q->symmetric != !sym || (q->G == 1 ? 0 : q->gs) != gs)
+            if (q->bits != bits || !q->symmetric != !sym || (q->gs < q->n && q->gs != gs))
                 return lrq_errf(err, LRQ_EUNSUPP, "compressed-tensors export: layer %d %s: settings differ from "
                                 "layer 0 (vLLM fuses q/k/v and gate/up: one config group)", l, eng_lin_short_name[k]);
             for (size_t i = 0; i < (size_t)q->m * q->G; i++)

@@ -17,4 +17,7 @@ json_t *eng__export_base_config(const eng_model_t *src);
 /* Tokenizer / generation files beside the source copied into outdir; *names (malloc'd array of
  * malloc'd names, *n of them) for the manifest. */
 int eng__export_copy_side_files(const eng_model_t *src, const char *outdir, char ***names, int *n, lrq_err_t *err);
+/* The model's group size: that of the first linear whose groups are narrower than its rows, else 0
+ * (per-channel, or groups at least as wide as every row). */
+int eng__export_group(const eng_model_t *src, const eng_qsource_t *qs, int *gs, lrq_err_t *err);
 #endif

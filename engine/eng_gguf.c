@@ -562,8 +562,8 @@ int eng_export_gguf(const eng_model_t *src, const eng_tok_t *tok, const eng_qsou
     if (!rc) {
         bits = lin[0]->bits;
         sym = lin[0]->symmetric;
-        gs = lin[0]->G == 1 ? 0 : lin[0]->gs;
-        rc = eng_gguf_plan(src, tok, bits, gs, sym, req, types, err);
+        rc = eng__export_group(src, qs, &gs, err);
+        if (!rc) rc = eng_gguf_plan(src, tok, bits, gs, sym, req, types, err);
     }
     int main_type = req == ENG_GGUF_F16 ? ENG_GGML_F16 : ENG_GGML_F32;
     json_t *counts = json_object(), *deq = json_array();

@@ -39,4 +39,4 @@ tests_engine_test_gguf_CFLAGS = $(TEST_CFLAGS)
 tests_engine_test_gguf_LDADD = libeng_quant.la libeng_pool.la libeng_io.la libcommon.la $(JANSSON_LIBS) $(NETTLE_LIBS) \
 	$(OPENBLAS_LIBS) -lpthread -lm $(TEST_LIBS)
 endif
-EXTRA_DIST += tests/engine/gguf_decode.py
+EXTRA_DIST += tests/engine/gguf_decode.py tests/engine/ct_decode.py

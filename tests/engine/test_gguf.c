@@ -398,3 +398,70 @@ Test(gguf, refusals_name_the_rule)
     eng_model_free(b);
     eng_model_free(s);
 }
+
+/* ---------------------------------------------------------------- compressed-tensors */
+
+static void ct_case(const eng_model_t *m, int bits, int gs, int sym, const char *tag, const char *rope)
+{
+    int store = m->dtype == ENG_BF16 ? ENG_SCALE_BF16 : m->dtype == ENG_F16 ? ENG_SCALE_F16 : 0;
+    lrq_err_t err = {0};
+    cr_assert_eq(eng_export_ct_check(m, bits, gs, sym, &err), 0, "%s: %s", tag, err.msg);
+    eng_qlinear_t *ql = quantize(m, bits, gs, sym, store);
+    eng_qsource_t qs;
+    eng_qsource_array(&qs, ql);
+    char out[600], ref[600], cmd[2048], buf[16384];
+    snprintf(out, sizeof out, "%s/%s", g_tmp, tag);
+    snprintf(ref, sizeof ref, "%s/%s.ref", g_tmp, tag);
+    cr_assert_eq(eng_export_ct(m, &qs, out, &err), 0, "%s: %s", tag, err.msg);
+    cr_assert_eq(eng_export_verify_ct(out, m, &qs, &err), 0, "%s: verify: %s", tag, err.msg);
+    dump_ref(m, ql, ref);
+    snprintf(cmd, sizeof cmd, "/usr/bin/python3 '%s/tests/engine/ct_decode.py' '%s' '%s' %s", srcdir(), out, ref, rope);
+    cr_assert_eq(run_capture(cmd, buf, sizeof buf), 0, "%s: independent decoder: %s", tag, buf);
+    json_t *j = json_loads(buf, 0, NULL);
+    cr_assert_not_null(j, "%s", buf);
+    /* long-standing keys only */
+    const char *keys[] = {"config_groups", "format", "global_compression_ratio", "ignore", "kv_cache_scheme",
+                          "quant_method", "quantization_status"};
+    json_t *ka = json_object_get(j, "keys");
+    cr_assert_eq(json_array_size(ka), sizeof keys / sizeof keys[0]);
+    for (size_t i = 0; i < json_array_size(ka); i++) cr_assert_str_eq(json_string_value(json_array_get(ka, i)), keys[i]);
+    cr_assert_str_eq(json_string_value(json_object_get(json_object_get(j, "weights"), "strategy")), gs ? "group" : "channel");
+    json_decref(j);
+    /* corrupt one packed word: the verifier names the tensor */
+    ql[ENG_V].q[0] ^= 1;
+    cr_assert_eq(eng_export_verify_ct(out, m, &qs, &err), LRQ_ENUMERIC);
+    cr_assert(strstr(err.msg, "model.layers.0.self_attn.v_proj"), "%s", err.msg);
+    free_ql(ql, m->cfg.n_layers * ENG_NLIN);
+}
+
+Test(ct, pack_quantized_decoded_independently, .init = tmp_setup, .fini = tmp_teardown, .timeout = 300)
+{
+    char md[600], p[512];
+    snprintf(md, sizeof md, "%s/synth", g_tmp);
+    make_synth(md);
+    eng_model_t *m = open_model(md);
+    ct_case(m, 4, 32, 0, "a4g32", "half");
+    ct_case(m, 4, 0, 1, "s4pc", "half");
+    ct_case(m, 8, 128, 1, "s8g128", "half");
+    eng_model_free(m);
+    shared_path(p, sizeof p, "models/babyllama-tok105/model5000.bin");
+    if (have(p)) { /* llama2.c source (fp32): q/k rows permuted to HF order, fp32 scales */
+        eng_model_t *b = open_model(p);
+        ct_case(b, 4, 32, 0, "baby", "interleaved");
+        eng_model_free(b);
+    }
+    shared_path(p, sizeof p, "models/stories260K/stories260K.bin");
+    if (have(p)) {
+        eng_model_t *s = open_model(p);
+        lrq_err_t err = {0};
+        cr_assert_eq(eng_export_ct_check(s, 4, 0, 1, &err), LRQ_EUNSUPP);
+        cr_assert(strstr(err.msg, "mlp.down_proj has 172 input features") && strstr(err.msg, "multiple of 8"), "%s", err.msg);
+        cr_assert_eq(eng_export_ct_check(s, 4, 0, 0, &err), LRQ_EUNSUPP);
+        cr_assert(strstr(err.msg, "mlp.gate_proj has 172 output features"), "%s", err.msg);
+        cr_assert_neq(eng_export_ct_check(s, 8, 0, 0, &err), 0);
+        cr_assert_str_eq(err.field, "weight.symmetric");
+        cr_assert_neq(eng_export_ct_check(s, 3, 0, 1, &err), 0);
+        cr_assert_str_eq(err.field, "weight.bits");
+        eng_model_free(s);
+    }
+}
