@@ -14,4 +14,7 @@ EXTRA_DIST += tests/integration/test_resume.sh tests/integration/test_worker.sh 
 # The algorithms still work: LRQ and FlexRound lower every block's loss and beat RTN's KL (stories260K, ~10 s).
 TESTS += tests/integration/test_algo.sh
 EXTRA_DIST += tests/integration/test_algo.sh
+# Export stage: in-job verification, manifests, hf dtype rule, refusals (issue 16).
+TESTS += tests/integration/test_exports.sh
+EXTRA_DIST += tests/integration/test_exports.sh
 include tests/interop/local.mk
