@@ -7,6 +7,7 @@
 
 const char *const lrq_method_name[] = {"rtn", "lrq", "flexround", NULL};
 const char *const lrq_rank_policy_name[] = {"ratio", "fixed", "paper", NULL};
+const char *const lrq_gguf_type_name[] = {"auto", "q4_0", "q4_1", "q8_0", "f16", "f32", NULL};
 
 /* A key table per object: unknown keys are an error, so users learn about typos. */
 static int check_keys(const json_t *obj, const char *prefix, const char *const *allowed, lrq_err_t *err)
@@ -102,6 +103,50 @@ static int get_obj(const json_t *j, const char *key, const json_t **out, lrq_err
     return 0;
 }
 
+/* Methods whose result carries low-rank factors: only the dense hf export holds them. */
+static int spec__factored(int method)
+{
+    const char *n = lrq_method_name[method];
+    return strstr(n, "lqer") != NULL || strcmp(n, "odlri") == 0;
+}
+
+/* "export": ["hf" | "gptq" | "gguf" | "compressed-tensors", …] and "gguf": {"type": …}
+ * (docs/formats.md, Artifacts). */
+static int spec__export(const json_t *j, lrq_spec_t *s, lrq_err_t *err)
+{
+    static const char *const gkeys[] = {"type", NULL};
+    json_t *ex = json_object_get(j, "export");
+    if (ex) {
+        if (!json_is_array(ex))
+            return lrq_err_field(err, "export", "must be an array of \"hf\", \"gptq\", \"gguf\", \"compressed-tensors\"");
+        s->export_hf = s->export_gptq = 0;
+        size_t i;
+        json_t *it;
+        json_array_foreach(ex, i, it) {
+            const char *v = json_is_string(it) ? json_string_value(it) : NULL;
+            char f[32];
+            snprintf(f, sizeof f, "export[%zu]", i);
+            if (v && !strcmp(v, "hf")) s->export_hf = 1;
+            else if (v && !strcmp(v, "gptq")) s->export_gptq = 1;
+            else if (v && !strcmp(v, "gguf")) s->export_gguf = 1;
+            else if (v && !strcmp(v, "compressed-tensors")) s->export_ct = 1;
+            else return lrq_err_field(err, f, "must be \"hf\", \"gptq\", \"gguf\" or \"compressed-tensors\"");
+            if (v && strcmp(v, "hf") && spec__factored(s->method))
+                return lrq_err_field(err, f, "method %s adds low-rank factors, which %s cannot hold; export \"hf\" "
+                                     "(dense weights with the factors merged)", lrq_method_name[s->method], v);
+        }
+    }
+    json_t *g = json_object_get(j, "gguf");
+    if (g && !json_is_null(g)) {
+        if (!json_is_object(g)) return lrq_err_field(err, "gguf", "must be an object");
+        if (!s->export_gguf) return lrq_err_field(err, "gguf", "applies only when \"export\" includes \"gguf\"");
+        int rc = check_keys(g, "gguf.", gkeys, err);
+        if (!rc) rc = get_enum(g, "type", "gguf.type", lrq_gguf_type_name, &s->gguf_type, err);
+        if (rc) return rc;
+    }
+    return 0;
+}
+
 #define TRY(x) do { int rc_ = (x); if (rc_) { lrq_spec_close(s); return rc_; } } while (0)
 
 const char *const lrq_pipeline_name[] = {"sequential", "parallel", NULL};
@@ -122,7 +167,7 @@ int lrq_spec_parse(const json_t *j, lrq_spec_t *s, lrq_err_t *err)
 {
     static const char *const top[] = {"model", "tokenizer", "method", "weight", "calibration", "eval", "lrq",
                                       "export", "seed", "threads", "name", "priority", "max_attempts",
-                                      "pipeline", NULL};
+                                      "pipeline", "gguf", NULL};
     static const char *const wkeys[] = {"bits", "group_size", "symmetric", "init", NULL};
     static const char *const ckeys[] = {"path", "samples", "seq_len", NULL};
     static const char *const ekeys[] = {"path", "seq_len", "max_windows", NULL};
@@ -189,23 +234,7 @@ int lrq_spec_parse(const json_t *j, lrq_spec_t *s, lrq_err_t *err)
     }
     if (s->calib_path && s->method != LRQ_M_RTN && s->batch_size > s->calib_samples)
         TRY(lrq_err_field(err, "lrq.batch_size", "must not exceed calibration.samples (%d)", s->calib_samples));
-    json_t *ex = json_object_get(j, "export");
-    if (ex) {
-        if (!json_is_array(ex)) TRY(lrq_err_field(err, "export", "must be an array of \"hf\", \"gptq\""));
-        s->export_hf = s->export_gptq = 0;
-        size_t i;
-        json_t *it;
-        json_array_foreach(ex, i, it) {
-            const char *v = json_is_string(it) ? json_string_value(it) : NULL;
-            if (v && !strcmp(v, "hf")) s->export_hf = 1;
-            else if (v && !strcmp(v, "gptq")) s->export_gptq = 1;
-            else {
-                char f[32];
-                snprintf(f, sizeof f, "export[%zu]", i);
-                TRY(lrq_err_field(err, f, "must be \"hf\" or \"gptq\""));
-            }
-        }
-    }
+    TRY(spec__export(j, s, err));
     json_t *sd = json_object_get(j, "seed");
     if (sd) {
         if (!json_is_integer(sd) || json_integer_value(sd) < 0)

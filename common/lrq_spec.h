@@ -44,6 +44,8 @@ typedef struct lrq_spec {
     double checkpoint_every_s; /* default 60, 0 = only at block ends */
     /* output */
     int export_hf, export_gptq;  /* default: hf only */
+    int export_gguf, export_ct;  /* "gguf", "compressed-tensors" (docs/formats.md, Artifacts) */
+    int gguf_type;           /* "gguf": {"type": …}: 0 auto, 1 q4_0, 2 q4_1, 3 q8_0, 4 f16, 5 f32 */
     uint64_t seed;
     int threads;             /* 0 = all cores, ≤ 1024 */
     int pipeline;            /* enum lrq_pipeline: "sequential" (default) | "parallel" */
@@ -56,6 +58,7 @@ typedef struct lrq_spec {
 extern const char *const lrq_method_name[];      /* "rtn", "lrq", "flexround" */
 extern const char *const lrq_rank_policy_name[]; /* "ratio", "fixed", "paper" */
 extern const char *const lrq_pipeline_name[];    /* "sequential", "parallel" */
+extern const char *const lrq_gguf_type_name[];   /* "auto", "q4_0", "q4_1", "q8_0", "f16", "f32" */
 
 /* Parse and validate. On success *s owns its strings (lrq_spec_close). */
 int lrq_spec_parse(const json_t *j, lrq_spec_t *s, lrq_err_t *err);

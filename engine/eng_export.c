@@ -375,8 +375,17 @@ static int exp__per_channel(const eng_model_t *src, const eng_qlinear_t *ql)
 
 /* lrq-manifest.json: producer, source, files with sha256 (fields below). The caller may extend it (job spec, hashes
  * of source/calibration data, metrics); "method" is left null for it to fill. */
+static int exp__manifest_q(const eng_model_t *src, int bits, int group, int sym, const char *outdir, const char *kind,
+                           json_t *extra /* stolen, may be NULL */, exp__files_t *files, lrq_err_t *err);
 static int exp__manifest(const eng_model_t *src, const eng_qlinear_t *ql, const char *outdir, const char *kind,
                          json_t *extra /* stolen, may be NULL */, exp__files_t *files, lrq_err_t *err)
+{
+    return exp__manifest_q(src, ql[0].bits, exp__per_channel(src, ql) ? 0 : ql[0].gs, ql[0].symmetric, outdir, kind,
+                           extra, files, err);
+}
+
+static int exp__manifest_q(const eng_model_t *src, int bits, int group, int sym, const char *outdir, const char *kind,
+                           json_t *extra /* stolen, may be NULL */, exp__files_t *files, lrq_err_t *err)
 {
     int rc = 0;
     json_t *fl = json_object(), *m = NULL;
@@ -394,8 +403,7 @@ static int exp__manifest(const eng_model_t *src, const eng_qlinear_t *ql, const 
     m = json_pack("{s:s, s:s, s:s, s:{s:s, s:s, s:s}, s:n, s:{s:i, s:i, s:b}, s:O}", "producer", "lrq", "version",
                   PACKAGE_VERSION, "export", kind, "source", "path", src->path ? src->path : "", "format",
                   src->format == ENG_FMT_LLAMA2C ? "llama2c" : "hf", "dtype", exp__dt_name(src->dtype), "method",
-                  "quantization", "bits", ql[0].bits, "group_size", exp__per_channel(src, ql) ? 0 : ql[0].gs,
-                  "symmetric", ql[0].symmetric, "files", fl);
+                  "quantization", "bits", bits, "group_size", group, "symmetric", sym, "files", fl);
     if (!m) {
         rc = lrq_errf(err, LRQ_ENOMEM, "export: out of memory building manifest");
         goto out;
@@ -409,6 +417,78 @@ out:
     json_decref(fl);
     json_decref(m);
     return rc;
+}
+
+/* ---- shared with the other exporters (eng_export_int.h) ---- */
+
+int eng__export_prepare(const eng_model_t *src, const char *outdir, lrq_err_t *err)
+{
+    return exp__prepare_dir(src, outdir, err);
+}
+
+int eng__export_manifest(const eng_model_t *src, int bits, int group, int sym, const char *outdir, const char *kind,
+                         json_t *extra, const char *const *names, int n, lrq_err_t *err)
+{
+    exp__files_t files = {0};
+    int rc = 0;
+    for (int i = 0; i < n && !rc; i++) rc = exp__files_add(&files, names[i], err);
+    if (rc) {
+        json_decref(extra);
+        exp__files_free(&files);
+        return rc;
+    }
+    rc = exp__manifest_q(src, bits, group, sym, outdir, kind, extra, &files, err);
+    exp__files_free(&files);
+    return rc;
+}
+
+int eng__export_write_json(const char *dir, const char *name, const json_t *j, lrq_err_t *err)
+{
+    return exp__write_json(dir, name, j, NULL, err);
+}
+
+json_t *eng__export_base_config(const eng_model_t *src) { return exp__base_config(src); }
+
+int eng__export_copy_side_files(const eng_model_t *src, const char *outdir, char ***names, int *n, lrq_err_t *err)
+{
+    exp__files_t files = {0};
+    int rc = exp__copy_side_files(src, outdir, &files, err);
+    *names = NULL;
+    *n = 0;
+    if (rc) { exp__files_free(&files); return rc; }
+    char **v = calloc(files.n ? (size_t)files.n : 1, sizeof *v);
+    if (!v) { exp__files_free(&files); return lrq_errf(err, LRQ_ENOMEM, "export: out of memory"); }
+    for (int i = 0; i < files.n; i++) v[i] = files.name[i]; /* stolen */
+    *names = v;
+    *n = files.n;
+    return 0;
+}
+
+int eng__export_group(const eng_model_t *src, const eng_qsource_t *qs, int *gs, lrq_err_t *err)
+{
+    *gs = 0;
+    for (int l = 0; l < src->cfg.n_layers; l++) {
+        const eng_qlinear_t *lin[ENG_NLIN];
+        int rc = qs->layer(qs->ctx, l, lin, err);
+        if (rc) return rc;
+        for (int k = 0; k < ENG_NLIN; k++)
+            if (lin[k]->gs < lin[k]->n) { *gs = lin[k]->gs; return 0; }
+    }
+    return 0;
+}
+
+static int exp__arr_layer(void *ctx, int l, const eng_qlinear_t *lin[ENG_NLIN], lrq_err_t *err)
+{
+    (void)err;
+    const eng_qlinear_t *ql = ctx;
+    for (int k = 0; k < ENG_NLIN; k++) lin[k] = &ql[(size_t)l * ENG_NLIN + k];
+    return 0;
+}
+
+void eng_qsource_array(eng_qsource_t *s, const eng_qlinear_t *ql)
+{
+    s->layer = exp__arr_layer;
+    s->ctx = (void *)ql;
 }
 
 /* ---- hf ---- */
@@ -449,6 +529,12 @@ static int exp__deq_fill(void *ctx, void *dst, size_t nbytes, lrq_err_t *err)
 
 int eng_export_hf(const eng_model_t *src, const eng_qlinear_t *ql, const char *outdir, lrq_err_t *err)
 {
+    return eng_export_hf_as(src, ql, (eng_dtype_t)-1, outdir, err);
+}
+
+int eng_export_hf_as(const eng_model_t *src, const eng_qlinear_t *ql, eng_dtype_t lin_dtype, const char *outdir,
+                     lrq_err_t *err)
+{
     int rc = exp__check_ql(src, ql, err);
     if (rc) return rc;
     if ((rc = exp__prepare_dir(src, outdir, err))) return rc;
@@ -473,7 +559,7 @@ int eng_export_hf(const eng_model_t *src, const eng_qlinear_t *ql, const char *o
         exp__add_copy(w, nm, &L->attn_norm, 1);
         for (int k = 0; k < ENG_NLIN; k++) {
             const eng_qlinear_t *q = &ql[(size_t)l * ENG_NLIN + k];
-            eng_dtype_t dt = L->lin[k].dtype;
+            eng_dtype_t dt = (int)lin_dtype >= 0 ? lin_dtype : L->lin[k].dtype;
             size_t nb = (size_t)q->m * q->n * exp__dt_size(dt);
             exp__deq_ctx_t *x = &dc[(size_t)l * ENG_NLIN + k];
             *x = (exp__deq_ctx_t){c, k, q, dt};
@@ -494,6 +580,8 @@ int eng_export_hf(const eng_model_t *src, const eng_qlinear_t *ql, const char *o
 
     if (!rc && !(cfgj = exp__base_config(src))) rc = lrq_errf(err, LRQ_ENOMEM, "export hf: cannot build config.json");
     if (!rc) json_object_del(cfgj, "quantization_config"); /* weights are plain again */
+    if (!rc && (int)lin_dtype >= 0 && lin_dtype != src->dtype) /* loaders cast to torch_dtype: say what the linears are */
+        json_object_set_new(cfgj, "torch_dtype", json_string(exp__torch_dtype(lin_dtype)));
     if (!rc) rc = exp__write_json(outdir, "config.json", cfgj, &files, err);
     if (!rc) rc = exp__copy_side_files(src, outdir, &files, err);
     if (!rc) rc = exp__manifest(src, ql, outdir, "hf", NULL, &files, err);
@@ -721,5 +809,408 @@ out:
     if (pk)
         for (size_t i = 0; i < nl; i++) exp__gptq_lin_free(&pk[i]);
     free(pk);
+    return rc;
+}
+
+/* ---- post-export verification: re-read each artifact with its reader and compare ---- */
+
+/* Ŵ row r of q (model order) into o (n floats): s·(q − z) in float32. */
+static void exp__ref_row(const eng_qlinear_t *q, int r, float *o)
+{
+    const uint8_t *qr = q->q + (size_t)r * q->n;
+    const float *s = q->scale + (size_t)r * q->G, *z = q->zero + (size_t)r * q->G;
+    for (int j = 0; j < q->n; j++) o[j] = s[j / q->gs] * ((float)qr[j] - z[j / q->gs]);
+}
+
+static int exp__mismatch(const float *a, const float *b, int n)
+{
+    for (int j = 0; j < n; j++)
+        if (memcmp(&a[j], &b[j], 4)) return j;
+    return -1;
+}
+
+int eng_export_verify_hf(const char *dir, const eng_model_t *src, const eng_qsource_t *qs, lrq_err_t *err)
+{
+    eng_model_t *m = NULL;
+    int rc = eng_model_open(dir, &m, err);
+    if (rc) return rc;
+    const eng_config_t *c = &src->cfg;
+    float *a = NULL, *b = NULL;
+    size_t cap = 0;
+    for (int l = 0; l < c->n_layers && !rc; l++) {
+        const eng_qlinear_t *lin[ENG_NLIN];
+        if ((rc = qs->layer(qs->ctx, l, lin, err))) break;
+        for (int k = 0; k < ENG_NLIN && !rc; k++) {
+            const eng_tensor_t *t = &m->layers[l].lin[k];
+            const eng_qlinear_t *q = lin[k];
+            size_t n = (size_t)q->m * q->n;
+            if (t->rows != q->m || t->cols != q->n) {
+                rc = lrq_errf(err, LRQ_EFORMAT, "%s: verification failed: %s has the wrong shape", dir, t->name);
+                break;
+            }
+            if (n > cap) { /* b holds one row: n ≥ q->n, so it grows with a */
+                float *na = realloc(a, n * 4), *nb = na ? realloc(b, n * 4) : NULL;
+                if (na) a = na;
+                if (nb) b = nb;
+                if (!na || !nb) { rc = lrq_errf(err, LRQ_ENOMEM, "verify: out of memory"); break; }
+                cap = n;
+            }
+            if ((rc = eng_tensor_to_f32(t, a, err))) break;
+            for (int i = 0; i < q->m && !rc; i++) {
+                exp__ref_row(q, exp__src_row(c, k, i), b);
+                for (int j = 0; j < q->n && t->dtype != ENG_F32; j++)
+                    b[j] = t->dtype == ENG_BF16 ? eng_bf16_to_f32(eng_f32_to_bf16(b[j])) : eng_f16_to_f32(eng_f32_to_f16(b[j]));
+                int j = exp__mismatch(a + (size_t)i * q->n, b, q->n);
+                if (j >= 0)
+                    rc = lrq_errf(err, LRQ_ENUMERIC, "%s: verification failed: %s row %d column %d reads %.9g, the "
+                                  "evaluated weight is %.9g", dir, t->name, i, j, (double)a[(size_t)i * q->n + j],
+                                  (double)b[j]);
+            }
+            eng_model_release(m, t);
+        }
+    }
+    free(a);
+    free(b);
+    eng_model_free(m);
+    return rc;
+}
+
+/* Value i (< 32) of a 32-value little-endian bit stream of `bits` words (docs/formats.md, GPTQ packing). */
+static uint32_t exp__unpack32(const uint32_t *w, int bits, int i)
+{
+    int pos = bits * i, wi = pos / 32, sh = pos % 32;
+    uint64_t x = w[wi] >> sh;
+    if (sh + bits > 32) x |= (uint64_t)w[wi + 1] << (32 - sh);
+    return (uint32_t)(x & ((1u << bits) - 1));
+}
+
+static const uint8_t *exp__st_tensor(const eng_st_file_t *f, const char *name, const char *dtype, int ndim,
+                                     const int64_t *shape, lrq_err_t *err)
+{
+    const eng_st_entry_t *e = eng_st_find(f, name);
+    int ok = e && !strcmp(e->dtype, dtype) && e->ndim == ndim;
+    for (int d = 0; ok && d < ndim; d++) ok = e->shape[d] == shape[d];
+    if (!ok) {
+        lrq_errf(err, LRQ_EFORMAT, "%s: verification failed: tensor %s missing or not %s of the expected shape", f->path,
+                 name, dtype);
+        return NULL;
+    }
+    return f->data + e->begin;
+}
+
+int eng_export_verify_gptq(const char *dir, const eng_model_t *src, const eng_qsource_t *qs, lrq_err_t *err)
+{
+    char path[PATH_MAX];
+    int rc = exp__join(path, sizeof path, dir, "model.safetensors", err);
+    if (rc) return rc;
+    json_t *qc = NULL;
+    char cp[PATH_MAX];
+    if ((rc = exp__join(cp, sizeof cp, dir, "quantize_config.json", err))) return rc;
+    json_error_t je;
+    if (!(qc = json_load_file(cp, 0, &je))) return lrq_errf(err, LRQ_EFORMAT, "%s: %s", cp, je.text);
+    const char *fmt = json_string_value(json_object_get(qc, "checkpoint_format"));
+    int bits = (int)json_integer_value(json_object_get(qc, "bits"));
+    int v1 = fmt && !strcmp(fmt, "gptq");
+    eng_st_file_t f;
+    memset(&f, 0, sizeof f);
+    if ((rc = eng_st_open(&f, path, err))) { json_decref(qc); return rc; }
+    const eng_config_t *c = &src->cfg;
+    float *a = NULL, *b = NULL;
+    for (int l = 0; l < c->n_layers && !rc; l++) {
+        const eng_qlinear_t *lin[ENG_NLIN];
+        if ((rc = qs->layer(qs->ctx, l, lin, err))) break;
+        for (int k = 0; k < ENG_NLIN && !rc; k++) {
+            const eng_qlinear_t *q = lin[k];
+            int64_t K = q->n, N = q->m, G = q->G;
+            if (bits != q->bits || K % 32 || N % 32) {
+                rc = lrq_errf(err, LRQ_EFORMAT, "%s: verification failed: bits %d in the config, %d quantized", dir, bits,
+                              q->bits);
+                break;
+            }
+            char nm[160];
+            int64_t s_qw[2] = {K / 32 * bits, N}, s_qz[2] = {G, N / 32 * bits}, s_sc[2] = {G, N}, s_gi[1] = {K};
+            const uint8_t *pqw, *pqz, *psc, *pgi;
+            snprintf(nm, sizeof nm, "model.layers.%d.%s.qweight", l, eng_lin_hf_name[k]);
+            if (!(pqw = exp__st_tensor(&f, nm, "I32", 2, s_qw, err))) { rc = LRQ_EFORMAT; break; }
+            snprintf(nm, sizeof nm, "model.layers.%d.%s.qzeros", l, eng_lin_hf_name[k]);
+            if (!(pqz = exp__st_tensor(&f, nm, "I32", 2, s_qz, err))) { rc = LRQ_EFORMAT; break; }
+            snprintf(nm, sizeof nm, "model.layers.%d.%s.scales", l, eng_lin_hf_name[k]);
+            if (!(psc = exp__st_tensor(&f, nm, "F16", 2, s_sc, err))) { rc = LRQ_EFORMAT; break; }
+            snprintf(nm, sizeof nm, "model.layers.%d.%s.g_idx", l, eng_lin_hf_name[k]);
+            if (!(pgi = exp__st_tensor(&f, nm, "I32", 1, s_gi, err))) { rc = LRQ_EFORMAT; break; }
+            float *na = realloc(a, (size_t)K * 4), *nb = na ? realloc(b, (size_t)K * 4) : NULL;
+            if (na) a = na;
+            if (nb) b = nb;
+            if (!na || !nb) { rc = lrq_errf(err, LRQ_ENOMEM, "verify: out of memory"); break; }
+            uint32_t w[8];
+            for (int64_t n = 0; n < N && !rc; n++) { /* output column n of the file = GPTQ's [k, n] */
+                for (int64_t kk = 0; kk < K; kk++) {
+                    int32_t gi;
+                    memcpy(&gi, pgi + 4 * kk, 4);
+                    if (gi < 0 || gi >= G) { rc = lrq_errf(err, LRQ_EFORMAT, "%s: bad g_idx %d", nm, gi); break; }
+                    for (int x = 0; x < bits; x++) memcpy(&w[x], pqw + 4 * (((kk / 32) * bits + x) * N + n), 4);
+                    uint32_t qv = exp__unpack32(w, bits, (int)(kk % 32));
+                    for (int x = 0; x < bits; x++) memcpy(&w[x], pqz + 4 * ((int64_t)gi * s_qz[1] + (n / 32) * bits + x), 4);
+                    uint32_t zv = exp__unpack32(w, bits, (int)(n % 32)) + (v1 ? 1 : 0);
+                    uint16_t h;
+                    memcpy(&h, psc + 2 * ((int64_t)gi * N + n), 2);
+                    a[kk] = eng_f16_to_f32(h) * ((float)qv - (float)zv);
+                }
+                if (rc) break;
+                exp__ref_row(q, exp__src_row(c, k, (int)n), b);
+                int j = exp__mismatch(a, b, (int)K);
+                if (j >= 0)
+                    rc = lrq_errf(err, LRQ_ENUMERIC, "%s: verification failed: model.layers.%d.%s output %lld input %d "
+                                  "reads %.9g, the evaluated weight is %.9g", path, l, eng_lin_hf_name[k], (long long)n,
+                                  j, (double)a[j], (double)b[j]);
+            }
+        }
+    }
+    free(a);
+    free(b);
+    eng_st_close(&f);
+    json_decref(qc);
+    return rc;
+}
+
+/* ---- compressed-tensors pack-quantized (docs/formats.md, compressed-tensors) ---- */
+
+/* vLLM's loader rules for packed (WNA16) weights; 0 or LRQ_EUNSUPP naming the rule. */
+int eng_export_ct_check(const eng_model_t *src, int bits, int group_size, int sym, lrq_err_t *err)
+{
+    if (!src) return lrq_errf(err, LRQ_EFORMAT, "compressed-tensors export: no model");
+    if (bits != 4 && bits != 8)
+        return lrq_err_field(err, "weight.bits", "compressed-tensors pack-quantized for vLLM takes 4- or 8-bit weights "
+                             "(vLLM CompressedTensorsWNA16), got %d", bits);
+    if (!sym && bits != 4)
+        return lrq_err_field(err, "weight.symmetric", "vLLM takes zero points (asymmetric packed weights) only at 4 "
+                             "bits (Marlin uint4 with zero points); use symmetric 8-bit or asymmetric 4-bit");
+    const int pf = 32 / bits;
+    char nm[96];
+    for (int l = 0; l < src->cfg.n_layers; l++)
+        for (int k = 0; k < ENG_NLIN; k++) {
+            const eng_tensor_t *t = &src->layers[l].lin[k];
+            exp__lin_name(nm, sizeof nm, l, k);
+            if (t->cols % pf)
+                return lrq_errf(err, LRQ_EUNSUPP, "compressed-tensors export: %s has %lld input features: vLLM packs "
+                                "%d-bit weights %d per int32 along the input dim, so it must be a multiple of %d", nm,
+                                (long long)t->cols, bits, pf, pf);
+            if (!sym && t->rows % pf)
+                return lrq_errf(err, LRQ_EUNSUPP, "compressed-tensors export: %s has %lld output features: zero "
+                                "points are packed %d per int32 along the output dim, so it must be a multiple of %d",
+                                nm, (long long)t->rows, pf, pf);
+            if (group_size && t->cols % group_size)
+                return lrq_errf(err, LRQ_EUNSUPP, "compressed-tensors export: %s: group size %d does not divide its "
+                                "%lld input features (vLLM needs whole groups)", nm, group_size, (long long)t->cols);
+        }
+    return 0;
+}
+
+typedef struct exp__ct_ctx {
+    const eng_model_t *src;
+    const eng_qsource_t *qs;
+    int l, k, what;           /* 0 weight_packed, 1 weight_scale, 2 weight_zero_point, 3 weight_shape */
+    eng_dtype_t sdt;          /* scale dtype (the model's) */
+} exp__ct_ctx_t;
+
+static int exp__ct_fill(void *ctx, void *dst, size_t nbytes, lrq_err_t *err)
+{
+    const exp__ct_ctx_t *x = ctx;
+    const eng_qlinear_t *lin[ENG_NLIN];
+    int rc = x->qs->layer(x->qs->ctx, x->l, lin, err);
+    if (rc) return rc;
+    const eng_qlinear_t *q = lin[x->k];
+    const eng_config_t *c = &x->src->cfg;
+    const int bits = q->bits, pf = 32 / bits, N = q->m, K = q->n, G = q->G;
+    memset(dst, 0, nbytes);
+    if (x->what == 0) { /* [N, K/pf]: code q (= signed + 2^(b−1)) of input k at bit b·(k % pf) */
+        uint32_t *w = dst;
+        for (int n = 0; n < N; n++) {
+            const uint8_t *qr = q->q + (size_t)exp__src_row(c, x->k, n) * K;
+            for (int k = 0; k < K; k++) w[(size_t)n * (K / pf) + k / pf] |= (uint32_t)qr[k] << (bits * (k % pf));
+        }
+    } else if (x->what == 1) { /* [N, G] in the model dtype */
+        for (int n = 0; n < N; n++)
+            for (int g = 0; g < G; g++) {
+                float s = q->scale[(size_t)exp__src_row(c, x->k, n) * G + g];
+                size_t o = (size_t)n * G + g;
+                if (x->sdt == ENG_F32) ((float *)dst)[o] = s;
+                else ((uint16_t *)dst)[o] = x->sdt == ENG_BF16 ? eng_f32_to_bf16(s) : eng_f32_to_f16(s);
+            }
+    } else if (x->what == 2) { /* [N/pf, G]: zero z (= signed zp + 2^(b−1)) of output n at bit b·(n % pf) */
+        uint32_t *w = dst;
+        for (int n = 0; n < N; n++)
+            for (int g = 0; g < G; g++)
+                w[(size_t)(n / pf) * G + g] |= (uint32_t)q->zero[(size_t)exp__src_row(c, x->k, n) * G + g] << (bits * (n % pf));
+    } else {
+        int64_t *s = dst;
+        s[0] = N;
+        s[1] = K;
+    }
+    return 0;
+}
+
+int eng_export_ct(const eng_model_t *src, const eng_qsource_t *qs, const char *outdir, lrq_err_t *err)
+{
+    if (!src || !qs) return lrq_errf(err, LRQ_EFORMAT, "compressed-tensors export: no model or source");
+    const eng_config_t *c = &src->cfg;
+    const eng_qlinear_t *lin[ENG_NLIN];
+    int rc = qs->layer(qs->ctx, 0, lin, err);
+    if (rc) return rc;
+    int bits = lin[0]->bits, sym = lin[0]->symmetric, gs;
+    if ((rc = eng__export_group(src, qs, &gs, err))) return rc;
+    if ((rc = eng_export_ct_check(src, bits, gs, sym, err))) return rc;
+    eng_dtype_t sdt = src->dtype;
+    int store = sdt == ENG_BF16 ? ENG_SCALE_BF16 : sdt == ENG_F16 ? ENG_SCALE_F16 : 0;
+    /* every scale must be exactly the model dtype's (the quantizer rounded it) */
+    for (int l = 0; l < c->n_layers && !rc; l++) {
+        if ((rc = qs->layer(qs->ctx, l, lin, err))) return rc;
+        for (int k = 0; k < ENG_NLIN; k++) {
+            const eng_qlinear_t *q = lin[k];
+            if (q->bits != bits || !q->symmetric != !sym || (q->gs < q->n && q->gs != gs))
+                return lrq_errf(err, LRQ_EUNSUPP, "compressed-tensors export: layer %d %s: settings differ from "
+                                "layer 0 (vLLM fuses q/k/v and gate/up: one config group)", l, eng_lin_short_name[k]);
+            for (size_t i = 0; i < (size_t)q->m * q->G; i++)
+                if (eng_quant_scale_ok(q->scale[i], q->zero[i], store))
+                    return lrq_errf(err, LRQ_ENUMERIC, "compressed-tensors export: layer %d %s: scale %.9g is not a "
+                                    "%s value (weight_scale is stored in the model dtype); the quantizer did not round "
+                                    "for this export", l, eng_lin_short_name[k], (double)q->scale[i], exp__dt_name(sdt));
+        }
+    }
+    if ((rc = exp__prepare_dir(src, outdir, err))) return rc;
+    size_t nl = (size_t)c->n_layers * ENG_NLIN;
+    exp__ct_ctx_t *cx = calloc(nl * 4, sizeof *cx);
+    eng_st_writer_t *w = eng_st_writer_new();
+    exp__files_t files = {0};
+    json_t *cfgj = NULL, *qc = NULL;
+    char nm[160];
+    if (!cx || !w) { rc = lrq_errf(err, LRQ_ENOMEM, "compressed-tensors export: out of memory"); goto out; }
+    const int pf = 32 / bits;
+    exp__add_embed(w, src);
+    for (int l = 0; l < c->n_layers; l++) {
+        const eng_layer_tensors_t *L = &src->layers[l];
+        snprintf(nm, sizeof nm, "model.layers.%d.input_layernorm.weight", l);
+        exp__add_copy(w, nm, &L->attn_norm, 1);
+        for (int k = 0; k < ENG_NLIN; k++) {
+            const eng_tensor_t *t = &L->lin[k];
+            int64_t N = t->rows, K = t->cols, G = eng_quant_ngroups((int)K, gs);
+            static const char *const suf[4] = {"weight_packed", "weight_scale", "weight_zero_point", "weight_shape"};
+            int64_t shp[4][2] = {{N, K / pf}, {N, G}, {N / pf, G}, {2, 0}};
+            const char *dt[4] = {"I32", exp__dt_name(sdt), "I32", "I64"};
+            size_t nb[4] = {(size_t)(N * (K / pf)) * 4, (size_t)(N * G) * exp__dt_size(sdt), (size_t)(N / pf * G) * 4, 16};
+            for (int wh = 0; wh < 4; wh++) {
+                if (wh == 2 && sym) continue; /* symmetric: no zero point */
+                exp__ct_ctx_t *x = &cx[((size_t)l * ENG_NLIN + k) * 4 + wh];
+                *x = (exp__ct_ctx_t){src, qs, l, k, wh, sdt};
+                snprintf(nm, sizeof nm, "model.layers.%d.%s.%s", l, eng_lin_hf_name[k], suf[wh]);
+                eng_st_writer_add_gen(w, nm, dt[wh], wh == 3 ? 1 : 2, shp[wh], nb[wh], exp__ct_fill, x);
+            }
+            if (k == ENG_O) {
+                snprintf(nm, sizeof nm, "model.layers.%d.post_attention_layernorm.weight", l);
+                exp__add_copy(w, nm, &L->ffn_norm, 1);
+            }
+        }
+    }
+    exp__add_tail(w, src);
+    char path[PATH_MAX];
+    if ((rc = exp__join(path, sizeof path, outdir, "model.safetensors", err))) goto out;
+    rc = eng_st_writer_write(w, path, err);
+    if (!rc) rc = exp__files_add(&files, "model.safetensors", err);
+    /* quantization_config with long-standing keys only (older compressed-tensors releases reject
+     * newer ones such as scale_dtype) */
+    json_t *wa = json_pack("{s:i, s:s, s:b, s:s, s:o, s:b, s:n, s:s}", "num_bits", bits, "type", "int", "symmetric", sym,
+                           "strategy", gs ? "group" : "channel", "group_size", gs ? json_integer(gs) : json_null(),
+                           "dynamic", 0, "actorder", "observer", "minmax");
+    qc = wa ? json_pack("{s:s, s:s, s:s, s:{s:{s:[s], s:o, s:n, s:n, s:s}}, s:[s], s:n, s:n}", "quant_method",
+                        "compressed-tensors", "format", "pack-quantized", "quantization_status", "compressed",
+                        "config_groups", "group_0", "targets", "Linear", "weights", wa, "input_activations",
+                        "output_activations", "format", "pack-quantized", "ignore", "lm_head", "kv_cache_scheme",
+                        "global_compression_ratio")
+            : NULL;
+    if (!rc && (!qc || !(cfgj = exp__base_config(src)))) rc = lrq_errf(err, LRQ_ENOMEM, "compressed-tensors export: config");
+    if (!rc && json_object_set(cfgj, "quantization_config", qc) != 0) rc = lrq_errf(err, LRQ_ENOMEM, "config");
+    if (!rc) rc = exp__write_json(outdir, "config.json", cfgj, &files, err);
+    if (!rc) rc = exp__copy_side_files(src, outdir, &files, err);
+    if (!rc) {
+        json_t *notes = json_array();
+        if (bits == 8) json_array_append_new(notes, json_string("vLLM's CPU backend takes only 4-bit packed weights; GPU kernels take 8-bit symmetric"));
+        json_array_append_new(notes, json_string("one config group for every linear: vLLM fuses q/k/v and gate/up"));
+        json_t *extra = json_pack("{s:o, s:[{s:s, s:s}]}", "notes", notes, "runtimes", "name", "vLLM", "scheme",
+                                  sym ? (bits == 4 ? "WNA16 uint4b8" : "WNA16 uint8b128") : "WNA16 uint4 with zero points");
+        rc = exp__manifest_q(src, bits, gs, sym, outdir, "compressed-tensors", extra, &files, err);
+    }
+out:
+    json_decref(qc);
+    json_decref(cfgj);
+    exp__files_free(&files);
+    eng_st_writer_free(w);
+    free(cx);
+    return rc;
+}
+
+int eng_export_verify_ct(const char *dir, const eng_model_t *src, const eng_qsource_t *qs, lrq_err_t *err)
+{
+    char path[PATH_MAX];
+    int rc = exp__join(path, sizeof path, dir, "model.safetensors", err);
+    if (rc) return rc;
+    eng_st_file_t f;
+    memset(&f, 0, sizeof f);
+    if ((rc = eng_st_open(&f, path, err))) return rc;
+    const eng_config_t *c = &src->cfg;
+    float *a = NULL, *b = NULL;
+    for (int l = 0; l < c->n_layers && !rc; l++) {
+        const eng_qlinear_t *lin[ENG_NLIN];
+        if ((rc = qs->layer(qs->ctx, l, lin, err))) break;
+        for (int k = 0; k < ENG_NLIN && !rc; k++) {
+            const eng_qlinear_t *q = lin[k];
+            const int bits = q->bits, pf = 32 / bits, off = 1 << (bits - 1);
+            int64_t N = q->m, K = q->n, G = q->G;
+            char nm[160];
+            int64_t s_p[2] = {N, K / pf}, s_s[2] = {N, G}, s_z[2] = {N / pf, G};
+            const uint8_t *pp, *ps, *pz = NULL;
+            const char *sdt = exp__dt_name(src->dtype);
+            snprintf(nm, sizeof nm, "model.layers.%d.%s.weight_packed", l, eng_lin_hf_name[k]);
+            if (!(pp = exp__st_tensor(&f, nm, "I32", 2, s_p, err))) { rc = LRQ_EFORMAT; break; }
+            snprintf(nm, sizeof nm, "model.layers.%d.%s.weight_scale", l, eng_lin_hf_name[k]);
+            if (!(ps = exp__st_tensor(&f, nm, sdt, 2, s_s, err))) { rc = LRQ_EFORMAT; break; }
+            if (!q->symmetric) {
+                snprintf(nm, sizeof nm, "model.layers.%d.%s.weight_zero_point", l, eng_lin_hf_name[k]);
+                if (!(pz = exp__st_tensor(&f, nm, "I32", 2, s_z, err))) { rc = LRQ_EFORMAT; break; }
+            }
+            float *na = realloc(a, (size_t)K * 4), *nb = na ? realloc(b, (size_t)K * 4) : NULL;
+            if (na) a = na;
+            if (nb) b = nb;
+            if (!na || !nb) { rc = lrq_errf(err, LRQ_ENOMEM, "verify: out of memory"); break; }
+            for (int64_t n = 0; n < N && !rc; n++) { /* compressed-tensors: x = (q_signed − zp)·scale */
+                for (int64_t kk = 0; kk < K; kk++) {
+                    int64_t g = kk / q->gs;
+                    uint32_t wd;
+                    memcpy(&wd, pp + 4 * (n * (K / pf) + kk / pf), 4);
+                    int qs_ = (int)((wd >> (bits * (kk % pf))) & ((1u << bits) - 1)) - off, zp = 0;
+                    if (pz) {
+                        memcpy(&wd, pz + 4 * ((n / pf) * G + g), 4);
+                        zp = (int)((wd >> (bits * (n % pf))) & ((1u << bits) - 1)) - off;
+                    }
+                    float s;
+                    if (src->dtype == ENG_F32) memcpy(&s, ps + 4 * (n * G + g), 4);
+                    else {
+                        uint16_t h;
+                        memcpy(&h, ps + 2 * (n * G + g), 2);
+                        s = src->dtype == ENG_BF16 ? eng_bf16_to_f32(h) : eng_f16_to_f32(h);
+                    }
+                    a[kk] = (float)(qs_ - zp) * s;
+                }
+                exp__ref_row(q, exp__src_row(c, k, (int)n), b);
+                int j = exp__mismatch(a, b, (int)K);
+                if (j >= 0)
+                    rc = lrq_errf(err, LRQ_ENUMERIC, "%s: verification failed: model.layers.%d.%s output %lld input %d "
+                                  "reads %.9g, the evaluated weight is %.9g", path, l, eng_lin_hf_name[k], (long long)n,
+                                  j, (double)a[j], (double)b[j]);
+            }
+        }
+    }
+    free(a);
+    free(b);
+    eng_st_close(&f);
     return rc;
 }

@@ -4,6 +4,16 @@
 #include "eng_model.h"
 #include "eng_quant.h"
 
+/* Where an exporter reads the quantized model from, one layer at a time, so that the whole
+ * model need not be in memory: layer(ctx, l, lin) points lin[0..ENG_NLIN) at layer l's quantized
+ * linears (model row order), valid until the next call; 0 or a negative code with err set. */
+typedef struct eng_qsource {
+    int (*layer)(void *ctx, int l, const eng_qlinear_t *lin[ENG_NLIN], lrq_err_t *err);
+    void *ctx;
+} eng_qsource_t;
+/* A source over an in-memory [L * ENG_NLIN] array (borrowed). */
+void eng_qsource_array(eng_qsource_t *s, const eng_qlinear_t *ql);
+
 /* ql: [L * ENG_NLIN] quantized linears in the model's own row order (for a
  * llama2.c source, q/k rows are in interleaved-RoPE order; the exporters permute
  * them to HF rotate-half order). Embeddings, norms, lm_head copied as they are.
@@ -15,5 +25,23 @@ int eng_export_hf(const eng_model_t *src, const eng_qlinear_t *ql, const char *o
 int eng_export_gptq(const eng_model_t *src, const eng_qlinear_t *ql, const char *outdir, lrq_err_t *err);
 /* Check only: 0 when eng_export_gptq would accept these shapes/bits. */
 int eng_export_gptq_check(const eng_model_t *src, const eng_qlinear_t *ql, lrq_err_t *err);
+
+/* hf with the seven linears written in `lin_dtype` instead of the source's (ENG_F32 keeps an exact
+ * copy of the evaluated weights of a 16-bit source; config.json then says float32). */
+int eng_export_hf_as(const eng_model_t *src, const eng_qlinear_t *ql, eng_dtype_t lin_dtype, const char *outdir,
+                     lrq_err_t *err);
+
+/* Post-export verification (docs/formats.md, Evaluated = exported): re-read the artifact in dir with
+ * its reader (eng_model_open for hf; the safetensors reader and a GPTQ unpacker for gptq), dequantize
+ * in float32 and compare bit for bit with s·(q − z) from qs (for hf: rounded to the file's dtype).
+ * A mismatch is LRQ_ENUMERIC naming the tensor, row and column. */
+int eng_export_verify_hf(const char *dir, const eng_model_t *src, const eng_qsource_t *qs, lrq_err_t *err);
+/* compressed-tensors pack-quantized (vLLM): 4/8-bit codes packed along K in int32, weight_scale in
+ * the model dtype, weight_zero_point (asymmetric) packed along N, weight_shape; config.json's
+ * quantization_config. eng_export_ct_check: vLLM's loader rules (up front), refusals naming the rule. */
+int eng_export_ct_check(const eng_model_t *src, int bits, int group_size, int symmetric, lrq_err_t *err);
+int eng_export_ct(const eng_model_t *src, const eng_qsource_t *qs, const char *outdir, lrq_err_t *err);
+int eng_export_verify_ct(const char *dir, const eng_model_t *src, const eng_qsource_t *qs, lrq_err_t *err);
+int eng_export_verify_gptq(const char *dir, const eng_model_t *src, const eng_qsource_t *qs, lrq_err_t *err);
 
 #endif

@@ -70,6 +70,7 @@ int eng_lrq_init(eng_lrq_t *q, const float *W, int m, int n, int k, int full, co
     q->gs = gs;
     q->G = eng_quant_ngroups(n, gs); /* the last group may be partial */
     q->bits = cfg->bits;
+    q->scale_store = cfg->scale_store;
     q->full = full != 0;
     q->W = W;
     size_t mn = (size_t)m * n;
@@ -109,7 +110,7 @@ void eng_lrq_bind(eng_lrq_t *q, float *params, float *grads)
 void eng_lrq_reset(eng_lrq_t *q, const eng_qcfg_t *cfg, uint64_t *rng)
 {
     size_t m = q->m, n = q->n, k = q->k;
-    eng_qcfg_t c = { q->bits, q->gs == q->n ? 0 : q->gs, cfg->symmetric, cfg->init };
+    eng_qcfg_t c = { q->bits, q->gs == q->n ? 0 : q->gs, cfg->symmetric, cfg->init, q->scale_store };
     /* a = log s from the minmax/mse init; s is a fixed point of expf∘logf, so exp(a) == RTN's scale */
     eng_quant_init_params(q->pool, q->W, q->m, q->n, &c, q->a, q->zero);
     for (size_t i = 0; i < m * q->G; i++) q->a[i] = logf(q->a[i]);
@@ -172,10 +173,13 @@ void eng_lrq_freeze(const eng_lrq_t *q, eng_qlinear_t *ql)
 {
     if (ql->m != q->m || ql->n != q->n || ql->bits != q->bits || ql->gs != q->gs) return; /* caller bug */
     lrq__compute_S(q); /* S is scratch: recomputed from the current L, U */
-    eng__lrq_pass_t P = { .q = (eng_lrq_t *)q, .codes = ql->q };
-    eng_pool_range(q->pool, q->m, eng__qparts(q->pool, (long)q->m * q->n), ENG__QK_PICK(eng__lrq_fwd_rows), &P);
+    /* scales first, rounded to the stored type; the codes are chosen with them (fp32: exp(a) itself,
+     * the same s1 the forward uses, so nothing changes) */
     for (size_t i = 0; i < (size_t)q->m * q->G; i++) {
-        ql->scale[i] = expf(q->a[i]);
+        ql->scale[i] = eng_quant_store_scale(expf(q->a[i]), q->zero[i], q->scale_store);
         ql->zero[i] = q->zero[i];
     }
+    ql->scale_store = q->scale_store;
+    eng__lrq_pass_t P = { .q = (eng_lrq_t *)q, .codes = ql->q, .s1 = ql->scale };
+    eng_pool_range(q->pool, q->m, eng__qparts(q->pool, (long)q->m * q->n), ENG__QK_PICK(eng__lrq_fwd_rows), &P);
 }

@@ -146,7 +146,7 @@ void QK(eng__lrq_fwd_rows)(void *p, int tid, long r0, long r1)
         const float *e = q->full ? q->S2 + off : q->S + off;
         const float *c = q->full ? NULL : q->c;
         for (int g = 0; g < q->G; g++) {
-            float s1 = expf(q->a[i * q->G + g]), z = q->zero[i * q->G + g];
+            float s1 = P->s1 ? P->s1[i * q->G + g] : expf(q->a[i * q->G + g]), z = q->zero[i * q->G + g];
             size_t j = (size_t)g * q->gs, j1 = j + q->gs < n ? j + q->gs : n; /* last group may be partial */
             for (; j + ENG_VL <= j1; j += ENG_VL)
                 lrq__fwd_vec(q->W + off + j, e + j, c ? c + j : NULL, q->r[i], s1, 0.0f - z, M - z,

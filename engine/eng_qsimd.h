@@ -116,6 +116,7 @@ typedef struct {
     const float *dW;   /* backward: (m,n) */
     float *Gm;         /* backward: (m,n) destination of G */
     float *gcp;        /* backward: (T, n) column partials, or NULL when T = 1 (→ q->gc) */
+    const float *s1;   /* forward: (m,G) scales to use instead of exp(a) (freeze), or NULL */
 } eng__lrq_pass_t;
 
 #define ENG__QKERN_DECL(sfx)                                                                        \

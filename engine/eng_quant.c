@@ -24,6 +24,7 @@
  * bound with the minmax candidate, so most bad candidates die after one block. */
 #include "eng_quant.h"
 #include "eng_qsimd.h"
+#include "eng_half.h"
 #include <float.h>
 #include <math.h>
 #include <stdlib.h>
@@ -57,6 +58,7 @@ int eng_qlinear_init(eng_qlinear_t *ql, int m, int n, const eng_qcfg_t *cfg, lrq
     ql->gs = gs;
     ql->G = eng_quant_ngroups(n, gs);
     ql->symmetric = cfg->symmetric != 0;
+    ql->scale_store = cfg->scale_store;
     ql->q = malloc((size_t)m * n);
     ql->scale = malloc((size_t)m * ql->G * sizeof(float));
     ql->zero = malloc((size_t)m * ql->G * sizeof(float));
@@ -86,6 +88,43 @@ void eng_qlinear_dequant(const eng_qlinear_t *ql, float *What)
             float *o = What + i * ql->n;
             for (size_t j = j0; j < j1; j++) o[j] = s * ((float)q[j] - z);
         }
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * stored scale types (docs/formats.md, Evaluated = exported) */
+
+int eng_quant_scale_ok(float s, float z, int store)
+{
+    if (!(s > 0) || !isfinite(s)) return 1;
+    if ((store & ENG_SCALE_F16) && eng_f16_to_f32(eng_f32_to_f16(s)) != s) return 1;
+    if ((store & ENG_SCALE_BF16) && eng_bf16_to_f32(eng_f32_to_bf16(s)) != s) return 1;
+    if (store & ENG_SCALE_ZF16) {
+        double sz = (double)s * (double)z; /* exact: ≤ 24 + 8 significant bits */
+        float f = (float)sz;
+        if ((double)f != sz || eng_f16_to_f32(eng_f32_to_f16(f)) != f) return 1;
+    }
+    return 0;
+}
+
+/* s rounded to nearest-even on `bits` significant bits (1..24). */
+static float quant__round_bits(float s, int bits)
+{
+    int e;
+    double fr = frexp((double)s, &e); /* s = fr·2^e, fr in [0.5, 1) */
+    double sc = ldexp(fr, bits);      /* integer part has `bits` bits */
+    return (float)ldexp(nearbyint(sc), e - bits);
+}
+
+float eng_quant_store_scale(float s, float z, int store)
+{
+    if (!store || !(s > 0) || !isfinite(s)) return s;
+    int top = (store & ENG_SCALE_BF16) ? 8 : (store & (ENG_SCALE_F16 | ENG_SCALE_ZF16)) ? 11 : 24;
+    for (int b = top; b >= 1; b--) {
+        float r = quant__round_bits(s, b);
+        if (!eng_quant_scale_ok(r, z, store)) return r;
+    }
+    /* below fp16's subnormal range or above its maximum: nothing fits */
+    return (store & (ENG_SCALE_F16 | ENG_SCALE_ZF16)) ? eng_f16_to_f32(eng_f32_to_f16(s)) : s;
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -141,7 +180,7 @@ static void quant__sort(float *x, int n, uint32_t *k0, uint32_t *k1)
 
 typedef struct {
     const float *W;
-    int m, n, gs, G, M, bits, sym, mse;
+    int m, n, gs, G, M, bits, sym, mse, store;
     float *scale, *zero;
 } quant_init_ctx_t;
 
@@ -198,7 +237,7 @@ static void quant__init_rows(void *p, int tid, long r0, long r1)
                 int zf;
                 if (ENG__QK_PICK(eng__qsearch)(ws, gl, M, D100, zlo, zhi, z0, &lv, &Df, &zf)) { D = Df; z = zf; }
             }
-            c->scale[i * c->G + g] = quant__canon(D);
+            c->scale[i * c->G + g] = eng_quant_store_scale(quant__canon(D), (float)z, c->store);
             c->zero[i * c->G + g] = (float)z;
         }
     free(buf); free(k0); free(k1); free(lv.bnd); free(lv.pr);
@@ -210,7 +249,7 @@ void eng_quant_init_params(eng_pool_t *pool, const float *W, int m, int n, const
     int gs = cfg->group_size == 0 ? n : cfg->group_size;
     if (cfg->bits < 2 || cfg->bits > 8 || gs <= 0 || m <= 0 || n <= 0) return; /* validated upstream */
     quant_init_ctx_t c = { W, m, n, gs, eng_quant_ngroups(n, gs), (1 << cfg->bits) - 1, cfg->bits, cfg->symmetric != 0,
-                           cfg->init == ENG_INIT_MSE, scale, zero };
+                           cfg->init == ENG_INIT_MSE, cfg->scale_store, scale, zero };
     long work = (long)m * n * (c.mse ? 64 : 1);
     eng_pool_range(pool, m, eng__qparts(pool, work), quant__init_rows, &c);
 }
@@ -221,7 +260,8 @@ void eng_quant_init_params(eng_pool_t *pool, const float *W, int m, int n, const
 void eng_quant_rtn(eng_pool_t *pool, const float *W, const eng_qcfg_t *cfg, eng_qlinear_t *ql)
 {
     /* shape from ql (as allocated); init method and symmetry from cfg */
-    eng_qcfg_t c = { ql->bits, ql->gs == ql->n ? 0 : ql->gs, cfg->symmetric, cfg->init };
+    eng_qcfg_t c = { ql->bits, ql->gs == ql->n ? 0 : ql->gs, cfg->symmetric, cfg->init, cfg->scale_store };
+    ql->scale_store = cfg->scale_store;
     eng_quant_init_params(pool, W, ql->m, ql->n, &c, ql->scale, ql->zero);
     float M = (float)((1 << ql->bits) - 1);
     for (size_t i = 0; i < (size_t)ql->m; i++)

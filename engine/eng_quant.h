@@ -14,11 +14,21 @@
 
 typedef enum { ENG_INIT_MINMAX = 0, ENG_INIT_MSE = 1 } eng_qinit_t;
 
+/* Stored-scale constraints (docs/formats.md, Evaluated = exported): a bit set of what every export
+ * of the job stores. The quantizer rounds each scale to the nearest value meeting all of them
+ * *before* it chooses the codes, so Ŵ = s·(q − z) in fp32 is what each file dequantizes to.
+ *   ENG_SCALE_F16   s is exactly an IEEE binary16 (GPTQ scales, GGUF block d)
+ *   ENG_SCALE_BF16  s is exactly a bfloat16 (compressed-tensors weight_scale in a bf16 model)
+ *   ENG_SCALE_ZF16  s·z is exactly a binary16 too (GGUF Q4_1 stores m = −s·z in fp16)
+ * 0 = fp32 (no rounding: the former behaviour). */
+enum { ENG_SCALE_F16 = 1, ENG_SCALE_BF16 = 2, ENG_SCALE_ZF16 = 4 };
+
 typedef struct eng_qcfg {
     int bits;          /* 2..8 */
     int group_size;    /* 0 = per-channel; else > 0 (need not divide n: the last group is partial) */
     int symmetric;     /* zero fixed at 2^(b-1) (GPTQ convention) */
     eng_qinit_t init;
+    int scale_store;   /* ENG_SCALE_* bits, 0 = fp32 */
 } eng_qcfg_t;
 
 typedef struct eng_qlinear {
@@ -26,6 +36,7 @@ typedef struct eng_qlinear {
     uint8_t *q;        /* (m, n) codes */
     float *scale;      /* (m, G) */
     float *zero;       /* (m, G) integer-valued, in [0, 2^b−1] */
+    int scale_store;   /* ENG_SCALE_* the scales were rounded to (from the config) */
 } eng_qlinear_t;
 
 /* Number of groups G = ⌈n / gs⌉ for group_size gs (0 = per-channel → 1); 0 if n ≤ 0 or gs < 0.
@@ -35,7 +46,14 @@ int eng_qlinear_init(eng_qlinear_t *ql, int m, int n, const eng_qcfg_t *cfg, lrq
 void eng_qlinear_close(eng_qlinear_t *ql);
 void eng_qlinear_dequant(const eng_qlinear_t *ql, float *What /* (m,n) */);
 
-/* Per row (group) scale and zero. minmax, or the official mse grid search
+/* The nearest positive scale to s (round to nearest, ties to even, on fewer significant bits as
+ * needed) that meets the ENG_SCALE_* constraints `store` with zero point z. store = 0 returns s.
+ * When no value can (s beyond fp16's range), returns the fp16 rounding: the exporter refuses it. */
+float eng_quant_store_scale(float s, float z, int store);
+/* 0 when s meets the constraints exactly (the exporters' check), else nonzero. */
+int eng_quant_scale_ok(float s, float z, int store);
+
+/* Per row (group) scale and zero (scales rounded per cfg->scale_store). minmax, or the official mse grid search
  * (100 range fractions × every zero point, error mean|w−ŵ|^2.4). Degenerate
  * rows/groups (all zero, constant) get a finite positive scale. W must be finite. */
 void eng_quant_init_params(eng_pool_t *pool, const float *W, int m, int n, const eng_qcfg_t *cfg, float *scale,
@@ -53,6 +71,7 @@ double eng_quant_rel_error(const float *W, const float *What, size_t n);
  * a = log s1 is (m, G). zero z fixed from init. */
 typedef struct eng_lrq {
     int m, n, k, gs, G, bits;
+    int scale_store;          /* ENG_SCALE_*: freeze rounds exp(a) to it before choosing codes */
     int full;                 /* 1: FlexRound-style S2; 0: low-rank L·U + c */
     const float *W;           /* (m,n) borrowed */
     float *zero;              /* (m,G) owned, fixed */
@@ -80,7 +99,9 @@ void eng_lrq_reset(eng_lrq_t *q, const eng_qcfg_t *cfg, uint64_t *rng);
 void eng_lrq_forward(eng_lrq_t *q, float *What);
 /* dŴ (m,n) → ga, gL, gU | gS2, gr, gc (overwritten). STE through round, clamp mask. */
 void eng_lrq_backward(eng_lrq_t *q, const float *dWhat);
-/* Integer codes of the current parameters into ql (same m, n, bits, group size). */
+/* Integer codes of the current parameters into ql (same m, n, bits, group size). The scales are
+ * exp(a) rounded to the stored type first (eng_quant_store_scale); the codes are then the learned
+ * rounding with that scale as s1 (divisor s·exp(S)), so Ŵ = s·(q − z) holds exactly. */
 void eng_lrq_freeze(const eng_lrq_t *q, eng_qlinear_t *ql);
 
 /* ---- optimizer ---- */

@@ -49,6 +49,7 @@ struct eng_tok {
     int byte_fallback;     /* unknown chars become byte pieces (else <unk>) */
     int dummy_prefix;      /* prepend " " to non-empty text */
     int space_id;          /* id of " " (-1: use byte fallback) */
+    int scored;            /* scores are SentencePiece's (tokenizer.bin), not merge ranks */
 };
 
 /* ------------------------------------------------------------------------- */
@@ -217,6 +218,7 @@ static int tok__load_bin(const uint8_t *buf, size_t n, const char *path, eng_tok
     t->unk = 0;
     t->dummy_prefix = 1;
     t->byte_fallback = 1;
+    t->scored = 1;
     for (int b = 0; b < 256; b++) t->byte_id[b] = 3 + b < nv ? 3 + b : -1; /* llama2.c: id = byte + 3 */
     if (tok__build_hash(t) || tok__pairs_alloc(t, npairs)) {
         eng_tok_free(t);
@@ -535,6 +537,17 @@ int eng_tok_locate(const char *model_path, const char *explicit_path, char **out
 int eng_tok_vocab_size(const eng_tok_t *t) { return t->n; }
 int eng_tok_bos(const eng_tok_t *t) { return t->bos; }
 int eng_tok_eos(const eng_tok_t *t) { return t->eos; }
+int eng_tok_unk(const eng_tok_t *t) { return t->unk; }
+int eng_tok_scored(const eng_tok_t *t) { return t->scored; }
+int eng_tok_dummy_prefix(const eng_tok_t *t) { return t->dummy_prefix; }
+
+const char *eng_tok_piece(const eng_tok_t *t, int id, int *len, float *score)
+{
+    if (!t || id < 0 || id >= t->n) return NULL;
+    if (len) *len = t->len[id];
+    if (score) *score = t->score[id];
+    return tok__piece(t, id);
+}
 
 /* ------------------------------------------------------------------------- */
 /* encode                                                                      */

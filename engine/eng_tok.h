@@ -21,6 +21,13 @@ int eng_tok_locate(const char *model_path, const char *explicit_path, char **out
 int eng_tok_vocab_size(const eng_tok_t *t);
 int eng_tok_bos(const eng_tok_t *t);
 int eng_tok_eos(const eng_tok_t *t);
+int eng_tok_unk(const eng_tok_t *t);
+/* 1 when the scores are SentencePiece piece scores (tokenizer.bin), 0 for merge ranks (json). */
+int eng_tok_scored(const eng_tok_t *t);
+int eng_tok_dummy_prefix(const eng_tok_t *t);
+/* Piece of `id` as stored (a space stands for "▁"; BOS/EOS as the llama2.c export wrote them),
+ * its byte length and score; NULL when id is out of range. Borrowed. */
+const char *eng_tok_piece(const eng_tok_t *t, int id, int *len, float *score);
 
 /* llama2.c `encode` rules: optional BOS, dummy-prefix space (if text non-empty),
  * BPE merging the best-scored pair (tokenizer.json: merge rank), byte fallback

@@ -20,6 +20,7 @@ tests_engine_test_lrq_LDADD = libeng_quant.la libeng_pool.la $(COMMON_LIBS) $(OP
 endif
 # export (hf, gptq) and safetensors writer — appended by the export engineer
 libeng_quant_la_SOURCES += engine/eng_st_write.c engine/eng_export.c engine/eng_st_gen.h
+libeng_quant_la_SOURCES += engine/eng_export_int.h engine/eng_gguf.h engine/eng_gguf.c
 if WITH_CRITERION
 check_PROGRAMS += tests/engine/test_export
 TESTS += tests/engine/test_export
@@ -29,3 +30,13 @@ tests_engine_test_export_LDADD = libeng_quant.la libeng_pool.la libeng_io.la lib
 	$(OPENBLAS_LIBS) -lpthread -lm $(TEST_LIBS)
 endif
 EXTRA_DIST += tools/gptq_unpack.py
+# evaluated = exported, GGUF, in-job verifiers (issue 16)
+if WITH_CRITERION
+check_PROGRAMS += tests/engine/test_gguf
+TESTS += tests/engine/test_gguf
+tests_engine_test_gguf_SOURCES = tests/engine/test_gguf.c
+tests_engine_test_gguf_CFLAGS = $(TEST_CFLAGS)
+tests_engine_test_gguf_LDADD = libeng_quant.la libeng_pool.la libeng_io.la libcommon.la $(JANSSON_LIBS) $(NETTLE_LIBS) \
+	$(OPENBLAS_LIBS) -lpthread -lm $(TEST_LIBS)
+endif
+EXTRA_DIST += tests/engine/gguf_decode.py tests/engine/ct_decode.py

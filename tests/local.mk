@@ -16,3 +16,7 @@ TESTS += tests/integration/test_algo.sh
 EXTRA_DIST += tests/integration/test_algo.sh
 include tests/integration/dash.mk
 include tests/slurm/local.mk
+# Export stage: in-job verification, manifests, hf dtype rule, refusals (issue 16).
+TESTS += tests/integration/test_exports.sh
+EXTRA_DIST += tests/integration/test_exports.sh
+include tests/interop/local.mk

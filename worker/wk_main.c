@@ -4,6 +4,7 @@
  *   lrq-worker eval --model M [--tokenizer T] [--quantized DIR] --data D --seq-len T [--max-windows K] [--threads N]
  *   lrq-worker generate --model M [--tokenizer T] [--steps N]
  *   lrq-worker validate --spec job.json
+ *   lrq-worker tokenize --model M [--tokenizer T] --data D   (the token stream eval/calibration use, JSON)
  *
  * Exit status of run: 0 done, 65 permanent failure (bad input), 75 stopped by
  * SIGTERM after a checkpoint, 70 other failure (the daemon retries). */
@@ -34,6 +35,7 @@ static void usage(FILE *f)
           "                       [--max-windows K] [--threads N] [--batch 4]\n"
           "       lrq-worker generate --model M [--tokenizer T] [--steps 256]\n"
           "       lrq-worker validate --spec SPEC.json\n"
+          "       lrq-worker tokenize --model M [--tokenizer T] --data D   (ids as JSON)\n"
           "\n"
           "run: progress events (JSON lines) on stdout, the log on stderr, results in DIR\n"
           "(docs/worker-protocol.md). Exit status: 0 done; 65 permanent failure (bad spec\n"
@@ -157,6 +159,38 @@ static int cmd_generate(int argc, char **argv)
     return rc ? 1 : 0;
 }
 
+/* The id stream lrq evaluates and calibrates on (docs/formats.md, tokenizers), as one JSON array. */
+static int cmd_tokenize(int argc, char **argv)
+{
+    static const struct option opts[] = {{"model", 1, 0, 'm'}, {"tokenizer", 1, 0, 't'}, {"data", 1, 0, 'd'}, {0, 0, 0, 0}};
+    const char *model = NULL, *tokp = NULL, *data = NULL;
+    int o;
+    while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        if (o == 'm') model = optarg;
+        else if (o == 't') tokp = optarg;
+        else if (o == 'd') data = optarg;
+        else { usage(stderr); return 64; }
+    }
+    if (!model || !data) { usage(stderr); return 64; }
+    lrq_err_t err = {0};
+    eng_model_t *m = NULL;
+    eng_tok_t *tok = NULL;
+    int32_t *ids = NULL;
+    size_t n = 0;
+    int rc = eng_model_open(model, &m, &err);
+    if (!rc) rc = load_tok(model, tokp, &tok, &err);
+    if (!rc) rc = eng_data_load(data, tok, m->cfg.vocab_size, &ids, &n, &err);
+    if (!rc) {
+        putchar('[');
+        for (size_t i = 0; i < n; i++) printf(i ? ",%d" : "%d", (int)ids[i]);
+        puts("]");
+    } else fprintf(stderr, "lrq-worker: %s\n", err.msg);
+    free(ids);
+    eng_tok_free(tok);
+    eng_model_free(m);
+    return rc ? 1 : 0;
+}
+
 static void on_eval_progress(void *ctx, int done, int total)
 {
     (void)ctx;
@@ -256,6 +290,7 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "eval")) return cmd_eval(argc, argv);
     if (!strcmp(cmd, "generate")) return cmd_generate(argc, argv);
     if (!strcmp(cmd, "validate")) return cmd_validate(argc, argv);
+    if (!strcmp(cmd, "tokenize")) return cmd_tokenize(argc, argv);
     if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h")) { usage(stdout); return 0; }
     fprintf(stderr, "lrq-worker: unknown command '%s'\n", cmd);
     usage(stderr);

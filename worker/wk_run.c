@@ -11,6 +11,8 @@
 #include "wk_job.h"
 #include "eng_forward.h"
 #include "eng_export.h"
+#include "eng_gguf.h"
+#include "eng_half.h"
 #include "lrq_fs.h"
 #include "lrq_sha256.h"
 
@@ -120,19 +122,137 @@ out:
 
 static int list_artifacts(const char *root, const char *rel, json_t *arr, lrq_err_t *err);
 
-static int run_export(wk_job_t *job, lrq_err_t *err)
+/* What the export stage needs beyond the job (kept here: wk_job_t is shared). */
+typedef struct export_ctx {
+    eng_dtype_t hf_dtype;     /* dtype of the hf export's linears (docs/formats.md, Evaluated = exported) */
+    const char *tok_path;     /* borrowed */
+    json_t *man_source;       /* source hashes, computed once for all exports (owned) */
+} export_ctx_t;
+
+/* Source model files (and the tokenizer), for the manifest's hashes. */
+static json_t *source_hashes(wk_job_t *job, const char *tok_path, lrq_err_t *err)
+{
+    const eng_model_t *m = job->model;
+    json_t *o = json_object();
+    const char *files[4 + 2 * 64];
+    int n = 0;
+    char cfgp[4096];
+    if (m->format == ENG_FMT_HF && m->dir) {
+        snprintf(cfgp, sizeof cfgp, "%s/config.json", m->dir);
+        files[n++] = cfgp;
+    }
+    const eng_tensor_t *ts[2] = {&m->embed, &m->final_norm};
+    for (int i = 0; i < 2; i++) files[n++] = ts[i]->file;
+    for (int l = 0; l < m->cfg.n_layers && n < 120; l++)
+        for (int k = 0; k < ENG_NLIN && n < 120; k++) files[n++] = m->layers[l].lin[k].file;
+    if (tok_path) files[n++] = tok_path;
+    for (int i = 0; i < n; i++) {
+        if (!files[i] || json_object_get(o, files[i])) continue;
+        char hex[65];
+        int rc = lrq_sha256_file(files[i], hex, NULL, err);
+        if (rc) { json_decref(o); return NULL; }
+        json_object_set_new(o, files[i], json_string(hex));
+    }
+    return o;
+}
+
+static json_t *data_hash(const char *path, lrq_err_t *err)
+{
+    if (!path) return json_null();
+    char hex[65];
+    if (lrq_sha256_file(path, hex, NULL, err)) return NULL;
+    return json_pack("{s:s, s:s}", "path", path, "sha256", hex);
+}
+
+/* Add the job's side to DIR/lrq-manifest.json (written by the exporter): spec, method, hashes of the
+ * source model and the data, metrics, the verification and runtime notes. */
+static int manifest_augment(wk_job_t *job, export_ctx_t *xc, const char *dir, const char *kind, json_t *extra,
+                            lrq_err_t *err)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/lrq-manifest.json", dir);
+    json_error_t je;
+    json_t *m = json_load_file(path, 0, &je);
+    if (!m) { json_decref(extra); return lrq_errf(err, LRQ_EFORMAT, "%s: %s", path, je.text); }
+    if (!xc->man_source && !(xc->man_source = source_hashes(job, xc->tok_path, err))) {
+        json_decref(m);
+        json_decref(extra);
+        return err && err->code ? err->code : LRQ_EFORMAT;
+    }
+    json_t *cal = data_hash(job->spec.calib_path, err), *ev = cal ? data_hash(job->spec.eval_path, err) : NULL;
+    if (!cal || !ev) { json_decref(cal); json_decref(m); json_decref(extra); return err ? err->code : LRQ_EFORMAT; }
+    json_object_set_new(m, "method", json_string(lrq_method_name[job->spec.method]));
+    if (job->spec_json) json_object_set(m, "spec", job->spec_json);
+    json_object_set_new(m, "source_sha256", json_deep_copy(xc->man_source));
+    json_object_set_new(m, "calibration", cal);
+    json_object_set_new(m, "eval", ev);
+    json_t *mt = json_object();
+    json_t *fp = json_object_get(job->metrics, "fp"), *qq = json_object_get(job->metrics, "quantized");
+    if (fp) json_object_set(mt, "fp", fp);
+    if (qq) json_object_set(mt, "quantized", qq);
+    json_object_set_new(m, "metrics", mt);
+    json_object_set_new(m, "verified", json_pack("{s:s, s:s}", "reader", kind, "result",
+                                                 "every linear re-read and dequantized in float32 equals the evaluated "
+                                                 "weights bit for bit"));
+    if (extra) json_object_update(m, extra);
+    json_decref(extra);
+    char *txt = json_dumps(m, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(16));
+    json_decref(m);
+    if (!txt) return lrq_errf(err, LRQ_ENOMEM, "out of memory");
+    int rc = lrq_write_atomic(path, txt, strlen(txt), err);
+    free(txt);
+    return rc;
+}
+
+/* A failed verification names the tensor; the job fails with it (permanent: the artifact is wrong). */
+static int verified(wk_job_t *job, const char *kind, int rc, lrq_err_t *err)
+{
+    if (!rc) wk_log(&job->proto, "%s export verified: re-read, every linear bit-equal to the evaluated weights", kind);
+    else if (err) snprintf(err->field, sizeof err->field, "export");
+    return rc;
+}
+
+static int run_export(wk_job_t *job, export_ctx_t *xc, lrq_err_t *err)
 {
     char dir[4096];
     int rc;
+    eng_qsource_t qs;
+    eng_qsource_array(&qs, job->ql);
     if (job->spec.export_hf) {
         snprintf(dir, sizeof dir, "%s/artifacts/hf", job->workdir);
-        wk_log(&job->proto, "exporting hf checkpoint to %s", dir);
-        if ((rc = eng_export_hf(job->model, job->ql, dir, err))) return rc;
+        wk_log(&job->proto, "exporting hf checkpoint to %s (linears in %s)", dir, eng_dtype_name(xc->hf_dtype));
+        if ((rc = eng_export_hf_as(job->model, job->ql, xc->hf_dtype, dir, err))) return rc;
+        if ((rc = verified(job, "hf", eng_export_verify_hf(dir, job->model, &qs, err), err))) return rc;
+        json_t *rt = json_pack("{s:[s, s, s]}", "runtimes", "transformers", "vLLM", "llama.cpp (after convert_hf_to_gguf.py)");
+        if ((rc = manifest_augment(job, xc, dir, "hf", rt, err))) return rc;
     }
     if (job->spec.export_gptq) {
         snprintf(dir, sizeof dir, "%s/artifacts/gptq", job->workdir);
         wk_log(&job->proto, "exporting gptq checkpoint to %s", dir);
         if ((rc = eng_export_gptq(job->model, job->ql, dir, err))) return rc;
+        if ((rc = verified(job, "gptq", eng_export_verify_gptq(dir, job->model, &qs, err), err))) return rc;
+        int b = job->spec.bits, sym = job->spec.symmetric;
+        json_t *rt = sym && (b == 4 || b == 8)
+                         ? json_pack("{s:[s, s, s]}", "runtimes", "transformers (optimum + gptqmodel)", "GPTQModel", "vLLM")
+                         : json_pack("{s:[s, s]}", "runtimes", "transformers (optimum + gptqmodel)", "GPTQModel");
+        if ((rc = manifest_augment(job, xc, dir, "gptq", rt, err))) return rc;
+    }
+    if (job->spec.export_ct) {
+        snprintf(dir, sizeof dir, "%s/artifacts/compressed-tensors", job->workdir);
+        wk_log(&job->proto, "exporting compressed-tensors (pack-quantized) to %s", dir);
+        if ((rc = eng_export_ct(job->model, &qs, dir, err))) return rc;
+        if ((rc = verified(job, "compressed-tensors", eng_export_verify_ct(dir, job->model, &qs, err), err))) return rc;
+        if ((rc = manifest_augment(job, xc, dir, "compressed-tensors", NULL, err))) return rc;
+    }
+    if (job->spec.export_gguf) {
+        snprintf(dir, sizeof dir, "%s/artifacts/gguf", job->workdir);
+        wk_log(&job->proto, "exporting gguf (%s) to %s", lrq_gguf_type_name[job->spec.gguf_type], dir);
+        if ((rc = eng_export_gguf(job->model, job->tok, &qs, (eng_gguf_req_t)job->spec.gguf_type, dir, NULL, err)))
+            return rc;
+        char f[4200];
+        snprintf(f, sizeof f, "%s/model.gguf", dir);
+        if ((rc = verified(job, "gguf", eng_gguf_verify(f, job->model, &qs, err), err))) return rc;
+        if ((rc = manifest_augment(job, xc, dir, "gguf", NULL, err))) return rc;
     }
     snprintf(dir, sizeof dir, "%s/artifacts", job->workdir);
     json_t *arr = json_array();
@@ -204,7 +324,7 @@ int wk_job_run(wk_job_t *job, lrq_err_t *err)
     wk_log(&job->proto, "model %s: %s %s, dim %d, ffn %d, %d layers, %d heads (%d kv), vocab %d", s->model,
            job->model->format == ENG_FMT_HF ? "hf" : "llama2.c", eng_dtype_name(job->model->dtype), c->dim,
            c->ffn_dim, c->n_layers, c->n_heads, c->n_kv_heads, c->vocab_size);
-    if (s->calib_path || s->eval_path) {
+    if (s->calib_path || s->eval_path || s->export_gguf) {
         if ((rc = eng_tok_locate(s->model, s->tokenizer, &tok_path, err))) {
             if (err) snprintf(err->field, sizeof err->field, "tokenizer");
             goto out;
@@ -219,6 +339,33 @@ int wk_job_run(wk_job_t *job, lrq_err_t *err)
             goto out;
         }
     }
+    /* Evaluated = exported (docs/formats.md): every narrower type an export stores the scales in
+     * constrains the quantizer's scales before it chooses codes. */
+    if (s->export_gptq) job->qcfg.scale_store |= ENG_SCALE_F16;
+    if (s->export_gguf) job->qcfg.scale_store |= eng_gguf_scale_store((eng_gguf_req_t)s->gguf_type, s->bits, s->symmetric);
+    if (s->export_ct && job->model->dtype != ENG_F32) /* weight_scale is stored in the model dtype */
+        job->qcfg.scale_store |= job->model->dtype == ENG_BF16 ? ENG_SCALE_BF16 : ENG_SCALE_F16;
+    if (s->export_ct && (rc = eng_export_ct_check(job->model, s->bits, s->group_size, s->symmetric, err))) {
+        if (err && !err->field[0]) snprintf(err->field, sizeof err->field, "export");
+        goto out;
+    }
+    if (s->export_gguf &&
+        (rc = eng_gguf_plan(job->model, job->tok, s->bits, s->group_size, s->symmetric, (eng_gguf_req_t)s->gguf_type,
+                            NULL, err))) {
+        if (err && !err->field[0]) snprintf(err->field, sizeof err->field, "export");
+        goto out;
+    }
+    /* The hf export holds dense weights: in the source dtype they are Ŵ rounded, which only equals
+     * the evaluated Ŵ when the evaluation uses the rounded weights too. So: hf alone → linears in
+     * the source dtype and the evaluation uses them rounded; hf beside a packed export (whose
+     * dequantization is the fp32 Ŵ) → hf linears in F32. */
+    int packed = s->export_gptq || s->export_gguf || s->export_ct;
+    export_ctx_t xc = {job->model->dtype, tok_path, NULL};
+    if (s->export_hf && packed) xc.hf_dtype = ENG_F32;
+    int eval_round = s->export_hf && !packed && job->model->dtype != ENG_F32;
+    if (s->export_hf && packed && job->model->dtype != ENG_F32)
+        wk_log(&job->proto, "hf export beside a packed export: its linears are written in F32 so that both equal "
+               "the evaluated weights");
     size_t nq = (size_t)c->n_layers * ENG_NLIN;
     if (!(job->ql = calloc(nq, sizeof *job->ql))) { rc = lrq_errf(err, LRQ_ENOMEM, "out of memory"); goto out; }
     if (s->export_gptq) {
@@ -250,9 +397,21 @@ int wk_job_run(wk_job_t *job, lrq_err_t *err)
 
     if (!(deq = calloc(nq, sizeof *deq))) { rc = lrq_errf(err, LRQ_ENOMEM, "out of memory"); goto out; }
     if ((rc = layer_errors(job, deq, has_eval, err))) goto out;
+    for (size_t i = 0; eval_round && has_eval && i < nq; i++) { /* the hf file's own weights */
+        size_t n = (size_t)job->ql[i].m * job->ql[i].n;
+        for (size_t e = 0; e < n; e++)
+            deq[i][e] = job->model->dtype == ENG_BF16 ? eng_bf16_to_f32(eng_f32_to_bf16(deq[i][e]))
+                                                      : eng_f16_to_f32(eng_f32_to_f16(deq[i][e]));
+    }
     if (has_eval && (rc = run_eval(job, deq, qend, 0.97, err))) goto out;
+    json_object_set_new(job->metrics, "evaluated", json_pack("{s:s, s:i}", "weights",
+                                                             eval_round ? "s*(q-z) rounded to the source dtype (the hf export)"
+                                                                        : "s*(q-z) in float32 (every export dequantizes to it)",
+                                                             "scale_store", job->qcfg.scale_store));
     wk_progress(&job->proto, "export", 0, 1, 0.97, NULL, 1);
-    if ((rc = run_export(job, err))) goto out;
+    rc = run_export(job, &xc, err);
+    json_decref(xc.man_source);
+    if (rc) goto out;
     json_object_set_new(job->metrics, "method", json_string(lrq_method_name[s->method]));
     json_object_set_new(job->metrics, "weight", json_pack("{s:i, s:i, s:b, s:s}", "bits", s->bits, "group_size",
                                                           s->group_size, "symmetric", s->symmetric, "init",

@@ -90,3 +90,23 @@ Test(spec, bad_values_name_their_field)
     expect_field("{\"model\":\"m\",\"method\":\"rtn\",\"threads\":100000}", "threads", "0..1024");
     expect_field("{\"model\":\"\",\"method\":\"rtn\"}", "model", "empty");
 }
+
+Test(spec, export_formats_and_gguf_type)
+{
+    lrq_spec_t s;
+    lrq_err_t e = {0};
+    cr_assert_eq(parse("{\"model\":\"m\",\"method\":\"rtn\",\"export\":[\"gguf\",\"compressed-tensors\",\"hf\"],"
+                       "\"gguf\":{\"type\":\"q4_1\"}}", &s, &e), 0, "%s", e.msg);
+    cr_assert(s.export_gguf && s.export_ct && s.export_hf && !s.export_gptq);
+    cr_assert_str_eq(lrq_gguf_type_name[s.gguf_type], "q4_1");
+    lrq_spec_close(&s);
+    cr_assert_eq(parse("{\"model\":\"m\",\"method\":\"rtn\",\"export\":[\"gguf\"]}", &s, &e), 0);
+    cr_assert_str_eq(lrq_gguf_type_name[s.gguf_type], "auto");
+    lrq_spec_close(&s);
+    expect_field("{\"model\":\"m\",\"method\":\"rtn\",\"export\":[\"gguf\"],\"gguf\":{\"type\":\"q5_k\"}}", "gguf.type",
+                 "q4_0");
+    expect_field("{\"model\":\"m\",\"method\":\"rtn\",\"export\":[\"gguf\"],\"gguf\":{\"tpye\":\"f32\"}}", "gguf.tpye",
+                 "unknown");
+    expect_field("{\"model\":\"m\",\"method\":\"rtn\",\"gguf\":{\"type\":\"f32\"}}", "gguf", "includes \"gguf\"");
+    expect_field("{\"model\":\"m\",\"method\":\"rtn\",\"export\":[\"hf\", \"ggml\"]}", "export[1]", "compressed-tensors");
+}
