@@ -180,9 +180,16 @@ static int gptq__cmp(const void *a, const void *b)
 static int gptq__hinv(double *U, const double *Hp, int n, double lambda)
 {
     memcpy(U, Hp, (size_t)n * n * sizeof(double));
-    for (int i = 0; i < n; i++) U[(size_t)i * n + i] += lambda;
+    double dmax = 0;
+    for (int i = 0; i < n; i++) {
+        U[(size_t)i * n + i] += lambda;
+        dmax = U[(size_t)i * n + i] > dmax ? U[(size_t)i * n + i] : dmax;
+    }
     lapack_int info = LAPACKE_dpotrf(LAPACK_ROW_MAJOR, 'U', n, U, n);
     if (info) return (int)(info > 0 ? info : 1);
+    /* numerically semi-definite (a pivot² below 1e-12 of the largest diagonal) counts as failure */
+    for (int i = 0; i < n; i++)
+        if (!(U[(size_t)i * n + i] * U[(size_t)i * n + i] > 1e-12 * dmax)) return i + 1;
     if ((info = LAPACKE_dpotri(LAPACK_ROW_MAJOR, 'U', n, U, n))) return (int)(info > 0 ? info : 1);
     for (int i = 0; i < n; i++)
         for (int j = 0; j < i; j++) U[(size_t)i * n + j] = U[(size_t)j * n + i];
@@ -259,7 +266,8 @@ int eng_gptq_quantize(eng_pool_t *pool, const float *W, int m, int n, const doub
             goto out;
         }
         info->retries++;
-        lambda = lambda > 0 ? lambda * 10 : 1e-6 * (meand > 0 ? meand : 1);
+        double floor_ = 0.01 * (meand > 0 ? meand : 1); /* GPTQ's default damping, then ×10 */
+        lambda = lambda * 10 > floor_ ? lambda * 10 : floor_;
     }
     info->damp = lambda;
 

@@ -48,7 +48,7 @@ typedef struct eng_gptq_info {
  * come from eng_quant_init_params (cfg->init): per-channel and static groups from the original
  * W, dynamic groups from the error-updated columns when the column loop reaches the group.
  * Rounding as RTN (eng_quant.h). Cholesky and its inverse through LAPACK in double; H + λI not
- * positive definite → λ ×10 (at most 8 times) and info->retries counts it; still failing, or a
+ * positive definite → λ ← max(10λ, 0.01·mean diag H) (at most 8 times) and info->retries counts it; still failing, or a
  * non-finite H, is LRQ_ENUMERIC. info may be NULL. act_order with groups needs static_groups
  * (LRQ_ESPEC otherwise): stored groups are contiguous columns. */
 int eng_gptq_quantize(eng_pool_t *pool, const float *W, int m, int n, const double *H, const eng_qcfg_t *cfg,
