@@ -14,3 +14,6 @@ EXTRA_DIST += tests/integration/test_resume.sh tests/integration/test_worker.sh 
 # The algorithms still work: LRQ and FlexRound lower every block's loss and beat RTN's KL (stories260K, ~10 s).
 TESTS += tests/integration/test_algo.sh
 EXTRA_DIST += tests/integration/test_algo.sh
+
+# GPTQ, LQER / L²QER, ODLRI (issue 10)
+include tests/methods.mk
