@@ -9,3 +9,8 @@ tests_unit_test_spec_methods_SOURCES = tests/unit/test_spec_methods.c
 tests_unit_test_spec_methods_CFLAGS = $(TEST_CFLAGS)
 tests_unit_test_spec_methods_LDADD = $(COMMON_LIBS) $(TEST_LIBS)
 endif
+
+# Worker end to end on stories260K (~30 s on one core): quality order, bits accounting, evaluated =
+# exported, the factored artifact, resume after SIGTERM, thread-count determinism, shape checks, stacked mode.
+TESTS += tests/integration/test_methods.sh
+EXTRA_DIST += tests/integration/test_methods.sh
