@@ -6,8 +6,8 @@
  *       one Llama-2-7B-shaped block: q, k, v, o (4096×4096), gate, up (11008×4096), down (4096×11008);
  *       per linear: statistics H = XᵀX of `tokens` synthetic inputs (dsyrk), GPTQ (damp 0.01, block 128,
  *       per-channel, minmax init); time, peak RSS, and the time sgemm / dgemm would need for the
- *       FLOPs GPTQ does: 4n³/3 (dpotrf + dpotri + dpotrf) + m·n² (lazy updates) + m·n·128 (in-batch).
- *       Also spotrf+spotri against dpotrf+dpotri on the same H (why the factorisation is double).
+ *       FLOPs GPTQ does: 2n³/3 (dpotrf + dtrtri) + m·n² (lazy updates) + m·n·128 (in-batch).
+ *       Also spotrf+strtri against dpotrf+dtrtri on the same H (why the factorisation is double).
  *   lrq-bench svd [--m 4096] [--n 4096] [--rank 32]
  *       sgesdd of the whole matrix against the randomized range finder (rank + 10 columns, 2 power
  *       iterations), on a quantization residual of synthetic weights (flat spectrum, the LQER case):
@@ -122,7 +122,7 @@ static int bm_gptq(int argc, char **argv)
         eng_gptq_cfg_t g = {0.01, 128, 0, 0};
         t0 = bm_now();
         if (eng_gptq_quantize(pool, W, m, n, st.H, &cfg, &g, &ql, NULL, &err)) { fprintf(stderr, "%s\n", err.msg); return 1; }
-        double tg = bm_now() - t0, fl = 4.0 * n * n * (double)n / 3 + (double)m * n * n + (double)m * n * 128;
+        double tg = bm_now() - t0, fl = 2.0 * n * n * (double)n / 3 + (double)m * n * n + (double)m * n * 128;
         printf("%-5s %5dx%-5d  H %6.2f s   GPTQ %7.2f s   its FLOPs: sgemm %6.2f s, dgemm %6.2f s   (GPTQ/dgemm %.1f×)   peak RSS %.0f MiB\n",
                nm[i], m, n, ts, tg, fl / srate / 1e9, fl / drate / 1e9, tg / (fl / drate / 1e9), bm_rss_mb());
         fflush(stdout);
@@ -136,16 +136,16 @@ static int bm_gptq(int argc, char **argv)
             for (size_t k = 0; k < (size_t)n * n; k++) Hs[k] = (float)Hd[k];
             openblas_set_num_threads(threads);
             t0 = bm_now();
-            int is = LAPACKE_spotrf(LAPACK_ROW_MAJOR, 'U', n, Hs, n);
-            if (!is) is = LAPACKE_spotri(LAPACK_ROW_MAJOR, 'U', n, Hs, n);
+            int is = LAPACKE_spotrf(LAPACK_ROW_MAJOR, 'L', n, Hs, n);
+            if (!is) is = LAPACKE_strtri(LAPACK_ROW_MAJOR, 'L', 'N', n, Hs, n);
             double tsf = bm_now() - t0;
             t0 = bm_now();
-            int id = LAPACKE_dpotrf(LAPACK_ROW_MAJOR, 'U', n, Hd, n);
-            if (!id) id = LAPACKE_dpotri(LAPACK_ROW_MAJOR, 'U', n, Hd, n);
+            int id = LAPACKE_dpotrf(LAPACK_ROW_MAJOR, 'L', n, Hd, n);
+            if (!id) id = LAPACKE_dtrtri(LAPACK_ROW_MAJOR, 'L', 'N', n, Hd, n);
             double tdf = bm_now() - t0;
             openblas_set_num_threads(1);
-            printf("      Cholesky + inverse of H + λI (n %d, OpenBLAS %d threads): spotrf+spotri %.2f s (info %d), "
-                   "dpotrf+dpotri %.2f s (info %d)\n", n, threads, tsf, is, tdf, id);
+            printf("      Cholesky + triangular inverse of H + λI (n %d, OpenBLAS %d threads): spotrf+strtri %.2f s (info %d), "
+                   "dpotrf+dtrtri %.2f s (info %d)\n", n, threads, tsf, is, tdf, id);
             free(Hd); free(Hs);
         }
         eng_qlinear_close(&ql);

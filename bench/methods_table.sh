@@ -4,7 +4,8 @@
 # zero, lr_first, odlri), LRQ, FlexRound, LRQ + L²QER, FlexRound + L²QER: perplexity, KL(FP ‖ Q),
 # top-1 agreement, bits per weight (codes, scales, zeros, factors), seconds. Then the per-layer
 # activation-aware error of the three ODLRI inits.
-# Calibration calib.txt (SAMPLES × 256 tokens), evaluation eval.txt (seq 256, every window;
+# Calibration calib.txt (SAMPLES × 256 tokens, default 64), evaluation eval.txt (seq 256, the first
+# WINDOWS windows, default 64 = 16320 predicted tokens;
 # QUALITY_DATA=test for the final report). LRQ/FlexRound use a short schedule: ITERS iterations
 # per block (default 200), lr 3e-3, batch 2 (the official schedule is 5000 iterations).
 # usage: nice -n 10 bench/methods_table.sh BUILDDIR SHAREDDIR [OUTDIR]   (keeps OUTDIR: job dirs, table.md)
@@ -15,7 +16,8 @@ out=${3:-$(mktemp -d "${TMPDIR:-/tmp}/lrq-methods.XXXXXX")}
 mkdir -p "$out"
 data=${QUALITY_DATA:-eval}
 iters=${ITERS:-200}
-samples=${SAMPLES:-128}
+samples=${SAMPLES:-64}
+windows=${WINDOWS:-64}
 threads=${THREADS:-2}
 models=${MODELS:-"stories260K babyllama"}
 settings=${SETTINGS:-"W4 W3 W2g32"}
@@ -33,7 +35,7 @@ run() { # model setting row method extra-json
 { "model": "$(model_path $mdl)", "method": "$method",
   "weight": {"bits": $b, "group_size": $g, "init": "mse"},
   "calibration": {"path": "$shared/data/tinystories/calib.txt", "samples": $samples, "seq_len": 256},
-  "eval": {"path": "$shared/data/tinystories/$data.txt", "seq_len": 256}$extra,
+  "eval": {"path": "$shared/data/tinystories/$data.txt", "seq_len": 256, "max_windows": $windows}$extra,
   "export": [], "seed": 0, "threads": $threads }
 EOS
     "$worker" run --spec "$d.json" --workdir "$d" > "$d.out" 2> "$d.err" || { echo "methods_table: $mdl $set $row failed:"; tail -3 "$d.err"; }

@@ -6,10 +6,3 @@ libeng_quant_la_SOURCES += engine/eng_gptq.h engine/eng_gptq.c engine/eng_lqer.h
 libeng_quant_la_CFLAGS += $(LAPACKE_CFLAGS)
 libeng_quant_la_LIBADD = $(LAPACKE_LIBS)
 
-if WITH_CRITERION
-check_PROGRAMS += tests/engine/test_methods
-TESTS += tests/engine/test_methods
-tests_engine_test_methods_SOURCES = tests/engine/test_methods.c
-tests_engine_test_methods_CFLAGS = $(TEST_CFLAGS) $(LAPACKE_CFLAGS)
-tests_engine_test_methods_LDADD = libeng_quant.la $(NUM_TEST_LIBS) $(LAPACKE_LIBS)
-endif
