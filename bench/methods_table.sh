@@ -7,7 +7,8 @@
 # Calibration calib.txt (SAMPLES × 256 tokens, default 64), evaluation eval.txt (seq 256, the first
 # WINDOWS windows, default 64 = 16320 predicted tokens;
 # QUALITY_DATA=test for the final report). LRQ/FlexRound use a short schedule: ITERS iterations
-# per block (default 200), lr 3e-3, batch 2 (the official schedule is 5000 iterations).
+# per block (default 200), lr 3e-3, batch 2 (the official schedule is 5000 iterations); ODLRI runs
+# ODLRI_ITERS alternations (default 15, the ODLRI setting), rank 8 with 4 outliers.
 # usage: nice -n 10 bench/methods_table.sh BUILDDIR SHAREDDIR [OUTDIR]   (keeps OUTDIR: job dirs, table.md)
 set -eu
 build=$(cd "${1:-.}" && pwd)
@@ -19,6 +20,7 @@ iters=${ITERS:-200}
 samples=${SAMPLES:-64}
 windows=${WINDOWS:-64}
 threads=${THREADS:-2}
+oiters=${ODLRI_ITERS:-15}
 models=${MODELS:-"stories260K babyllama"}
 settings=${SETTINGS:-"W4 W3 W2g32"}
 worker="$build/lrq-worker"
@@ -50,7 +52,7 @@ for mdl in $models; do
       run $mdl $set l2qer-r$k lqer ", \"lqer\": {\"rank\": $k, \"scaled\": true}"
     done
     for init in zero lr_first odlri; do
-      run $mdl $set odlri-$init odlri ", \"odlri\": {\"rank\": 8, \"outliers\": 4, \"init\": \"$init\", \"iterations\": 15}"
+      run $mdl $set odlri-$init odlri ", \"odlri\": {\"rank\": 8, \"outliers\": 4, \"init\": \"$init\", \"iterations\": $oiters}"
     done
     run $mdl $set lrq lrq "$LRQ"
     run $mdl $set flexround flexround "$LRQ"
