@@ -23,6 +23,7 @@ threads=${THREADS:-2}
 oiters=${ODLRI_ITERS:-15}
 models=${MODELS:-"stories260K babyllama"}
 settings=${SETTINGS:-"W4 W3 W2g32"}
+refs=${REF_SETTINGS:-"W5 W6 W7"}   # RTN only: equal-bits references for the factored rows
 worker="$build/lrq-worker"
 PY=/usr/bin/python3; [ -x $PY ] || PY=python3
 
@@ -30,7 +31,7 @@ model_path() { case $1 in stories260K) echo "$shared/models/stories260K/stories2
                           babyllama) echo "$shared/models/babyllama-tok105/model5000.bin";; esac; }
 run() { # model setting row method extra-json
     mdl=$1 set=$2 row=$3 method=$4 extra=$5
-    case $set in W4) b=4 g=0;; W3) b=3 g=0;; W2g32) b=2 g=32;; esac
+    case $set in W2g32) b=2 g=32;; W*) b=${set#W} g=0;; esac
     d="$out/$mdl-$set-$row"
     [ -s "$d/metrics.json" ] && return 0
     cat > "$d.json" <<EOS
@@ -60,9 +61,10 @@ for mdl in $models; do
     run $mdl $set flexround+l2qer-r8 lqer ", \"lqer\": {\"rank\": 8, \"base\": \"flexround\"}$LRQ"
   done
 done
-$PY - "$out" "$models" "$settings" <<'EOPY' | tee "$out/table.md"
+for mdl in $models; do for set in $refs; do run $mdl $set rtn rtn ""; done; done
+$PY - "$out" "$models" "$settings" "$refs" <<'EOPY' | tee "$out/table.md"
 import json, os, sys
-out, models, settings = sys.argv[1], sys.argv[2].split(), sys.argv[3].split()
+out, models, settings, refs = sys.argv[1], sys.argv[2].split(), sys.argv[3].split(), sys.argv[4].split()
 rows = ["rtn", "gptq", "lqer-r8", "l2qer-r8", "lqer-r16", "l2qer-r16", "odlri-zero", "odlri-lr_first", "odlri-odlri",
         "lrq", "flexround", "lrq+l2qer-r8", "flexround+l2qer-r8"]
 for mdl in models:
@@ -77,6 +79,15 @@ for mdl in models:
             print(f"| {r} | {q['perplexity']:.4f} | {q['kl_divergence']:.4f} | {q['top1_agreement']:.4f} | "
                   f"{m['bits_per_weight']['model']:.3f} | {m['seconds']:.1f} |")
         if fp: print(f"\nFP perplexity {fp:.4f}")
+for mdl in models:
+    print(f"\n### {mdl}: RTN per-channel at more bits (equal-bits references)\n")
+    print("| setting | ppl | KL | top-1 | bits/weight | seconds |\n|---|---|---|---|---|---|")
+    for st in refs:
+        p = f"{out}/{mdl}-{st}-rtn/metrics.json"
+        if not os.path.exists(p): print(f"| {st} | not run | | | | |"); continue
+        m = json.load(open(p)); q = m["quantized"]
+        print(f"| {st} | {q['perplexity']:.4f} | {q['kl_divergence']:.4f} | {q['top1_agreement']:.4f} | "
+              f"{m['bits_per_weight']['model']:.3f} | {m['seconds']:.1f} |")
 print("\n### ODLRI per-layer activation-aware error √(tr(E H Eᵀ)/tr(W H Wᵀ)) after the last iteration (best kept)\n")
 for mdl in models:
     for st in settings:
