@@ -74,7 +74,7 @@ for mdl in models:
         print("| row | ppl | KL | top-1 | bits/weight | seconds |\n|---|---|---|---|---|---|")
         for r in rows:
             p = f"{out}/{mdl}-{st}-{r}/metrics.json"
-            if not os.path.exists(p): print(f"| {r} | failed | | | | |"); continue
+            if not os.path.exists(p): print(f"| {r} | not finished | | | | |"); continue
             m = json.load(open(p)); q = m["quantized"]; fp = m["fp"]["perplexity"]
             print(f"| {r} | {q['perplexity']:.4f} | {q['kl_divergence']:.4f} | {q['top1_agreement']:.4f} | "
                   f"{m['bits_per_weight']['model']:.3f} | {m['seconds']:.1f} |")
