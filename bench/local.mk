@@ -1,7 +1,8 @@
 # Benchmarks: built by `make`, run by `make bench`, never part of `make check`.
 noinst_PROGRAMS += bench/lrq-bench
-bench_lrq_bench_SOURCES = bench/lrq_bench.c
-bench_lrq_bench_LDADD = $(ENGINE_LIBS)
+bench_lrq_bench_SOURCES = bench/lrq_bench.c bench/lrq_bench_methods.c
+bench_lrq_bench_CFLAGS = $(AM_CFLAGS) $(LAPACKE_CFLAGS)
+bench_lrq_bench_LDADD = $(ENGINE_LIBS) $(LAPACKE_LIBS)
 EXTRA_DIST += bench/quality.sh
 
 bench: all
@@ -18,3 +19,11 @@ EXTRA_DIST += bench/torch_block.py bench/compare.sh bench/wrk.sh
 bench-torch: all
 	$(SHELL) $(top_srcdir)/bench/compare.sh $(abs_top_builddir) 2
 .PHONY: bench-torch
+
+# GPTQ and truncated SVD on 7B-shaped synthetic weights (issue 10), and the methods' quality table.
+bench-methods: all
+	./bench/lrq-bench gptq --dim 4096 --ffn 11008 --tokens 2048 --threads 2
+	./bench/lrq-bench svd --m 4096 --n 4096 --rank 32
+	nice -n 10 $(SHELL) $(top_srcdir)/bench/methods_table.sh $(abs_top_builddir) $(abs_top_srcdir)/../shared
+.PHONY: bench-methods
+EXTRA_DIST += bench/methods_table.sh

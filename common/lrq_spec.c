@@ -5,7 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-const char *const lrq_method_name[] = {"rtn", "lrq", "flexround", NULL};
+const char *const lrq_method_name[] = {"rtn", "lrq", "flexround", "gptq", "lqer", "odlri", NULL};
+const char *const lrq_lqer_base_name[] = {"rtn", "gptq", "lrq", "flexround", NULL};
+const char *const lrq_odlri_init_name[] = {"zero", "lr_first", "odlri", NULL};
 const char *const lrq_rank_policy_name[] = {"ratio", "fixed", "paper", NULL};
 const char *const lrq_gguf_type_name[] = {"auto", "q4_0", "q4_1", "q8_0", "f16", "f32", NULL};
 
@@ -106,8 +108,7 @@ static int get_obj(const json_t *j, const char *key, const json_t **out, lrq_err
 /* Methods whose result carries low-rank factors: only the dense hf export holds them. */
 static int spec__factored(int method)
 {
-    const char *n = lrq_method_name[method];
-    return strstr(n, "lqer") != NULL || strcmp(n, "odlri") == 0;
+    return method == LRQ_M_LQER || method == LRQ_M_ODLRI; /* = lrq_spec_factored */
 }
 
 /* "export": ["hf" | "gptq" | "gguf" | "compressed-tensors", …] and "gguf": {"type": …}
@@ -144,6 +145,84 @@ static int spec__export(const json_t *j, lrq_spec_t *s, lrq_err_t *err)
         if (!rc) rc = get_enum(g, "type", "gguf.type", lrq_gguf_type_name, &s->gguf_type, err);
         if (rc) return rc;
     }
+int lrq_spec_uses_recon(const lrq_spec_t *s)
+{
+    return s->method == LRQ_M_LRQ || s->method == LRQ_M_FLEXROUND ||
+           (s->method == LRQ_M_LQER && (s->lqer.base == LRQ_BASE_LRQ || s->lqer.base == LRQ_BASE_FLEXROUND));
+}
+
+int lrq_spec_factored(const lrq_spec_t *s) { return s->method == LRQ_M_LQER || s->method == LRQ_M_ODLRI; }
+
+static int spec__factor_bits(const json_t *o, const char *field, int *out, lrq_err_t *err)
+{
+    long x = *out;
+    json_t *v = json_object_get(o, "factor_bits");
+    if (!v) return 0;
+    if (!json_is_integer(v) || ((x = (long)json_integer_value(v)) != 8 && x != 16))
+        return lrq_err_field(err, field, "must be 16 (fp16 factors) or 8 (int8 per row with an fp16 scale)");
+    *out = (int)x;
+    return 0;
+}
+
+/* "gptq", "lqer", "odlri" (issue 10; docs/algorithms.md GPTQ, LQER and L²QER, ODLRI). Runs after every
+ * other key, so it also refuses exports that cannot hold factors. */
+static int spec__methods(const json_t *j, lrq_spec_t *s, lrq_err_t *err)
+{
+    static const char *const gk[] = {"damp", "block_size", "act_order", "static_groups", NULL};
+    static const char *const lk[] = {"rank", "scaled", "factor_bits", "base", NULL};
+    static const char *const ok[] = {"rank", "outliers", "init", "iterations", "factor_bits", NULL};
+    const json_t *g, *l, *o;
+    long x;
+    int rc;
+    s->gptq = (lrq_gptq_spec_t){.damp = 0.01, .block_size = 128};
+    s->lqer = (lrq_lqer_spec_t){.rank = 32, .scaled = 1, .factor_bits = 16, .base = LRQ_BASE_RTN};
+    s->odlri = (lrq_odlri_spec_t){.rank = 16, .outliers = 16, .init = LRQ_ODLRI_OUTLIER, .iterations = 15, .factor_bits = 16};
+    if ((rc = get_obj(j, "lqer", &l, err)) || (rc = get_obj(j, "gptq", &g, err)) || (rc = get_obj(j, "odlri", &o, err)))
+        return rc;
+    if (l) {
+        if (s->method != LRQ_M_LQER) return lrq_err_field(err, "lqer", "applies only to method lqer");
+        if ((rc = check_keys(l, "lqer.", lk, err))) return rc;
+        x = s->lqer.rank; if ((rc = get_int(l, "rank", "lqer.rank", 1, 65536, &x, err))) return rc; s->lqer.rank = (int)x;
+        if ((rc = get_bool(l, "scaled", "lqer.scaled", &s->lqer.scaled, err))) return rc;
+        if ((rc = spec__factor_bits(l, "lqer.factor_bits", &s->lqer.factor_bits, err))) return rc;
+        if ((rc = get_enum(l, "base", "lqer.base", lrq_lqer_base_name, &s->lqer.base, err))) return rc;
+    }
+    if (o) {
+        if (s->method != LRQ_M_ODLRI) return lrq_err_field(err, "odlri", "applies only to method odlri");
+        if ((rc = check_keys(o, "odlri.", ok, err))) return rc;
+        x = s->odlri.rank; if ((rc = get_int(o, "rank", "odlri.rank", 1, 65536, &x, err))) return rc; s->odlri.rank = (int)x;
+        x = s->odlri.outliers; if ((rc = get_int(o, "outliers", "odlri.outliers", 0, 65536, &x, err))) return rc;
+        s->odlri.outliers = (int)x;
+        if ((rc = get_enum(o, "init", "odlri.init", lrq_odlri_init_name, &s->odlri.init, err))) return rc;
+        x = s->odlri.iterations; if ((rc = get_int(o, "iterations", "odlri.iterations", 1, 1000, &x, err))) return rc;
+        s->odlri.iterations = (int)x;
+        if ((rc = spec__factor_bits(o, "odlri.factor_bits", &s->odlri.factor_bits, err))) return rc;
+        if (s->odlri.init == LRQ_ODLRI_OUTLIER && s->odlri.outliers < 1)
+            return lrq_err_field(err, "odlri.outliers", "must be >= 1 with init \"odlri\"");
+    }
+    int uses_gptq = s->method == LRQ_M_GPTQ || s->method == LRQ_M_ODLRI ||
+                    (s->method == LRQ_M_LQER && s->lqer.base == LRQ_BASE_GPTQ);
+    if (g) {
+        if (!uses_gptq) return lrq_err_field(err, "gptq", "applies only to methods gptq, odlri and lqer with base gptq");
+        if ((rc = check_keys(g, "gptq.", gk, err))) return rc;
+        if ((rc = get_num(g, "damp", "gptq.damp", 0, 1, 0, &s->gptq.damp, err))) return rc;
+        x = s->gptq.block_size; if ((rc = get_int(g, "block_size", "gptq.block_size", 1, 65536, &x, err))) return rc;
+        if (x & (x - 1)) return lrq_err_field(err, "gptq.block_size", "must be a power of two (got %ld)", x);
+        s->gptq.block_size = (int)x;
+        if ((rc = get_bool(g, "act_order", "gptq.act_order", &s->gptq.act_order, err))) return rc;
+        if ((rc = get_bool(g, "static_groups", "gptq.static_groups", &s->gptq.static_groups, err))) return rc;
+        if (s->gptq.act_order && s->group_size && !s->gptq.static_groups)
+            return lrq_err_field(err, "gptq.act_order", "with weight.group_size needs gptq.static_groups: true "
+                                 "(a group's columns are stored contiguously, so its scale must not depend on the order)");
+    }
+    if (json_object_get(j, "lrq") && s->method == LRQ_M_LQER && !lrq_spec_uses_recon(s))
+        return lrq_err_field(err, "lrq", "applies only to lqer with base lrq or flexround");
+    if (s->calib_path && s->method == LRQ_M_LQER && lrq_spec_uses_recon(s) && s->batch_size > s->calib_samples)
+        return lrq_err_field(err, "lrq.batch_size", "must not exceed calibration.samples (%d)", s->calib_samples);
+    if (lrq_spec_factored(s) && s->export_gptq)
+        return lrq_err_field(err, "export", "gptq cannot hold the low-rank factors of method %s; use \"hf\" "
+                             "(factors merged into dense weights; the factored artifact is always written)",
+                             lrq_method_name[s->method]);
     return 0;
 }
 
@@ -167,7 +246,7 @@ int lrq_spec_parse(const json_t *j, lrq_spec_t *s, lrq_err_t *err)
 {
     static const char *const top[] = {"model", "tokenizer", "method", "weight", "calibration", "eval", "lrq",
                                       "export", "seed", "threads", "name", "priority", "max_attempts",
-                                      "pipeline", "gguf", NULL};
+                                      "pipeline", "gguf", "gptq", "lqer", "odlri", NULL};
     static const char *const wkeys[] = {"bits", "group_size", "symmetric", "init", NULL};
     static const char *const ckeys[] = {"path", "samples", "seq_len", NULL};
     static const char *const ekeys[] = {"path", "seq_len", "max_windows", NULL};
@@ -186,7 +265,7 @@ int lrq_spec_parse(const json_t *j, lrq_spec_t *s, lrq_err_t *err)
     TRY(check_keys(j, "", top, err));
     TRY(get_str(j, "model", "model", 1, &s->model, err));
     TRY(get_str(j, "tokenizer", "tokenizer", 0, &s->tokenizer, err));
-    if (!json_object_get(j, "method")) TRY(lrq_err_field(err, "method", "is required (rtn, lrq or flexround)"));
+    if (!json_object_get(j, "method")) TRY(lrq_err_field(err, "method", "is required (rtn, lrq, flexround, gptq, lqer or odlri)"));
     TRY(get_enum(j, "method", "method", lrq_method_name, &s->method, err));
 
     const json_t *w, *c, *e, *l;
@@ -221,7 +300,8 @@ int lrq_spec_parse(const json_t *j, lrq_spec_t *s, lrq_err_t *err)
     }
     TRY(get_obj(j, "lrq", &l, err));
     if (l) {
-        if (s->method == LRQ_M_RTN) TRY(lrq_err_field(err, "lrq", "applies only to methods lrq and flexround"));
+        if (s->method == LRQ_M_RTN || s->method == LRQ_M_GPTQ || s->method == LRQ_M_ODLRI)
+            TRY(lrq_err_field(err, "lrq", "applies only to methods lrq and flexround (and lqer with base lrq or flexround)"));
         TRY(check_keys(l, "lrq.", lkeys, err));
         x = s->iterations; TRY(get_int(l, "iterations", "lrq.iterations", 1, 1000000, &x, err)); s->iterations = x;
         TRY(get_num(l, "lr", "lrq.lr", 0, 1, 1, &s->lr, err));
@@ -232,7 +312,7 @@ int lrq_spec_parse(const json_t *j, lrq_spec_t *s, lrq_err_t *err)
         TRY(get_num(l, "rank_ratio", "lrq.rank_ratio", 0, 1, 1, &s->rank_ratio, err));
         TRY(get_num(l, "checkpoint_every_s", "lrq.checkpoint_every_s", 0, 86400, 0, &s->checkpoint_every_s, err));
     }
-    if (s->calib_path && s->method != LRQ_M_RTN && s->batch_size > s->calib_samples)
+    if (s->calib_path && (s->method == LRQ_M_LRQ || s->method == LRQ_M_FLEXROUND) && s->batch_size > s->calib_samples)
         TRY(lrq_err_field(err, "lrq.batch_size", "must not exceed calibration.samples (%d)", s->calib_samples));
     TRY(spec__export(j, s, err));
     json_t *sd = json_object_get(j, "seed");
@@ -247,6 +327,7 @@ int lrq_spec_parse(const json_t *j, lrq_spec_t *s, lrq_err_t *err)
     x = 0; TRY(get_int(j, "priority", "priority", -100, 100, &x, err)); s->priority = (int)x;
     x = s->max_attempts; TRY(get_int(j, "max_attempts", "max_attempts", 1, 100, &x, err)); s->max_attempts = (int)x;
     TRY(spec__pipeline(j, s, err));
+    TRY(spec__methods(j, s, err));
     return 0;
 }
 

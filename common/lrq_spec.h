@@ -10,11 +10,35 @@
 #include <jansson.h>
 #include "lrq_err.h"
 
-enum lrq_method { LRQ_M_RTN = 0, LRQ_M_LRQ, LRQ_M_FLEXROUND };
 /* Block inputs of the quantized model during reconstruction: sequential feeds block b
  * the output of the already quantized blocks 0..b-1 (the paper's choice); parallel
  * feeds it the FP model's input, so the blocks are independent of each other. */
 enum lrq_pipeline { LRQ_PIPE_SEQUENTIAL = 0, LRQ_PIPE_PARALLEL };
+enum lrq_method { LRQ_M_RTN = 0, LRQ_M_LRQ, LRQ_M_FLEXROUND, LRQ_M_GPTQ, LRQ_M_LQER, LRQ_M_ODLRI };
+enum lrq_lqer_base { LRQ_BASE_RTN = 0, LRQ_BASE_GPTQ, LRQ_BASE_LRQ, LRQ_BASE_FLEXROUND };
+enum lrq_odlri_init { LRQ_ODLRI_ZERO = 0, LRQ_ODLRI_LR_FIRST, LRQ_ODLRI_OUTLIER };
+
+/* "gptq": also the Q-step of odlri and the base of lqer with base "gptq" (docs/algorithms.md, GPTQ) */
+typedef struct lrq_gptq_spec {
+    double damp;             /* [0, 1], default 0.01 (of mean diag H) */
+    int block_size;          /* power of two 1..65536, default 128 */
+    int act_order, static_groups; /* default false; act_order with groups needs static_groups */
+} lrq_gptq_spec_t;
+/* "lqer": LQER (scaled false) / L²QER (scaled true) on a base quantizer */
+typedef struct lrq_lqer_spec {
+    int rank;                /* ≥ 1, default 32; ≤ min(in, out) of every linear (checked by the worker) */
+    int scaled;              /* default true (L²QER) */
+    int factor_bits;         /* 16 (fp16, default) or 8 (int8 per row + fp16 scale) */
+    int base;                /* enum lrq_lqer_base, default rtn */
+} lrq_lqer_spec_t;
+/* "odlri": alternating Q (GPTQ) + LR with the outlier-driven init */
+typedef struct lrq_odlri_spec {
+    int rank;                /* default 16 */
+    int outliers;            /* default 16; ≤ in of every linear (checked by the worker) */
+    int init;                /* enum lrq_odlri_init, default odlri */
+    int iterations;          /* 1..1000, default 15 */
+    int factor_bits;         /* 16 or 8 */
+} lrq_odlri_spec_t;
 
 typedef struct lrq_spec {
     char *model;             /* required */
@@ -49,6 +73,9 @@ typedef struct lrq_spec {
     uint64_t seed;
     int threads;             /* 0 = all cores, ≤ 1024 */
     int pipeline;            /* enum lrq_pipeline: "sequential" (default) | "parallel" */
+    lrq_gptq_spec_t gptq;
+    lrq_lqer_spec_t lqer;
+    lrq_odlri_spec_t odlri;
     /* daemon-level (ignored by the worker) */
     char *name;
     int priority;            /* -100..100, default 0 */
@@ -59,6 +86,12 @@ extern const char *const lrq_method_name[];      /* "rtn", "lrq", "flexround" */
 extern const char *const lrq_rank_policy_name[]; /* "ratio", "fixed", "paper" */
 extern const char *const lrq_pipeline_name[];    /* "sequential", "parallel" */
 extern const char *const lrq_gguf_type_name[];   /* "auto", "q4_0", "q4_1", "q8_0", "f16", "f32" */
+extern const char *const lrq_lqer_base_name[];   /* "rtn", "gptq", "lrq", "flexround" */
+extern const char *const lrq_odlri_init_name[];  /* "zero", "lr_first", "odlri" */
+/* 1 when the job runs LRQ/FlexRound reconstruction (methods lrq, flexround, lqer on base lrq/flexround). */
+int lrq_spec_uses_recon(const lrq_spec_t *s);
+/* 1 when the result has low-rank factors (lqer, odlri). */
+int lrq_spec_factored(const lrq_spec_t *s);
 
 /* Parse and validate. On success *s owns its strings (lrq_spec_close). */
 int lrq_spec_parse(const json_t *j, lrq_spec_t *s, lrq_err_t *err);

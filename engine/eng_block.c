@@ -49,7 +49,23 @@ struct eng_block_ws {
     eng_pool_t *pool;          /* borrowed: GEMM slabs, SwiGLU ranges, attention per (b, kv head) */
     float *mem;
     float *p[WS_COUNT];
+    const eng_lowrank_t *const *lr; /* borrowed [ENG_NLIN] or NULL (eng_block_ws_set_lowrank) */
 };
+
+void eng_block_ws_set_lowrank(eng_block_ws_t *ws, const eng_lowrank_t *const *lr) { ws->lr = lr; }
+
+const float *eng_block_ws_input(const eng_block_ws_t *ws, int lin)
+{
+    switch (lin) {
+    case ENG_Q: case ENG_K: case ENG_V: return ws->p[WS_XN1];
+    case ENG_O: return ws->p[WS_AO];
+    case ENG_GATE: case ENG_UP: return ws->p[WS_XN2];
+    default: return ws->p[WS_ACT];
+    }
+}
+
+/* y (N,m) += (x Rᵀ) Lᵀ for a factored linear (docs/algorithms.md, Low-rank factors). */
+#define LR_ADD(ws, i, y, x, N) do { if ((ws)->lr && (ws)->lr[i]) eng_lowrank_forward((ws)->pool, (ws)->lr[i], x, y, N); } while (0)
 
 /* nth = attention threads: each has its own (chunk,T) scratch. */
 static void ws_sizes(const eng_config_t *c, int B, int T, int wb, int nth, size_t s[WS_COUNT])
@@ -175,6 +191,9 @@ void eng_block_forward(const eng_config_t *c, const eng_block_w_t *w, const eng_
     lin_fwd(ws, p[WS_Q], p[WS_XN1], w->lin[ENG_Q], N, QD, D, 0.0f);
     lin_fwd(ws, p[WS_K], p[WS_XN1], w->lin[ENG_K], N, KD, D, 0.0f);
     lin_fwd(ws, p[WS_V], p[WS_XN1], w->lin[ENG_V], N, KD, D, 0.0f);
+    LR_ADD(ws, ENG_Q, p[WS_Q], p[WS_XN1], N);
+    LR_ADD(ws, ENG_K, p[WS_K], p[WS_XN1], N);
+    LR_ADD(ws, ENG_V, p[WS_V], p[WS_XN1], N);
     eng__rope_fwd_canon(p[WS_Q], rope, c->rope, B, T, H, Dh); /* stored in canonical order */
     eng__rope_fwd_canon(p[WS_K], rope, c->rope, B, T, KVH, Dh);
     /* ao = softmax(q kᵀ/√Dh + mask) v */
@@ -183,6 +202,7 @@ void eng_block_forward(const eng_config_t *c, const eng_block_w_t *w, const eng_
     /* h = x + ao Woᵀ, built in y */
     memcpy(y, x, (size_t)N * D * sizeof(float));
     lin_fwd(ws, y, p[WS_AO], w->lin[ENG_O], N, D, QD, 1.0f);
+    LR_ADD(ws, ENG_O, y, p[WS_AO], N);
     if (ws->with_backward) {
         memcpy(p[WS_X], x, (size_t)N * D * sizeof(float));
         memcpy(p[WS_H], y, (size_t)N * D * sizeof(float));
@@ -191,8 +211,11 @@ void eng_block_forward(const eng_config_t *c, const eng_block_w_t *w, const eng_
     eng_rmsnorm_forward(p[WS_XN2], p[WS_RSTD2], y, w->ffn_norm, N, D, c->norm_eps);
     lin_fwd(ws, p[WS_GATE], p[WS_XN2], w->lin[ENG_GATE], N, F, D, 0.0f);
     lin_fwd(ws, p[WS_UP], p[WS_XN2], w->lin[ENG_UP], N, F, D, 0.0f);
+    LR_ADD(ws, ENG_GATE, p[WS_GATE], p[WS_XN2], N);
+    LR_ADD(ws, ENG_UP, p[WS_UP], p[WS_XN2], N);
     swiglu(ws, p[WS_ACT], NULL, NULL, NULL, p[WS_GATE], p[WS_UP], (size_t)N * F);
     lin_fwd(ws, y, p[WS_ACT], w->lin[ENG_DOWN], N, D, F, 1.0f);
+    LR_ADD(ws, ENG_DOWN, y, p[WS_ACT], N);
 }
 
 /* Mirror of the forward, in reverse order. */

@@ -9,6 +9,7 @@
 #define ENG_BLOCK_H
 #include "eng_model.h"
 #include "eng_pool.h"
+#include "eng_lowrank.h"
 
 typedef struct eng_block_w {
     const float *attn_norm;        /* (D) */
@@ -38,6 +39,14 @@ typedef struct eng_block_ws eng_block_ws_t;
 eng_block_ws_t *eng_block_ws_new(const eng_config_t *c, int B, int T, int with_backward, eng_pool_t *pool);
 void eng_block_ws_free(eng_block_ws_t *ws);
 size_t eng_block_ws_bytes(const eng_config_t *c, int B, int T, int with_backward, const eng_pool_t *pool);
+
+/* Low-rank factors added to the linears' outputs in the forward (y += (x Rᵀ) Lᵀ, eng_lowrank.h):
+ * lr[ENG_NLIN] borrowed until the next call, NULL (the default) or lr[i] = NULL / rank 0 = none.
+ * Evaluation of factored methods only: the backward ignores them. */
+void eng_block_ws_set_lowrank(eng_block_ws_t *ws, const eng_lowrank_t *const *lr);
+/* Input of linear `lin` in the last forward (N = B·T rows): rms1(x) for q/k/v, the attention
+ * output for o, rms2(h) for gate/up, silu(gate) ⊙ up for down. Valid until the next forward. */
+const float *eng_block_ws_input(const eng_block_ws_t *ws, int lin);
 
 /* y (B,T,D) may not alias x. B,T ≤ the workspace's. */
 void eng_block_forward(const eng_config_t *c, const eng_block_w_t *w, const eng_rope_tab_t *rope,

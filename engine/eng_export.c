@@ -516,6 +516,7 @@ typedef struct exp__deq_ctx {
     int k;
     const eng_qlinear_t *q;
     eng_dtype_t dt;
+    const float *dense;  /* (m,n) replaces s·(q − z) when set (eng_export_hf_dense) */
 } exp__deq_ctx_t;
 
 /* eng_st_fill_fn: one linear is dequantized while the file is written, so the
@@ -523,17 +524,45 @@ typedef struct exp__deq_ctx {
 static int exp__deq_fill(void *ctx, void *dst, size_t nbytes, lrq_err_t *err)
 {
     const exp__deq_ctx_t *x = ctx;
-    exp__dequant(x->c, x->k, x->q, x->dt, dst);
+    if (!x->dense) {
+        exp__dequant(x->c, x->k, x->q, x->dt, dst);
+        return 0;
+    }
+    for (int i = 0; i < x->q->m; i++) { /* output rows permuted as exp__dequant */
+        const float *src = x->dense + (size_t)exp__src_row(x->c, x->k, i) * x->q->n;
+        for (int j = 0; j < x->q->n; j++) {
+            size_t o = (size_t)i * x->q->n + j;
+            if (x->dt == ENG_F32) ((float *)dst)[o] = src[j];
+            else if (x->dt == ENG_BF16) ((uint16_t *)dst)[o] = eng_f32_to_bf16(src[j]);
+            else ((uint16_t *)dst)[o] = eng_f32_to_f16(src[j]);
+        }
+    }
     return 0;
 }
 
+static int exp__hf(const eng_model_t *src, const eng_qlinear_t *ql, eng_dtype_t lin_dtype, const float *const *dense,
+                   const char *outdir, lrq_err_t *err);
+
 int eng_export_hf(const eng_model_t *src, const eng_qlinear_t *ql, const char *outdir, lrq_err_t *err)
 {
-    return eng_export_hf_as(src, ql, (eng_dtype_t)-1, outdir, err);
+    return exp__hf(src, ql, (eng_dtype_t)-1, NULL, outdir, err);
 }
 
 int eng_export_hf_as(const eng_model_t *src, const eng_qlinear_t *ql, eng_dtype_t lin_dtype, const char *outdir,
                      lrq_err_t *err)
+{
+    return exp__hf(src, ql, lin_dtype, NULL, outdir, err);
+}
+
+int eng_export_hf_dense(const eng_model_t *src, const eng_qlinear_t *ql, const float *const *dense, const char *outdir,
+                        lrq_err_t *err)
+{
+    return exp__hf(src, ql, (eng_dtype_t)-1, dense, outdir, err);
+}
+
+/* lin_dtype < 0: the source's dtype; dense NULL: s·(q − z) from ql. */
+static int exp__hf(const eng_model_t *src, const eng_qlinear_t *ql, eng_dtype_t lin_dtype, const float *const *dense,
+                   const char *outdir, lrq_err_t *err)
 {
     int rc = exp__check_ql(src, ql, err);
     if (rc) return rc;
@@ -562,7 +591,7 @@ int eng_export_hf_as(const eng_model_t *src, const eng_qlinear_t *ql, eng_dtype_
             eng_dtype_t dt = (int)lin_dtype >= 0 ? lin_dtype : L->lin[k].dtype;
             size_t nb = (size_t)q->m * q->n * exp__dt_size(dt);
             exp__deq_ctx_t *x = &dc[(size_t)l * ENG_NLIN + k];
-            *x = (exp__deq_ctx_t){c, k, q, dt};
+            *x = (exp__deq_ctx_t){c, k, q, dt, dense ? dense[(size_t)l * ENG_NLIN + k] : NULL};
             int64_t shape[2] = {q->m, q->n};
             snprintf(nm, sizeof nm, "model.layers.%d.%s.weight", l, eng_lin_hf_name[k]);
             eng_st_writer_add_gen(w, nm, exp__dt_name(dt), 2, shape, nb, exp__deq_fill, x);

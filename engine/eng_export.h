@@ -20,6 +20,10 @@ void eng_qsource_array(eng_qsource_t *s, const eng_qlinear_t *ql);
  * Tokenizer files beside the source (tokenizer.json, tokenizer.model, tok*.bin,
  * tok*.model) are copied. outdir is created. */
 int eng_export_hf(const eng_model_t *src, const eng_qlinear_t *ql, const char *outdir, lrq_err_t *err);
+/* The same layout with dense weights: dense[l·ENG_NLIN + k] (m,n fp32, model row order; NULL = from
+ * ql) replaces s·(q − z), e.g. Ŵ + L·R of a factored method (docs/formats.md, Factored artifact). */
+int eng_export_hf_dense(const eng_model_t *src, const eng_qlinear_t *ql, const float *const *dense, const char *outdir,
+                        lrq_err_t *err);
 /* GPTQ v1 (sym) / gptq_v2 (asym) packed checkpoint, bits 2/3/4/8. Refuses layers whose
  * in/out features are not multiples of 32, naming the layer and shape. */
 int eng_export_gptq(const eng_model_t *src, const eng_qlinear_t *ql, const char *outdir, lrq_err_t *err);

@@ -33,6 +33,7 @@ struct eng_runner {
     float *final_buf;
     int lin_layer[ENG_NLIN], norm_layer[2]; /* layer whose weights the buffer holds, -1 */
     const float **over;            /* [L][ENG_NLIN] overrides */
+    const eng_lowrank_t **lr;      /* [L][ENG_NLIN] low-rank factors, NULL = none */
 };
 
 static int f32_view(const eng_tensor_t *t)
@@ -56,6 +57,7 @@ void eng_runner_free(eng_runner_t *r)
     free(r->norm_buf[1]);
     free(r->final_buf);
     free(r->over);
+    free(r->lr);
     free(r);
 }
 
@@ -84,7 +86,8 @@ int eng_runner_new(const eng_model_t *m, int B, int T, eng_pool_t *pool, eng_run
     r->y = malloc(nd * sizeof(float));
     r->xn = malloc(nd * sizeof(float));
     r->over = calloc((size_t)c->n_layers * ENG_NLIN, sizeof *r->over);
-    if (!r->ws || !r->x || !r->y || !r->xn || !r->over) goto nomem;
+    r->lr = calloc((size_t)c->n_layers * ENG_NLIN, sizeof *r->lr);
+    if (!r->ws || !r->x || !r->y || !r->xn || !r->over || !r->lr) goto nomem;
     for (int i = 0; i < ENG_NLIN; i++) r->lin_layer[i] = -1;
     r->norm_layer[0] = r->norm_layer[1] = -1;
     /* scratch only for tensors that cannot be viewed in place */
@@ -125,6 +128,12 @@ void eng_runner_set_linear(eng_runner_t *r, int l, int lin, const float *w)
 {
     if (l < 0 || l >= r->m->cfg.n_layers || lin < 0 || lin >= ENG_NLIN) return;
     r->over[(size_t)l * ENG_NLIN + lin] = w;
+}
+
+void eng_runner_set_lowrank(eng_runner_t *r, int l, int lin, const eng_lowrank_t *f)
+{
+    if (l < 0 || l >= r->m->cfg.n_layers || lin < 0 || lin >= ENG_NLIN) return;
+    r->lr[(size_t)l * ENG_NLIN + lin] = f && f->k ? f : NULL;
 }
 
 const eng_rope_tab_t *eng_runner_rope(const eng_runner_t *r) { return &r->rope; }
@@ -222,6 +231,7 @@ static int runner_hidden(eng_runner_t *r, const int32_t *tokens, int B, int T, c
     for (int l = 0; l < c->n_layers; l++) {
         eng_block_w_t w;
         if ((rc = eng_runner_layer(r, l, &w, err))) return rc;
+        eng_block_ws_set_lowrank(r->ws, r->lr + (size_t)l * ENG_NLIN);
         eng_block_forward(c, &w, &r->rope, x, y, r->ws, B, T);
         float *t = x;
         x = y;

@@ -14,6 +14,9 @@ int eng_runner_new(const eng_model_t *m, int B, int T, eng_pool_t *pool, eng_run
 void eng_runner_free(eng_runner_t *r);
 /* Use w (m×n fp32, borrowed, NULL = back to the model's) for linear `lin` of layer l. */
 void eng_runner_set_linear(eng_runner_t *r, int l, int lin, const float *w);
+/* Low-rank factors (borrowed, NULL = none) added to linear `lin` of layer l in the forward
+ * (factored methods: y = x Ŵᵀ + (x Rᵀ) Lᵀ, eng_lowrank.h). */
+void eng_runner_set_lowrank(eng_runner_t *r, int l, int lin, const eng_lowrank_t *f);
 /* fp32 views of layer l (valid until the next call for another layer). */
 int eng_runner_layer(eng_runner_t *r, int l, eng_block_w_t *w, lrq_err_t *err);
 /* x (B,T,D) = embeddings of tokens. */

@@ -20,3 +20,6 @@ include tests/slurm/local.mk
 TESTS += tests/integration/test_exports.sh
 EXTRA_DIST += tests/integration/test_exports.sh
 include tests/interop/local.mk
+
+# GPTQ, LQER / L²QER, ODLRI (issue 10)
+include tests/methods.mk

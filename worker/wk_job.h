@@ -7,6 +7,7 @@
 #include "eng_model.h"
 #include "eng_tok.h"
 #include "eng_quant.h"
+#include "eng_lowrank.h"
 #include "wk_proto.h"
 
 typedef struct wk_job {
@@ -18,6 +19,7 @@ typedef struct wk_job {
     eng_tok_t *tok;
     eng_qcfg_t qcfg;
     eng_qlinear_t *ql;            /* [L * ENG_NLIN] results, model row order */
+    eng_lowrank_t *lr;            /* [L * ENG_NLIN] low-rank factors (lqer, odlri), NULL = none; rank 0 = none */
     eng_pool_t *pool;             /* the job's threads (owned by wk_job_run); NULL = serial */
     json_t *metrics;              /* built up as stages finish */
     json_t *artifacts;            /* [{path, size, sha256}] after export (in the done event) */

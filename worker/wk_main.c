@@ -17,6 +17,7 @@
 #include <unistd.h>
 #include <cblas.h>
 #include "wk_job.h"
+#include "wk_methods.h"
 #include "eng_forward.h"
 #include "lrq_fs.h"
 
@@ -105,6 +106,7 @@ static int cmd_run(int argc, char **argv)
         for (int i = 0; job.model && i < job.model->cfg.n_layers * ENG_NLIN; i++) eng_qlinear_close(&job.ql[i]);
         free(job.ql);
     }
+    wk_lr_free(&job);
     json_decref(job.metrics);
     json_decref(job.artifacts);
     json_decref(job.spec_json);

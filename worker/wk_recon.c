@@ -162,7 +162,7 @@ static void train_close(recon_t *R)
 static int train_setup(recon_t *R, const eng_block_w_t *wfp, lrq_err_t *err)
 {
     const lrq_spec_t *s = &R->job->spec;
-    int full_all = s->method == LRQ_M_FLEXROUND;
+    int full_all = s->method == LRQ_M_FLEXROUND || (s->method == LRQ_M_LQER && s->lqer.base == LRQ_BASE_FLEXROUND);
     size_t counts[ENG_NLIN];
     R->nparams = 0;
     memset(R->lq, 0, sizeof R->lq);
@@ -382,7 +382,7 @@ static size_t arena_size(const wk_job_t *job)
     for (int i = 0; i < ENG_NLIN; i++) {
         const eng_tensor_t *t = &job->model->layers[0].lin[i];
         int m = (int)t->rows, n = (int)t->cols, full = 1, k = 0;
-        if (s->method != LRQ_M_FLEXROUND)
+        if (s->method != LRQ_M_FLEXROUND && !(s->method == LRQ_M_LQER && s->lqer.base == LRQ_BASE_FLEXROUND))
             k = eng_lrq_rank(m, n, lrq_rank_policy_name[s->rank_policy], s->rank, s->rank_ratio, &full);
         int G = eng_quant_ngroups(n, job->qcfg.group_size);
         total += eng_lrq_param_count(m, n, full ? 0 : k, G, full);

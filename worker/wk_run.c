@@ -9,6 +9,7 @@
 #include <string.h>
 #include <cblas.h>
 #include "wk_job.h"
+#include "wk_methods.h"
 #include "eng_forward.h"
 #include "eng_export.h"
 #include "eng_gguf.h"
@@ -78,8 +79,18 @@ static int layer_errors(wk_job_t *job, float **deq, int keep, lrq_err_t *err)
             eng_qlinear_dequant(&job->ql[l * ENG_NLIN + i], D);
             char name[64];
             snprintf(name, sizeof name, "layers.%d.%s", l, eng_lin_short_name[i]);
-            json_array_append_new(layers, json_pack("{s:s, s:f}", "name", name, "weight_rel_error",
-                                                    eng_quant_rel_error(W, D, n)));
+            json_t *ent = json_pack("{s:s, s:f, s:f}", "name", name, "weight_rel_error", eng_quant_rel_error(W, D, n),
+                                    "bits_per_weight", wk_layer_bits(job, l * ENG_NLIN + i, NULL));
+            if (job->lr && job->lr[l * ENG_NLIN + i].k) { /* Ŵ + L·R (the quantized D stays: eval adds the factors) */
+                float *F = malloc(n * sizeof *F);
+                if (F) {
+                    memcpy(F, D, n * sizeof *F);
+                    eng_lowrank_add_dense(&job->lr[l * ENG_NLIN + i], F);
+                    json_object_set_new(ent, "weight_rel_error_factored", json_real(eng_quant_rel_error(W, F, n)));
+                    free(F);
+                }
+            }
+            json_array_append_new(layers, ent);
             free(W);
             if (keep) deq[l * ENG_NLIN + i] = D;
             else free(D);
@@ -105,7 +116,10 @@ static int run_eval(wk_job_t *job, float **deq, double f0, double f1, lrq_err_t 
     if ((rc = eng_runner_new(job->model, B, s->eval_seq_len, job->pool, &fp, err))) goto out;
     if ((rc = eng_runner_new(job->model, B, s->eval_seq_len, job->pool, &q, err))) goto out;
     for (int l = 0; l < job->model->cfg.n_layers; l++)
-        for (int i = 0; i < ENG_NLIN; i++) eng_runner_set_linear(q, l, i, deq[l * ENG_NLIN + i]);
+        for (int i = 0; i < ENG_NLIN; i++) {
+            eng_runner_set_linear(q, l, i, deq[l * ENG_NLIN + i]);
+            if (job->lr) eng_runner_set_lowrank(q, l, i, &job->lr[l * ENG_NLIN + i]); /* y += (x Rᵀ) Lᵀ */
+        }
     eng_eval_result_t r;
     eval_ctx_t ctx = {job, f0, f1};
     if ((rc = eng_eval(fp, q, ids, n, s->eval_seq_len, s->eval_max_windows, &r, on_eval_progress, &ctx, err))) goto out;
@@ -220,11 +234,22 @@ static int run_export(wk_job_t *job, export_ctx_t *xc, lrq_err_t *err)
     eng_qsource_array(&qs, job->ql);
     if (job->spec.export_hf) {
         snprintf(dir, sizeof dir, "%s/artifacts/hf", job->workdir);
-        wk_log(&job->proto, "exporting hf checkpoint to %s (linears in %s)", dir, eng_dtype_name(xc->hf_dtype));
-        if ((rc = eng_export_hf_as(job->model, job->ql, xc->hf_dtype, dir, err))) return rc;
-        if ((rc = verified(job, "hf", eng_export_verify_hf(dir, job->model, &qs, err), err))) return rc;
-        json_t *rt = json_pack("{s:[s, s, s]}", "runtimes", "transformers", "vLLM", "llama.cpp (after convert_hf_to_gguf.py)");
-        if ((rc = manifest_augment(job, xc, dir, "hf", rt, err))) return rc;
+        if (job->lr) { /* factored: the hf file holds Ŵ + L·R merged, the factored artifact the exact parts */
+            wk_log(&job->proto, "exporting hf checkpoint to %s (low-rank factors merged into the dense weights)", dir);
+            if ((rc = wk_export_hf(job, dir, err))) return rc;
+            json_t *rt = json_pack("{s:[s, s]}", "runtimes", "transformers", "vLLM");
+            if ((rc = manifest_augment(job, xc, dir, "hf", rt, err))) return rc;
+        } else {
+            wk_log(&job->proto, "exporting hf checkpoint to %s (linears in %s)", dir, eng_dtype_name(xc->hf_dtype));
+            if ((rc = eng_export_hf_as(job->model, job->ql, xc->hf_dtype, dir, err))) return rc;
+            if ((rc = verified(job, "hf", eng_export_verify_hf(dir, job->model, &qs, err), err))) return rc;
+            json_t *rt = json_pack("{s:[s, s, s]}", "runtimes", "transformers", "vLLM", "llama.cpp (after convert_hf_to_gguf.py)");
+            if ((rc = manifest_augment(job, xc, dir, "hf", rt, err))) return rc;
+        }
+    }
+    if (lrq_spec_factored(&job->spec) || job->spec.method == LRQ_M_GPTQ) {
+        wk_log(&job->proto, "writing the factored artifact (codes, scales, zeros%s)", job->lr ? ", factors" : "");
+        if ((rc = wk_methods_export(job, err))) return rc;
     }
     if (job->spec.export_gptq) {
         snprintf(dir, sizeof dir, "%s/artifacts/gptq", job->workdir);
@@ -392,6 +417,7 @@ int wk_job_run(wk_job_t *job, lrq_err_t *err)
     int has_eval = s->eval_path != NULL;
     double qend = has_eval ? 0.85 : 0.97;
     if (s->method == LRQ_M_RTN) rc = wk_rtn_run(job, 0.02, qend, err);
+    else if (s->method >= LRQ_M_GPTQ) rc = wk_methods_run(job, 0.02, qend, err);
     else rc = wk_recon_run(job, 0.02, qend, err);
     if (rc) goto out;
 
@@ -408,6 +434,7 @@ int wk_job_run(wk_job_t *job, lrq_err_t *err)
                                                              eval_round ? "s*(q-z) rounded to the source dtype (the hf export)"
                                                                         : "s*(q-z) in float32 (every export dequantizes to it)",
                                                              "scale_store", job->qcfg.scale_store));
+    wk_bits_metrics(job);
     wk_progress(&job->proto, "export", 0, 1, 0.97, NULL, 1);
     rc = run_export(job, &xc, err);
     json_decref(xc.man_source);
