@@ -145,6 +145,9 @@ static int spec__export(const json_t *j, lrq_spec_t *s, lrq_err_t *err)
         if (!rc) rc = get_enum(g, "type", "gguf.type", lrq_gguf_type_name, &s->gguf_type, err);
         if (rc) return rc;
     }
+    return 0;
+}
+
 int lrq_spec_uses_recon(const lrq_spec_t *s)
 {
     return s->method == LRQ_M_LRQ || s->method == LRQ_M_FLEXROUND ||
