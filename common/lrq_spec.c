@@ -7,6 +7,8 @@
 
 const char *const lrq_method_name[] = {"rtn", "lrq", "flexround", NULL};
 const char *const lrq_rank_policy_name[] = {"ratio", "fixed", "paper", NULL};
+const char *const lrq_act_granularity_name[] = {"per_token", "per_tensor", NULL};
+const char *const lrq_act_calibrate_name[] = {"minmax", "percentile", "mse", NULL};
 
 /* A key table per object: unknown keys are an error, so users learn about typos. */
 static int check_keys(const json_t *obj, const char *prefix, const char *const *allowed, lrq_err_t *err)
@@ -102,12 +104,70 @@ static int get_obj(const json_t *j, const char *key, const json_t **out, lrq_err
     return 0;
 }
 
+/* "activation" and "smooth" (issue 11); defaults are set whether or not the objects are present. */
+static int spec__activation(const json_t *j, lrq_spec_t *s, lrq_err_t *err)
+{
+    static const char *const akeys[] = {"bits", "granularity", "kv_bits", "symmetric", "calibrate", "percentile",
+                                        "simulate_during_reconstruction", NULL};
+    static const char *const skeys[] = {"alpha", "pow2", NULL};
+    lrq_spec_act_t *a = &s->act;
+    a->bits = a->kv_bits = 16;
+    a->percentile = 99.99;
+    s->smooth.alpha = 0.8;
+    const json_t *o, *sm;
+    long x;
+    int rc;
+    if ((rc = get_obj(j, "activation", &o, err))) return rc;
+    if (o) {
+        if ((rc = check_keys(o, "activation.", akeys, err))) return rc;
+        const char *bf[2] = {"bits", "kv_bits"};
+        for (int k = 0; k < 2; k++) {
+            char f[32];
+            snprintf(f, sizeof f, "activation.%s", bf[k]);
+            x = 16;
+            if ((rc = get_int(o, bf[k], f, 2, 16, &x, err))) return rc;
+            if (x > 8 && x != 16) return lrq_err_field(err, f, "must be 2..8, or 16 (not quantized) (got %ld)", x);
+            *(k ? &a->kv_bits : &a->bits) = (int)x;
+        }
+        if ((rc = get_enum(o, "granularity", "activation.granularity", lrq_act_granularity_name, &a->granularity, err)) ||
+            (rc = get_bool(o, "symmetric", "activation.symmetric", &a->symmetric, err)) ||
+            (rc = get_enum(o, "calibrate", "activation.calibrate", lrq_act_calibrate_name, &a->calibrate, err)) ||
+            (rc = get_num(o, "percentile", "activation.percentile", 50, 100, 1, &a->percentile, err)) ||
+            (rc = get_bool(o, "simulate_during_reconstruction", "activation.simulate_during_reconstruction",
+                           &a->simulate, err)))
+            return rc;
+        if (json_object_get(o, "calibrate") && a->granularity != 1)
+            return lrq_err_field(err, "activation.calibrate", "applies only to granularity \"per_tensor\" "
+                                 "(per-token ranges are computed at run time)");
+        if (json_object_get(o, "percentile") && a->calibrate != 1)
+            return lrq_err_field(err, "activation.percentile", "applies only to calibrate \"percentile\"");
+        if (a->simulate && s->method == LRQ_M_RTN)
+            return lrq_err_field(err, "activation.simulate_during_reconstruction",
+                                 "applies only to methods lrq and flexround");
+        if (a->granularity == 1 && (a->bits < 16 || a->kv_bits < 16) && !json_object_get(j, "calibration"))
+            return lrq_err_field(err, "calibration", "is required for activation.granularity \"per_tensor\" "
+                                 "(static ranges are calibrated on it)");
+    }
+    if ((rc = get_obj(j, "smooth", &sm, err))) return rc;
+    if (sm) {
+        if ((rc = check_keys(sm, "smooth.", skeys, err))) return rc;
+        s->smooth.on = 1;
+        if ((rc = get_num(sm, "alpha", "smooth.alpha", 0, 1, 0, &s->smooth.alpha, err)) ||
+            (rc = get_bool(sm, "pow2", "smooth.pow2", &s->smooth.pow2, err)))
+            return rc;
+        if (!json_object_get(j, "calibration"))
+            return lrq_err_field(err, "calibration", "is required for smooth (activation maxima are measured on it)");
+    }
+    return 0;
+}
+
 #define TRY(x) do { int rc_ = (x); if (rc_) { lrq_spec_close(s); return rc_; } } while (0)
 
 int lrq_spec_parse(const json_t *j, lrq_spec_t *s, lrq_err_t *err)
 {
     static const char *const top[] = {"model", "tokenizer", "method", "weight", "calibration", "eval", "lrq",
-                                      "export", "seed", "threads", "name", "priority", "max_attempts", NULL};
+                                      "export", "seed", "threads", "name", "priority", "max_attempts",
+                                      "activation", "smooth", NULL};
     static const char *const wkeys[] = {"bits", "group_size", "symmetric", "init", NULL};
     static const char *const ckeys[] = {"path", "samples", "seq_len", NULL};
     static const char *const ekeys[] = {"path", "seq_len", "max_windows", NULL};
@@ -174,6 +234,7 @@ int lrq_spec_parse(const json_t *j, lrq_spec_t *s, lrq_err_t *err)
     }
     if (s->calib_path && s->method != LRQ_M_RTN && s->batch_size > s->calib_samples)
         TRY(lrq_err_field(err, "lrq.batch_size", "must not exceed calibration.samples (%d)", s->calib_samples));
+    TRY(spec__activation(j, s, err));
     json_t *ex = json_object_get(j, "export");
     if (ex) {
         if (!json_is_array(ex)) TRY(lrq_err_field(err, "export", "must be an array of \"hf\", \"gptq\""));

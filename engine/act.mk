@@ -1,0 +1,9 @@
+# engine: activation quantization (per-token / per-tensor fake quant, calibration) and SmoothQuant (issue 11)
+libeng_num_la_SOURCES += engine/eng_actq.h engine/eng_actq.c engine/eng_smooth.h engine/eng_smooth.c
+if WITH_CRITERION
+check_PROGRAMS += tests/engine/test_actq
+TESTS += tests/engine/test_actq
+tests_engine_test_actq_SOURCES = tests/engine/test_actq.c
+tests_engine_test_actq_CFLAGS = $(TEST_CFLAGS)
+tests_engine_test_actq_LDADD = $(NUM_TEST_LIBS)
+endif
