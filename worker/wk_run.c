@@ -11,6 +11,7 @@
 #include "wk_job.h"
 #include "eng_forward.h"
 #include "eng_export.h"
+#include "wk_act.h"
 #include "lrq_fs.h"
 #include "lrq_sha256.h"
 
@@ -100,10 +101,11 @@ static int run_eval(wk_job_t *job, float **deq, double f0, double f1, lrq_err_t 
         rc = lrq_err_field(err, "eval.path", "has %zu tokens, fewer than one window of eval.seq_len %d", n, s->eval_seq_len);
         goto out;
     }
-    if ((rc = eng_runner_new(job->model, B, s->eval_seq_len, job->pool, &fp, err))) goto out;
+    if ((rc = eng_runner_new(wk_act_fp_model(job), B, s->eval_seq_len, job->pool, &fp, err))) goto out;
     if ((rc = eng_runner_new(job->model, B, s->eval_seq_len, job->pool, &q, err))) goto out;
     for (int l = 0; l < job->model->cfg.n_layers; l++)
         for (int i = 0; i < ENG_NLIN; i++) eng_runner_set_linear(q, l, i, deq[l * ENG_NLIN + i]);
+    eng_runner_set_actq(q, wk_act_eval_layers(job)); /* weight-activation settings (NULL = weight-only) */
     eng_eval_result_t r;
     eval_ctx_t ctx = {job, f0, f1};
     if ((rc = eng_eval(fp, q, ids, n, s->eval_seq_len, s->eval_max_windows, &r, on_eval_progress, &ctx, err))) goto out;
@@ -241,6 +243,7 @@ int wk_job_run(wk_job_t *job, lrq_err_t *err)
         }
     }
     wk_progress(&job->proto, "load", 1, 1, 0.02, NULL, 1);
+    if ((rc = wk_act_prepare(job, 0.02, err))) goto out; /* SmoothQuant + static activation ranges */
 
     int has_eval = s->eval_path != NULL;
     double qend = has_eval ? 0.85 : 0.97;
@@ -252,7 +255,7 @@ int wk_job_run(wk_job_t *job, lrq_err_t *err)
     if ((rc = layer_errors(job, deq, has_eval, err))) goto out;
     if (has_eval && (rc = run_eval(job, deq, qend, 0.97, err))) goto out;
     wk_progress(&job->proto, "export", 0, 1, 0.97, NULL, 1);
-    if ((rc = run_export(job, err))) goto out;
+    if ((rc = wk_act_write(job, err)) || (rc = run_export(job, err))) goto out;
     json_object_set_new(job->metrics, "method", json_string(lrq_method_name[s->method]));
     json_object_set_new(job->metrics, "weight", json_pack("{s:i, s:i, s:b, s:s}", "bits", s->bits, "group_size",
                                                           s->group_size, "symmetric", s->symmetric, "init",
@@ -272,6 +275,7 @@ out:
         free(deq);
     }
     free(tok_path);
+    wk_act_close(job);
     eng_pool_free(job->pool);
     job->pool = NULL;
     return rc;
