@@ -7,3 +7,6 @@ tests_engine_test_actq_SOURCES = tests/engine/test_actq.c
 tests_engine_test_actq_CFLAGS = $(TEST_CFLAGS)
 tests_engine_test_actq_LDADD = $(NUM_TEST_LIBS)
 endif
+# end to end: activation.json, eval --activation reproduces the job, SmoothQuant, simulated reconstruction
+TESTS += tests/integration/test_act.sh
+EXTRA_DIST += tests/integration/test_act.sh bench/act_quality.sh
