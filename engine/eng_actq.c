@@ -104,14 +104,18 @@ void eng_actq_forward(eng_actq_layer_t *aq, int site, float *x, int N, int C, in
     int bits = eng_aq_site_bits(aq->cfg, site);
     if (!aq__on(bits)) return;
     size_t n = (size_t)N * C;
+    if (aq->cfg->granularity == ENG_AQ_PER_TOKEN) { /* the range covers the row: the STE mask is all ones */
+        aq->saved[site] = 0;
+        eng_aq_fq_token(x, NULL, N, C, bits, aq->cfg->symmetric);
+        return;
+    }
     uint8_t *mask = NULL;
     if (save) {
-        assert(aq->mask[site] && n <= aq->mask_cap);
+        assert(aq->mask[site] && n <= aq->mask_cap); /* eng_actq_alloc_masks for the training batch */
         if (aq->mask[site] && n <= aq->mask_cap) mask = aq->mask[site];
         aq->saved[site] = mask ? n : 0;
     }
-    if (aq->cfg->granularity == ENG_AQ_PER_TOKEN) eng_aq_fq_token(x, mask, N, C, bits, aq->cfg->symmetric);
-    else eng_aq_fq_tensor(x, mask, n, aq->scale[site], aq->zero[site], bits);
+    eng_aq_fq_tensor(x, mask, n, aq->scale[site], aq->zero[site], bits);
 }
 
 void eng_actq_backward(const eng_actq_layer_t *aq, int site, float *dx, int N, int C)

@@ -67,9 +67,10 @@ void eng_aq_fq_tensor(float *x, uint8_t *mask, size_t n, float s, float z, int b
 void eng_aq_ste_backward(float *dx, const uint8_t *mask, size_t n);
 
 /* ---- block hooks (eng_block.c): aq NULL or the site off = no-op ----
- * Forward: x (N,C) quantized in place (or observed for calibration); with save != 0 the STE
- * mask is kept in aq->mask[site] (requires N·C ≤ mask_cap: the training batch's size).
- * Backward: dx (N,C) in place through the saved mask. */
+ * Forward: x (N,C) quantized in place (or observed for calibration); per-tensor with save != 0
+ * keeps the STE mask in aq->mask[site] (requires N·C ≤ mask_cap: the training batch's size);
+ * per-token needs none (nothing is clipped).
+ * Backward: dx (N,C) in place through the saved mask (per-token: identity). */
 void eng_actq_forward(eng_actq_layer_t *aq, int site, float *x, int N, int C, int save);
 void eng_actq_backward(const eng_actq_layer_t *aq, int site, float *dx, int N, int C);
 

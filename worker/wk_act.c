@@ -121,7 +121,7 @@ int wk_act_prepare(wk_job_t *job, double frac, lrq_err_t *err)
             eng_actq_set_from_calib(&a->q, &cal);
         }
     }
-    if (on && s->act.simulate) {
+    if (static_ranges && s->act.simulate) { /* STE masks of the clamp (per-token clips nothing) */
         size_t wmax = 0;
         for (int k = 0; k < ENG_AQ_NSITE; k++) wmax = (size_t)widths[k] > wmax ? (size_t)widths[k] : wmax;
         if ((rc = eng_actq_alloc_masks(&a->q, (size_t)s->batch_size * s->calib_seq_len * wmax, err))) goto out;
