@@ -3,15 +3,15 @@
 # W8A8 per-tensor static and W4A8-KV8 per-token, against FP and the weight-only rows, on
 # stories260K and babyllama-tok105. Calibration: calib.txt; evaluation: eval.txt (seq 256).
 # usage: bench/act_quality.sh BUILDDIR SHAREDDIR [MODEL...]   (MODEL: stories260K, babyllama-tok105)
-# Environment: LRQ_ITERS (200), BABY_ITERS (120), SAMPLES (32), WINDOWS (48 eval windows), LRQ_LR (3e-3),
+# Environment: LRQ_ITERS (100), BABY_ITERS (60), SAMPLES (32), WINDOWS (48 eval windows), LRQ_LR (3e-3),
 # THREADS (1), OUT (a directory to keep the jobs in; default a temporary one).
 set -eu
 build=$(cd "${1:-.}" && pwd) || exit 2
 shared=$(cd "${2:-../shared}" && pwd) || exit 2
 shift 2 2>/dev/null || shift $#
 models=${*:-stories260K babyllama-tok105}
-iters=${LRQ_ITERS:-200}
-baby_iters=${BABY_ITERS:-120}
+iters=${LRQ_ITERS:-100}
+baby_iters=${BABY_ITERS:-60}
 samples=${SAMPLES:-32}
 windows=${WINDOWS:-48}
 lr=${LRQ_LR:-3e-3}
@@ -55,24 +55,24 @@ EOS
 A8T='{"bits": 8, "granularity": "per_tensor", "calibrate": "minmax"}'
 A8KV8='{"bits": 8, "granularity": "per_token", "kv_bits": 8}'
 SQ='{"alpha": 0.8}'
-for m in $models; do
+for m in $models; do # most important rows first
     run "$m" W8-rtn rtn 8 "" "" 0
-    run "$m" W8-lrq lrq 8 "" "" 0
     run "$m" W8A8-rtn rtn 8 "$A8T" "" 0
     run "$m" W8A8-sq-rtn rtn 8 "$A8T" "$SQ" 0
-    run "$m" W8A8-flexround flexround 8 "$A8T" "" 0
-    run "$m" W8A8-flexround-sim flexround 8 "$A8T" "" 1
-    run "$m" W8A8-lrq lrq 8 "$A8T" "" 0
-    run "$m" W8A8-lrq-sim lrq 8 "$A8T" "" 1
-    run "$m" W8A8-sq-lrq lrq 8 "$A8T" "$SQ" 0
     run "$m" W4-rtn rtn 4 "" "" 0
-    run "$m" W4-flexround flexround 4 "" "" 0
-    run "$m" W4-lrq lrq 4 "" "" 0
     run "$m" W4A8KV8-rtn rtn 4 "$A8KV8" "" 0
-    run "$m" W4A8KV8-flexround flexround 4 "$A8KV8" "" 0
-    run "$m" W4A8KV8-flexround-sim flexround 4 "$A8KV8" "" 1
     run "$m" W4A8KV8-lrq lrq 4 "$A8KV8" "" 0
+    run "$m" W8A8-lrq lrq 8 "$A8T" "" 0
+    run "$m" W4A8KV8-flexround flexround 4 "$A8KV8" "" 0
+    run "$m" W8A8-flexround flexround 8 "$A8T" "" 0
+    run "$m" W8A8-sq-lrq lrq 8 "$A8T" "$SQ" 0
     run "$m" W4A8KV8-lrq-sim lrq 4 "$A8KV8" "" 1
+    run "$m" W8A8-lrq-sim lrq 8 "$A8T" "" 1
+    run "$m" W4-lrq lrq 4 "" "" 0
+    run "$m" W4-flexround flexround 4 "" "" 0
+    run "$m" W8-lrq lrq 8 "" "" 0
+    run "$m" W4A8KV8-flexround-sim flexround 4 "$A8KV8" "" 1
+    run "$m" W8A8-flexround-sim flexround 8 "$A8T" "" 1
 done
 
 /usr/bin/python3 - "$out" "$iters" "$baby_iters" "$samples" "$windows" "$lr" $models <<'EOPY'
@@ -88,7 +88,8 @@ rows = [("W8", "rtn"), ("W8", "lrq"), ("W8A8", "rtn"), ("W8A8", "sq-rtn"), ("W8A
         ("W4A8KV8", "flexround-sim"), ("W4A8KV8", "lrq"), ("W4A8KV8", "lrq-sim")]
 for model in sys.argv[7:]:
     def load(name):
-        return json.load(open(os.path.join(out, model, name, "metrics.json")))
+        p = os.path.join(out, model, name, "metrics.json")
+        return json.load(open(p)) if os.path.exists(p) else None
     fp = load("W8-rtn")["fp"]
     print(f"\n{model}")
     print(f"| setting | method | ppl | KL | top-1 | KL / RTN of the setting | seconds |")
@@ -96,6 +97,8 @@ for model in sys.argv[7:]:
     print(f"| FP32 | - | {fp['perplexity']:.4f} | - | - | - | - |")
     for cfg, m in rows:
         j = load(f"{cfg}-{m}")
+        if j is None:
+            continue
         q = j["quantized"]
         base = load(f"{cfg}-rtn")["quantized"]["kl_divergence"]
         name = m.replace("sq-", "SmoothQuant+").replace("-sim", " (simulated)").replace("rtn", "RTN").replace(

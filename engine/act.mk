@@ -10,3 +10,7 @@ endif
 # end to end: activation.json, eval --activation reproduces the job, SmoothQuant, simulated reconstruction
 TESTS += tests/integration/test_act.sh
 EXTRA_DIST += tests/integration/test_act.sh bench/act_quality.sh
+# the weight-activation acceptance table (issue 11): `make bench-act` (long; nice it)
+bench-act: all
+	$(SHELL) $(top_srcdir)/bench/act_quality.sh $(abs_top_builddir) $(abs_top_srcdir)/../shared
+.PHONY: bench-act
