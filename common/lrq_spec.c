@@ -9,6 +9,8 @@ const char *const lrq_method_name[] = {"rtn", "lrq", "flexround", "gptq", "lqer"
 const char *const lrq_lqer_base_name[] = {"rtn", "gptq", "lrq", "flexround", NULL};
 const char *const lrq_odlri_init_name[] = {"zero", "lr_first", "odlri", NULL};
 const char *const lrq_rank_policy_name[] = {"ratio", "fixed", "paper", NULL};
+const char *const lrq_act_granularity_name[] = {"per_token", "per_tensor", NULL};
+const char *const lrq_act_calibrate_name[] = {"minmax", "percentile", "mse", NULL};
 const char *const lrq_gguf_type_name[] = {"auto", "q4_0", "q4_1", "q8_0", "f16", "f32", NULL};
 
 /* A key table per object: unknown keys are an error, so users learn about typos. */
@@ -229,6 +231,63 @@ static int spec__methods(const json_t *j, lrq_spec_t *s, lrq_err_t *err)
     return 0;
 }
 
+/* "activation" and "smooth" (issue 11); defaults are set whether or not the objects are present. */
+static int spec__activation(const json_t *j, lrq_spec_t *s, lrq_err_t *err)
+{
+    static const char *const akeys[] = {"bits", "granularity", "kv_bits", "symmetric", "calibrate", "percentile",
+                                        "simulate_during_reconstruction", NULL};
+    static const char *const skeys[] = {"alpha", "pow2", NULL};
+    lrq_spec_act_t *a = &s->act;
+    a->bits = a->kv_bits = 16;
+    a->percentile = 99.99;
+    s->smooth.alpha = 0.8;
+    const json_t *o, *sm;
+    long x;
+    int rc;
+    if ((rc = get_obj(j, "activation", &o, err))) return rc;
+    if (o) {
+        if ((rc = check_keys(o, "activation.", akeys, err))) return rc;
+        const char *bf[2] = {"bits", "kv_bits"};
+        for (int k = 0; k < 2; k++) {
+            char f[32];
+            snprintf(f, sizeof f, "activation.%s", bf[k]);
+            x = 16;
+            if ((rc = get_int(o, bf[k], f, 2, 16, &x, err))) return rc;
+            if (x > 8 && x != 16) return lrq_err_field(err, f, "must be 2..8, or 16 (not quantized) (got %ld)", x);
+            *(k ? &a->kv_bits : &a->bits) = (int)x;
+        }
+        if ((rc = get_enum(o, "granularity", "activation.granularity", lrq_act_granularity_name, &a->granularity, err)) ||
+            (rc = get_bool(o, "symmetric", "activation.symmetric", &a->symmetric, err)) ||
+            (rc = get_enum(o, "calibrate", "activation.calibrate", lrq_act_calibrate_name, &a->calibrate, err)) ||
+            (rc = get_num(o, "percentile", "activation.percentile", 50, 100, 1, &a->percentile, err)) ||
+            (rc = get_bool(o, "simulate_during_reconstruction", "activation.simulate_during_reconstruction",
+                           &a->simulate, err)))
+            return rc;
+        if (json_object_get(o, "calibrate") && a->granularity != 1)
+            return lrq_err_field(err, "activation.calibrate", "applies only to granularity \"per_tensor\" "
+                                 "(per-token ranges are computed at run time)");
+        if (json_object_get(o, "percentile") && a->calibrate != 1)
+            return lrq_err_field(err, "activation.percentile", "applies only to calibrate \"percentile\"");
+        if (a->simulate && !lrq_spec_uses_recon(s))
+            return lrq_err_field(err, "activation.simulate_during_reconstruction",
+                                 "applies only to methods lrq and flexround (and lqer on those bases)");
+        if (a->granularity == 1 && (a->bits < 16 || a->kv_bits < 16) && !json_object_get(j, "calibration"))
+            return lrq_err_field(err, "calibration", "is required for activation.granularity \"per_tensor\" "
+                                 "(static ranges are calibrated on it)");
+    }
+    if ((rc = get_obj(j, "smooth", &sm, err))) return rc;
+    if (sm) {
+        if ((rc = check_keys(sm, "smooth.", skeys, err))) return rc;
+        s->smooth.on = 1;
+        if ((rc = get_num(sm, "alpha", "smooth.alpha", 0, 1, 0, &s->smooth.alpha, err)) ||
+            (rc = get_bool(sm, "pow2", "smooth.pow2", &s->smooth.pow2, err)))
+            return rc;
+        if (!json_object_get(j, "calibration"))
+            return lrq_err_field(err, "calibration", "is required for smooth (activation maxima are measured on it)");
+    }
+    return 0;
+}
+
 #define TRY(x) do { int rc_ = (x); if (rc_) { lrq_spec_close(s); return rc_; } } while (0)
 
 const char *const lrq_pipeline_name[] = {"sequential", "parallel", NULL};
@@ -249,7 +308,7 @@ int lrq_spec_parse(const json_t *j, lrq_spec_t *s, lrq_err_t *err)
 {
     static const char *const top[] = {"model", "tokenizer", "method", "weight", "calibration", "eval", "lrq",
                                       "export", "seed", "threads", "name", "priority", "max_attempts",
-                                      "pipeline", "gguf", "gptq", "lqer", "odlri", NULL};
+                                      "pipeline", "gguf", "gptq", "lqer", "odlri", "activation", "smooth", NULL};
     static const char *const wkeys[] = {"bits", "group_size", "symmetric", "init", NULL};
     static const char *const ckeys[] = {"path", "samples", "seq_len", NULL};
     static const char *const ekeys[] = {"path", "seq_len", "max_windows", NULL};
@@ -331,6 +390,7 @@ int lrq_spec_parse(const json_t *j, lrq_spec_t *s, lrq_err_t *err)
     x = s->max_attempts; TRY(get_int(j, "max_attempts", "max_attempts", 1, 100, &x, err)); s->max_attempts = (int)x;
     TRY(spec__pipeline(j, s, err));
     TRY(spec__methods(j, s, err));
+    TRY(spec__activation(j, s, err)); /* after methods: lrq_spec_uses_recon needs lqer.base */
     return 0;
 }
 

@@ -40,6 +40,24 @@ typedef struct lrq_odlri_spec {
     int factor_bits;         /* 16 or 8 */
 } lrq_odlri_spec_t;
 
+/* "activation": weight-activation quantization (docs/algorithms.md, Activation quantization).
+ * bits / kv_bits 16 = that part off; both 16 (the default, or the object absent) = weight-only. */
+typedef struct lrq_spec_act {
+    int bits;                /* linear inputs: 2..8 or 16, default 16 */
+    int kv_bits;             /* K/V projection outputs: 2..8 or 16, default 16 */
+    int granularity;         /* 0 per_token (dynamic, default), 1 per_tensor (static, calibrated) */
+    int symmetric;           /* default false */
+    int calibrate;           /* per_tensor: 0 minmax (default), 1 percentile, 2 mse */
+    double percentile;       /* default 99.99, (50, 100] */
+    int simulate;            /* simulate_during_reconstruction, default false */
+} lrq_spec_act_t;
+/* "smooth": SmoothQuant migration before quantization; on = the object is present. */
+typedef struct lrq_spec_smooth {
+    int on;
+    double alpha;            /* default 0.8 (the LRQ paper's W8A8 setting), [0, 1] */
+    int pow2;                /* round factors to powers of two (exact fold), default false */
+} lrq_spec_smooth_t;
+
 typedef struct lrq_spec {
     char *model;             /* required */
     char *tokenizer;         /* optional (NULL) */
@@ -70,6 +88,8 @@ typedef struct lrq_spec {
     int export_hf, export_gptq;  /* default: hf only */
     int export_gguf, export_ct;  /* "gguf", "compressed-tensors" (docs/formats.md, Artifacts) */
     int gguf_type;           /* "gguf": {"type": …}: 0 auto, 1 q4_0, 2 q4_1, 3 q8_0, 4 f16, 5 f32 */
+    lrq_spec_act_t act;      /* "activation" */
+    lrq_spec_smooth_t smooth; /* "smooth" */
     uint64_t seed;
     int threads;             /* 0 = all cores, ≤ 1024 */
     int pipeline;            /* enum lrq_pipeline: "sequential" (default) | "parallel" */
@@ -92,6 +112,8 @@ extern const char *const lrq_odlri_init_name[];  /* "zero", "lr_first", "odlri" 
 int lrq_spec_uses_recon(const lrq_spec_t *s);
 /* 1 when the result has low-rank factors (lqer, odlri). */
 int lrq_spec_factored(const lrq_spec_t *s);
+extern const char *const lrq_act_granularity_name[]; /* "per_token", "per_tensor" */
+extern const char *const lrq_act_calibrate_name[];   /* "minmax", "percentile", "mse" */
 
 /* Parse and validate. On success *s owns its strings (lrq_spec_close). */
 int lrq_spec_parse(const json_t *j, lrq_spec_t *s, lrq_err_t *err);

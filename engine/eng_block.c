@@ -12,6 +12,7 @@
 #include <string.h>
 #include <cblas.h>
 #include "eng_block.h"
+#include "eng_actq.h"
 #include "eng_kernels.h"
 #include "eng_pool.h"
 
@@ -188,17 +189,21 @@ void eng_block_forward(const eng_config_t *c, const eng_block_w_t *w, const eng_
     assert(B <= ws->B && T <= ws->T && T <= rope->T);
     /* attention: xn1 = rmsnorm(x) ⊙ w_attn; q,k,v = xn1 Wᵀ; RoPE on q, k */
     eng_rmsnorm_forward(p[WS_XN1], p[WS_RSTD1], x, w->attn_norm, N, D, c->norm_eps);
+    eng_actq_forward(w->aq, ENG_AQ_ATTN_IN, p[WS_XN1], N, D, ws->with_backward); /* input of q, k, v */
     lin_fwd(ws, p[WS_Q], p[WS_XN1], w->lin[ENG_Q], N, QD, D, 0.0f);
     lin_fwd(ws, p[WS_K], p[WS_XN1], w->lin[ENG_K], N, KD, D, 0.0f);
     lin_fwd(ws, p[WS_V], p[WS_XN1], w->lin[ENG_V], N, KD, D, 0.0f);
     LR_ADD(ws, ENG_Q, p[WS_Q], p[WS_XN1], N);
     LR_ADD(ws, ENG_K, p[WS_K], p[WS_XN1], N);
     LR_ADD(ws, ENG_V, p[WS_V], p[WS_XN1], N);
+    eng_actq_forward(w->aq, ENG_AQ_K_OUT, p[WS_K], N, KD, ws->with_backward); /* KV cache: K before RoPE */
+    eng_actq_forward(w->aq, ENG_AQ_V_OUT, p[WS_V], N, KD, ws->with_backward);
     eng__rope_fwd_canon(p[WS_Q], rope, c->rope, B, T, H, Dh); /* stored in canonical order */
     eng__rope_fwd_canon(p[WS_K], rope, c->rope, B, T, KVH, Dh);
     /* ao = softmax(q kᵀ/√Dh + mask) v */
     eng__attention_fwd(p[WS_AO], p[WS_ATT], ws->with_backward, p[WS_ATT], ws->pool, p[WS_Q], p[WS_K], p[WS_V],
                        B, T, H, KVH, Dh);
+    eng_actq_forward(w->aq, ENG_AQ_O_IN, p[WS_AO], N, QD, ws->with_backward);
     /* h = x + ao Woᵀ, built in y */
     memcpy(y, x, (size_t)N * D * sizeof(float));
     lin_fwd(ws, y, p[WS_AO], w->lin[ENG_O], N, D, QD, 1.0f);
@@ -209,11 +214,13 @@ void eng_block_forward(const eng_config_t *c, const eng_block_w_t *w, const eng_
     }
     /* FFN: xn2 = rmsnorm(h) ⊙ w_ffn; y = h + down(silu(gate(xn2)) ⊙ up(xn2)) */
     eng_rmsnorm_forward(p[WS_XN2], p[WS_RSTD2], y, w->ffn_norm, N, D, c->norm_eps);
+    eng_actq_forward(w->aq, ENG_AQ_FFN_IN, p[WS_XN2], N, D, ws->with_backward); /* input of gate, up */
     lin_fwd(ws, p[WS_GATE], p[WS_XN2], w->lin[ENG_GATE], N, F, D, 0.0f);
     lin_fwd(ws, p[WS_UP], p[WS_XN2], w->lin[ENG_UP], N, F, D, 0.0f);
     LR_ADD(ws, ENG_GATE, p[WS_GATE], p[WS_XN2], N);
     LR_ADD(ws, ENG_UP, p[WS_UP], p[WS_XN2], N);
     swiglu(ws, p[WS_ACT], NULL, NULL, NULL, p[WS_GATE], p[WS_UP], (size_t)N * F);
+    eng_actq_forward(w->aq, ENG_AQ_DOWN_IN, p[WS_ACT], N, F, ws->with_backward);
     lin_fwd(ws, y, p[WS_ACT], w->lin[ENG_DOWN], N, D, F, 1.0f);
     LR_ADD(ws, ENG_DOWN, y, p[WS_ACT], N);
 }
@@ -232,23 +239,28 @@ void eng_block_backward(const eng_config_t *c, const eng_block_w_t *w, const eng
     /* y = h + act Wdᵀ */
     lin_bwd_w(ws, g->lin[ENG_DOWN], dy, p[WS_ACT], N, D, F);
     lin_bwd_x(ws, p[WS_DF1], dy, w->lin[ENG_DOWN], N, D, F, 0.0f);               /* d act (N,F) */
+    eng_actq_backward(w->aq, ENG_AQ_DOWN_IN, p[WS_DF1], N, F);                    /* STE */
     swiglu(ws, NULL, p[WS_DF1], p[WS_DF2], p[WS_DF1], p[WS_GATE], p[WS_UP], (size_t)N * F);
     /* gate, up = xn2 Wᵀ */
     lin_bwd_w(ws, g->lin[ENG_GATE], p[WS_DF1], p[WS_XN2], N, F, D);
     lin_bwd_w(ws, g->lin[ENG_UP], p[WS_DF2], p[WS_XN2], N, F, D);
     lin_bwd_x(ws, p[WS_DXN], p[WS_DF1], w->lin[ENG_GATE], N, F, D, 0.0f);
     lin_bwd_x(ws, p[WS_DXN], p[WS_DF2], w->lin[ENG_UP], N, F, D, 1.0f);            /* d xn2 (N,D) */
+    eng_actq_backward(w->aq, ENG_AQ_FFN_IN, p[WS_DXN], N, D);
     /* xn2 = rmsnorm(h); dh = dy (residual) + rmsnorm backward */
     if (g->ffn_norm) memset(g->ffn_norm, 0, (size_t)D * sizeof(float));
     eng__rmsnorm_bwd(p[WS_DH], g->ffn_norm, p[WS_DXN], p[WS_H], w->ffn_norm, p[WS_RSTD2], dy, N, D);
     /* h = x + ao Woᵀ */
     lin_bwd_w(ws, g->lin[ENG_O], p[WS_DH], p[WS_AO], N, D, QD);
     lin_bwd_x(ws, p[WS_DAO], p[WS_DH], w->lin[ENG_O], N, D, QD, 0.0f);
+    eng_actq_backward(w->aq, ENG_AQ_O_IN, p[WS_DAO], N, QD);
     /* attention, then RoPE (the saved q, k are post-RoPE; their grads are too) */
     eng__attention_bwd(p[WS_DQ], p[WS_DK], p[WS_DV], p[WS_DAO], p[WS_ATT], p[WS_Q], p[WS_K], p[WS_V],
                        B, T, H, KVH, Dh, p[WS_DATT], eng__att_chunk(T), ws->pool);
     eng__rope_bwd_canon(p[WS_DQ], rope, c->rope, B, T, H, Dh);
     eng__rope_bwd_canon(p[WS_DK], rope, c->rope, B, T, KVH, Dh);
+    eng_actq_backward(w->aq, ENG_AQ_K_OUT, p[WS_DK], N, KD);                       /* K was quantized before RoPE */
+    eng_actq_backward(w->aq, ENG_AQ_V_OUT, p[WS_DV], N, KD);
     lin_bwd_w(ws, g->lin[ENG_Q], p[WS_DQ], p[WS_XN1], N, QD, D);
     lin_bwd_w(ws, g->lin[ENG_K], p[WS_DK], p[WS_XN1], N, KD, D);
     lin_bwd_w(ws, g->lin[ENG_V], p[WS_DV], p[WS_XN1], N, KD, D);
@@ -256,6 +268,7 @@ void eng_block_backward(const eng_config_t *c, const eng_block_w_t *w, const eng
     lin_bwd_x(ws, p[WS_DXN], p[WS_DQ], w->lin[ENG_Q], N, QD, D, 0.0f);
     lin_bwd_x(ws, p[WS_DXN], p[WS_DK], w->lin[ENG_K], N, KD, D, 1.0f);
     lin_bwd_x(ws, p[WS_DXN], p[WS_DV], w->lin[ENG_V], N, KD, D, 1.0f);             /* d xn1 (N,D) */
+    eng_actq_backward(w->aq, ENG_AQ_ATTN_IN, p[WS_DXN], N, D);
     /* x → xn1, plus the residual path: dx = dh + rmsnorm backward */
     if (g->attn_norm) memset(g->attn_norm, 0, (size_t)D * sizeof(float));
     eng__rmsnorm_bwd(dx, g->attn_norm, p[WS_DXN], p[WS_X], w->attn_norm, p[WS_RSTD1], p[WS_DH], N, D);

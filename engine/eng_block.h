@@ -15,6 +15,7 @@ typedef struct eng_block_w {
     const float *attn_norm;        /* (D) */
     const float *ffn_norm;         /* (D) */
     const float *lin[ENG_NLIN];    /* shapes as eng_layer_tensors_t */
+    struct eng_actq_layer *aq;     /* activation fake-quant (eng_actq.h), NULL = none; borrowed */
 } eng_block_w_t;
 
 /* Gradients; NULL members are not computed. Backward OVERWRITES them. */

@@ -12,6 +12,7 @@
 #include <string.h>
 #include "eng_forward.h"
 #include "eng_kernels.h"
+#include "eng_actq.h"
 
 /* lm_head rows converted per sgemm when it is not fp32 in the file */
 #define HEAD_CHUNK_FLOATS ((size_t)4 << 20)
@@ -34,6 +35,7 @@ struct eng_runner {
     int lin_layer[ENG_NLIN], norm_layer[2]; /* layer whose weights the buffer holds, -1 */
     const float **over;            /* [L][ENG_NLIN] overrides */
     const eng_lowrank_t **lr;      /* [L][ENG_NLIN] low-rank factors, NULL = none */
+    struct eng_actq_layer *aq;     /* [L] activation quantizers (borrowed), NULL = none */
 };
 
 static int f32_view(const eng_tensor_t *t)
@@ -138,6 +140,8 @@ void eng_runner_set_lowrank(eng_runner_t *r, int l, int lin, const eng_lowrank_t
 
 const eng_rope_tab_t *eng_runner_rope(const eng_runner_t *r) { return &r->rope; }
 
+void eng_runner_set_actq(eng_runner_t *r, struct eng_actq_layer *aq) { r->aq = aq; }
+
 /* fp32 view of t: in place, or converted into buf (cached by layer). */
 static int view_or_convert(const eng_tensor_t *t, float *buf, int *cached, int l, const float **out,
                            lrq_err_t *err)
@@ -161,6 +165,7 @@ int eng_runner_layer(eng_runner_t *r, int l, eng_block_w_t *w, lrq_err_t *err)
     if (l < 0 || l >= r->m->cfg.n_layers) return lrq_errf(err, -EINVAL, "runner: no layer %d", l);
     const eng_layer_tensors_t *lt = &r->m->layers[l];
     int rc;
+    w->aq = r->aq ? &r->aq[l] : NULL; /* activation fake-quant at the block's linear inputs and K/V */
     if ((rc = view_or_convert(&lt->attn_norm, r->norm_buf[0], &r->norm_layer[0], l, &w->attn_norm, err)) ||
         (rc = view_or_convert(&lt->ffn_norm, r->norm_buf[1], &r->norm_layer[1], l, &w->ffn_norm, err)))
         return rc;

@@ -26,6 +26,9 @@ int eng_runner_head(eng_runner_t *r, const float *h, int B, int T, float *logits
 /* Whole forward: tokens (B,T) → logits (B,T,V). */
 int eng_runner_logits(eng_runner_t *r, const int32_t *tokens, int B, int T, float *logits, lrq_err_t *err);
 const eng_rope_tab_t *eng_runner_rope(const eng_runner_t *r);
+/* Activation quantizers for every layer: aq [L] (eng_actq.h, borrowed, NULL = none); eng_runner_layer
+ * hands layer l's to the block forward. */
+void eng_runner_set_actq(eng_runner_t *r, struct eng_actq_layer *aq);
 
 /* Perplexity protocol of GPTQ (Frantar et al., arXiv 2210.17323; its llama eval loop) and of the
  * Hugging Face "Perplexity of fixed-length models" guide with stride = T: non-overlapping windows of T tokens,

@@ -20,6 +20,7 @@ typedef struct wk_job {
     eng_qcfg_t qcfg;
     eng_qlinear_t *ql;            /* [L * ENG_NLIN] results, model row order */
     eng_lowrank_t *lr;            /* [L * ENG_NLIN] low-rank factors (lqer, odlri), NULL = none; rank 0 = none */
+    struct wk_act *aq;            /* activation quantization + SmoothQuant (wk_act.h), NULL = weight-only */
     eng_pool_t *pool;             /* the job's threads (owned by wk_job_run); NULL = serial */
     json_t *metrics;              /* built up as stages finish */
     json_t *artifacts;            /* [{path, size, sha256}] after export (in the done event) */

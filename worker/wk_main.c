@@ -18,6 +18,7 @@
 #include <cblas.h>
 #include "wk_job.h"
 #include "wk_methods.h"
+#include "wk_act.h"
 #include "eng_forward.h"
 #include "lrq_fs.h"
 
@@ -33,7 +34,7 @@ static void usage(FILE *f)
 {
     fputs("usage: lrq-worker run --spec SPEC.json --workdir DIR\n"
           "       lrq-worker eval --model M [--tokenizer T] [--quantized DIR] --data D [--seq-len 256]\n"
-          "                       [--max-windows K] [--threads N] [--batch 4]\n"
+          "                       [--max-windows K] [--threads N] [--batch 4] [--activation ACT.json]\n"
           "       lrq-worker generate --model M [--tokenizer T] [--steps 256]\n"
           "       lrq-worker validate --spec SPEC.json\n"
           "       lrq-worker tokenize --model M [--tokenizer T] --data D   (ids as JSON)\n"
@@ -204,8 +205,9 @@ static int cmd_eval(int argc, char **argv)
 {
     static const struct option opts[] = {{"model", 1, 0, 'm'}, {"tokenizer", 1, 0, 't'}, {"quantized", 1, 0, 'q'},
                                          {"data", 1, 0, 'd'}, {"seq-len", 1, 0, 'T'}, {"max-windows", 1, 0, 'k'},
-                                         {"threads", 1, 0, 'j'}, {"batch", 1, 0, 'b'}, {0, 0, 0, 0}};
-    const char *model = NULL, *tokp = NULL, *qdir = NULL, *data = NULL;
+                                         {"threads", 1, 0, 'j'}, {"batch", 1, 0, 'b'}, {"activation", 1, 0, 'a'},
+                                         {0, 0, 0, 0}};
+    const char *model = NULL, *tokp = NULL, *qdir = NULL, *data = NULL, *actp = NULL;
     int T = 256, maxw = 0, threads = 0, B = 4, o;
     while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (o) {
@@ -217,6 +219,7 @@ static int cmd_eval(int argc, char **argv)
         case 'k': maxw = atoi(optarg); break;
         case 'j': threads = atoi(optarg); break;
         case 'b': B = atoi(optarg); break;
+        case 'a': actp = optarg; break; /* a job's artifacts/activation.json (docs/formats.md) */
         default: usage(stderr); return 64;
         }
     }
@@ -242,6 +245,12 @@ static int cmd_eval(int argc, char **argv)
             rc = lrq_errf(&err, LRQ_EFORMAT, "%s: shape differs from %s", qdir, model);
         if (!rc) rc = eng_runner_new(qm, B, T, pool, &q, &err);
     }
+    eng_actq_t aq = {0};
+    if (!rc && actp) { /* activation quantizers on the evaluated model (the quantized one, or the model itself) */
+        rc = wk_act_load(actp, qm ? qm : m, &aq, &err);
+        if (!rc && !q) rc = eng_runner_new(m, B, T, pool, &q, &err);
+        if (!rc) eng_runner_set_actq(q, aq.layer);
+    }
     if (!rc) rc = eng_eval(fp, q, ids, n, T, maxw, &res, on_eval_progress, NULL, &err);
     if (!rc) {
         json_t *j = json_pack("{s:f, s:I}", "perplexity", res.perplexity, "tokens", (json_int_t)res.tokens);
@@ -263,6 +272,7 @@ static int cmd_eval(int argc, char **argv)
     eng_tok_free(tok);
     eng_model_free(m);
     eng_model_free(qm);
+    eng_actq_close(&aq);
     eng_pool_free(pool);
     return rc ? 1 : 0;
 }

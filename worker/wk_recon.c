@@ -24,6 +24,7 @@
 #include "wk_job.h"
 #include "wk_ckpt.h"
 #include "eng_forward.h"
+#include "wk_act.h"
 #include "lrq_fs.h"
 
 #define TAG_HEAD WK_TAG('H', 'E', 'A', 'D')
@@ -497,6 +498,7 @@ int wk_recon_run(wk_job_t *job, double f0, double f1, lrq_err_t *err)
         block_apply(&R, &R.wblk, R.xfp.p, R.y.p, NULL);
         /* pipeline "parallel": every block learns from the FP model's input (blocks independent). */
         if (s->pipeline == LRQ_PIPE_PARALLEL) memcpy(R.xq.p, R.xfp.p, total * sizeof(float));
+        R.wblk.aq = wk_act_recon_layer(job, b); /* quantized block only: simulate_during_reconstruction */
         if (b < rs.block) { /* finished before the restart: only propagate X_q */
             dequant_block(&R, b, &wq);
             block_apply(&R, &wq, R.xq.p, R.xq.p, NULL);

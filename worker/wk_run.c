@@ -14,6 +14,7 @@
 #include "eng_export.h"
 #include "eng_gguf.h"
 #include "eng_half.h"
+#include "wk_act.h"
 #include "lrq_fs.h"
 #include "lrq_sha256.h"
 
@@ -113,13 +114,14 @@ static int run_eval(wk_job_t *job, float **deq, double f0, double f1, lrq_err_t 
         rc = lrq_err_field(err, "eval.path", "has %zu tokens, fewer than one window of eval.seq_len %d", n, s->eval_seq_len);
         goto out;
     }
-    if ((rc = eng_runner_new(job->model, B, s->eval_seq_len, job->pool, &fp, err))) goto out;
+    if ((rc = eng_runner_new(wk_act_fp_model(job), B, s->eval_seq_len, job->pool, &fp, err))) goto out;
     if ((rc = eng_runner_new(job->model, B, s->eval_seq_len, job->pool, &q, err))) goto out;
     for (int l = 0; l < job->model->cfg.n_layers; l++)
         for (int i = 0; i < ENG_NLIN; i++) {
             eng_runner_set_linear(q, l, i, deq[l * ENG_NLIN + i]);
             if (job->lr) eng_runner_set_lowrank(q, l, i, &job->lr[l * ENG_NLIN + i]); /* y += (x Rᵀ) Lᵀ */
         }
+    eng_runner_set_actq(q, wk_act_eval_layers(job)); /* weight-activation settings (NULL = weight-only) */
     eng_eval_result_t r;
     eval_ctx_t ctx = {job, f0, f1};
     if ((rc = eng_eval(fp, q, ids, n, s->eval_seq_len, s->eval_max_windows, &r, on_eval_progress, &ctx, err))) goto out;
@@ -413,6 +415,7 @@ int wk_job_run(wk_job_t *job, lrq_err_t *err)
         }
     }
     wk_progress(&job->proto, "load", 1, 1, 0.02, NULL, 1);
+    if ((rc = wk_act_prepare(job, 0.02, err))) goto out; /* SmoothQuant + static activation ranges */
 
     int has_eval = s->eval_path != NULL;
     double qend = has_eval ? 0.85 : 0.97;
@@ -436,6 +439,7 @@ int wk_job_run(wk_job_t *job, lrq_err_t *err)
                                                              "scale_store", job->qcfg.scale_store));
     wk_bits_metrics(job);
     wk_progress(&job->proto, "export", 0, 1, 0.97, NULL, 1);
+    if ((rc = wk_act_write(job, err))) goto out;
     rc = run_export(job, &xc, err);
     json_decref(xc.man_source);
     if (rc) goto out;
@@ -458,6 +462,7 @@ out:
         free(deq);
     }
     free(tok_path);
+    wk_act_close(job);
     eng_pool_free(job->pool);
     job->pool = NULL;
     return rc;

@@ -462,7 +462,7 @@ static void block_test(eng_rope_layout_t layout)
     c.dy = drand_vec(nd, 1.0, 0.0);
     c.n1 = drand_vec(D_, 0.3, 1.0);
     c.n2 = drand_vec(D_, 0.3, 1.0);
-    eng_block_w_t w;
+    eng_block_w_t w = {0};
     eng_block_g_t g, g2 = {0};
     float *Wf[ENG_NLIN];
     for (int l = 0; l < ENG_NLIN; l++) {
@@ -525,7 +525,7 @@ Test(block, inference_workspace_matches)
     eng_config_t cfg = {.dim = D_, .ffn_dim = F_, .n_layers = 1, .n_heads = H_, .n_kv_heads = KVH_,
                         .head_dim = DH_, .norm_eps = 1e-5f, .rope_theta = 10000.0f};
     size_t nd = (size_t)N_ * D_;
-    eng_block_w_t w;
+    eng_block_w_t w = {0};
     for (int l = 0; l < ENG_NLIN; l++) {
         size_t n = (size_t)lin_m[l] * lin_n[l];
         w.lin[l] = to_f(drand_vec(n, 0.5, 0.0), n);
@@ -559,7 +559,7 @@ Test(block, threaded_workspace_deterministic)
                         .head_dim = Dh, .norm_eps = 1e-5f, .rope_theta = 10000.0f, .rope = ENG_ROPE_HALF};
     const int m[ENG_NLIN] = {H * Dh, KVH * Dh, KVH * Dh, D, F, F, D}, n[ENG_NLIN] = {D, D, D, H * Dh, D, D, F};
     size_t nd = (size_t)B * T * D;
-    eng_block_w_t w;
+    eng_block_w_t w = {0};
     eng_block_g_t g[3];
     for (int l = 0; l < ENG_NLIN; l++) {
         w.lin[l] = to_f(drand_vec((size_t)m[l] * n[l], 1.5 / sqrt(n[l]), 0.0), (size_t)m[l] * n[l]);

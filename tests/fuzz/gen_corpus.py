@@ -58,6 +58,9 @@ out("spec", "full.json", json.dumps({
     "lrq": {"iterations": 10, "lr": 0.001, "batch_size": 2, "rank_policy": "fixed", "rank": 4,
             "rank_ratio": 0.5, "checkpoint_every_s": 0},
     "export": ["hf", "gptq"], "seed": 7, "threads": 1, "priority": -3, "max_attempts": 2}).encode())
+out("spec", "act.json", b'{"model":"m","method":"lrq","calibration":{"path":"c"},"activation":{"bits":8,'
+    b'"granularity":"per_tensor","kv_bits":8,"calibrate":"percentile","percentile":99.9,'
+    b'"simulate_during_reconstruction":true},"smooth":{"alpha":0.8,"pow2":true}}')
 out("spec", "bad.json", b'{"model":"m","method":"flexround","calibration":{"path":"c","samples":2},'
     b'"lrq":{"batch_size":4,"lr":1e999},"export":["onnx"],"weight":{"group_size":48}}')
 

@@ -110,3 +110,65 @@ Test(spec, export_formats_and_gguf_type)
     expect_field("{\"model\":\"m\",\"method\":\"rtn\",\"gguf\":{\"type\":\"f32\"}}", "gguf", "includes \"gguf\"");
     expect_field("{\"model\":\"m\",\"method\":\"rtn\",\"export\":[\"hf\", \"ggml\"]}", "export[1]", "compressed-tensors");
 }
+
+/* "activation" and "smooth" (issue 11): defaults = off (today's weight-only behaviour), every bad value names its field. */
+Test(spec, activation_and_smooth)
+{
+    lrq_spec_t s;
+    lrq_err_t e = {0};
+    cr_assert_eq(parse("{\"model\":\"m\",\"method\":\"rtn\"}", &s, &e), 0, "%s", e.msg);
+    cr_expect_eq(s.act.bits, 16);
+    cr_expect_eq(s.act.kv_bits, 16);
+    cr_expect_eq(s.smooth.on, 0);
+    lrq_spec_close(&s);
+    const char *w4a8 = "{\"model\":\"m\",\"method\":\"lrq\",\"calibration\":{\"path\":\"c\"},"
+                       "\"activation\":{\"bits\":8,\"granularity\":\"per_token\",\"kv_bits\":8,\"symmetric\":false,"
+                       "\"simulate_during_reconstruction\":true}}";
+    cr_assert_eq(parse(w4a8, &s, &e), 0, "%s: %s", e.field, e.msg);
+    cr_expect_eq(s.act.bits, 8);
+    cr_expect_eq(s.act.kv_bits, 8);
+    cr_expect_eq(s.act.granularity, 0);
+    cr_expect_eq(s.act.simulate, 1);
+    lrq_spec_close(&s);
+    const char *w8a8 = "{\"model\":\"m\",\"method\":\"rtn\",\"calibration\":{\"path\":\"c\"},"
+                       "\"activation\":{\"bits\":8,\"granularity\":\"per_tensor\",\"calibrate\":\"percentile\","
+                       "\"percentile\":99.9},\"smooth\":{\"alpha\":0.5,\"pow2\":true}}";
+    cr_assert_eq(parse(w8a8, &s, &e), 0, "%s: %s", e.field, e.msg);
+    cr_expect_eq(s.act.granularity, 1);
+    cr_expect_eq(s.act.calibrate, 1);
+    cr_expect_eq(s.act.percentile, 99.9);
+    cr_expect_eq(s.smooth.on, 1);
+    cr_expect_eq(s.smooth.alpha, 0.5);
+    cr_expect_eq(s.smooth.pow2, 1);
+    lrq_spec_close(&s);
+    cr_assert_eq(parse("{\"model\":\"m\",\"method\":\"rtn\",\"calibration\":{\"path\":\"c\"},\"smooth\":{}}", &s, &e), 0);
+    cr_expect_eq(s.smooth.alpha, 0.8, "the LRQ paper's W8A8 alpha is the default");
+    lrq_spec_close(&s);
+
+#define R "{\"model\":\"m\",\"method\":\"rtn\",\"calibration\":{\"path\":\"c\"},"
+    expect_field(R "\"activation\":{\"bits\":9}}", "activation.bits", "2..8, or 16");
+    expect_field(R "\"activation\":{\"bits\":1}}", "activation.bits", "2..16");
+    expect_field(R "\"activation\":{\"bits\":\"8\"}}", "activation.bits", "integer");
+    expect_field(R "\"activation\":{\"kv_bits\":12}}", "activation.kv_bits", "2..8, or 16");
+    expect_field(R "\"activation\":{\"granularity\":\"per_channel\"}}", "activation.granularity", "per_token, per_tensor");
+    expect_field(R "\"activation\":{\"symmetric\":1}}", "activation.symmetric", "true or false");
+    expect_field(R "\"activation\":{\"granularity\":\"per_tensor\",\"calibrate\":\"kl\"}}", "activation.calibrate",
+                 "minmax, percentile, mse");
+    expect_field(R "\"activation\":{\"calibrate\":\"mse\"}}", "activation.calibrate", "per_tensor");
+    expect_field(R "\"activation\":{\"granularity\":\"per_tensor\",\"calibrate\":\"percentile\",\"percentile\":40}}",
+                 "activation.percentile", "(50, 100]");
+    expect_field(R "\"activation\":{\"granularity\":\"per_tensor\",\"percentile\":99}}", "activation.percentile",
+                 "calibrate \"percentile\"");
+    expect_field(R "\"activation\":{\"simulate_during_reconstruction\":true}}",
+                 "activation.simulate_during_reconstruction", "lrq and flexround");
+    expect_field(R "\"activation\":{\"bitz\":8}}", "activation.bitz", "unknown field");
+    expect_field(R "\"activation\":8}", "activation", "object");
+    expect_field(R "\"smooth\":{\"alpha\":1.5}}", "smooth.alpha", "[0, 1]");
+    expect_field(R "\"smooth\":{\"alpha\":\"0.8\"}}", "smooth.alpha", "number");
+    expect_field(R "\"smooth\":{\"pow2\":\"yes\"}}", "smooth.pow2", "true or false");
+    expect_field(R "\"smooth\":{\"beta\":1}}", "smooth.beta", "unknown field");
+#undef R
+    expect_field("{\"model\":\"m\",\"method\":\"rtn\",\"activation\":{\"bits\":8,\"granularity\":\"per_tensor\"}}",
+                 "calibration", "per_tensor");
+    expect_field("{\"model\":\"m\",\"method\":\"rtn\",\"smooth\":{}}", "calibration", "smooth");
+}
