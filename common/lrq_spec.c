@@ -7,6 +7,8 @@
 
 const char *const lrq_method_name[] = {"rtn", "lrq", "flexround", NULL};
 const char *const lrq_rank_policy_name[] = {"ratio", "fixed", "paper", NULL};
+const char *const lrq_precision_name[] = {"fp32", "bf16", NULL};
+const char *const lrq_backend_name[] = {"openblas", "onednn", NULL};
 
 /* A key table per object: unknown keys are an error, so users learn about typos. */
 static int check_keys(const json_t *obj, const char *prefix, const char *const *allowed, lrq_err_t *err)
@@ -102,12 +104,26 @@ static int get_obj(const json_t *j, const char *key, const json_t **out, lrq_err
     return 0;
 }
 
+/* "compute": {"precision": "fp32" | "bf16", "backend": "openblas" | "onednn"}. Whether the
+ * backend exists in this build is the worker's question (eng_mm_new), not the spec's. */
+static int spec__compute(const json_t *j, lrq_spec_t *s, lrq_err_t *err)
+{
+    static const char *const keys[] = {"precision", "backend", NULL};
+    const json_t *o;
+    int rc;
+    if ((rc = get_obj(j, "compute", &o, err)) || !o) return rc;
+    if ((rc = check_keys(o, "compute.", keys, err))) return rc;
+    if ((rc = get_enum(o, "precision", "compute.precision", lrq_precision_name, &s->compute.precision, err))) return rc;
+    return get_enum(o, "backend", "compute.backend", lrq_backend_name, &s->compute.backend, err);
+}
+
 #define TRY(x) do { int rc_ = (x); if (rc_) { lrq_spec_close(s); return rc_; } } while (0)
 
 int lrq_spec_parse(const json_t *j, lrq_spec_t *s, lrq_err_t *err)
 {
     static const char *const top[] = {"model", "tokenizer", "method", "weight", "calibration", "eval", "lrq",
-                                      "export", "seed", "threads", "name", "priority", "max_attempts", NULL};
+                                      "export", "seed", "threads", "name", "priority", "max_attempts",
+                                      "compute", NULL};
     static const char *const wkeys[] = {"bits", "group_size", "symmetric", "init", NULL};
     static const char *const ckeys[] = {"path", "samples", "seq_len", NULL};
     static const char *const ekeys[] = {"path", "seq_len", "max_windows", NULL};
@@ -198,6 +214,7 @@ int lrq_spec_parse(const json_t *j, lrq_spec_t *s, lrq_err_t *err)
         s->seed = (uint64_t)json_integer_value(sd);
     }
     x = 0; TRY(get_int(j, "threads", "threads", 0, 1024, &x, err)); s->threads = (int)x;
+    TRY(spec__compute(j, s, err));
     TRY(get_str(j, "name", "name", 0, &s->name, err));
     if (s->name && strlen(s->name) > 200) TRY(lrq_err_field(err, "name", "is longer than 200 bytes"));
     x = 0; TRY(get_int(j, "priority", "priority", -100, 100, &x, err)); s->priority = (int)x;

@@ -42,6 +42,11 @@ typedef struct lrq_spec {
     int export_hf, export_gptq;  /* default: hf only */
     uint64_t seed;
     int threads;             /* 0 = all cores, ≤ 1024 */
+    /* "compute": matmul backend and precision of the reconstruction (engine/eng_mm.h) */
+    struct lrq_spec_compute {
+        int precision;       /* lrq_precision_name: 0 fp32 (default), 1 bf16 (autocast semantics) */
+        int backend;         /* lrq_backend_name: 0 openblas (default), 1 onednn */
+    } compute;
     /* daemon-level (ignored by the worker) */
     char *name;
     int priority;            /* -100..100, default 0 */
@@ -50,6 +55,8 @@ typedef struct lrq_spec {
 
 extern const char *const lrq_method_name[];      /* "rtn", "lrq", "flexround" */
 extern const char *const lrq_rank_policy_name[]; /* "ratio", "fixed", "paper" */
+extern const char *const lrq_precision_name[];   /* "fp32", "bf16" (= enum eng_mm_prec) */
+extern const char *const lrq_backend_name[];     /* "openblas", "onednn" (= enum eng_mm_backend) */
 
 /* Parse and validate. On success *s owns its strings (lrq_spec_close). */
 int lrq_spec_parse(const json_t *j, lrq_spec_t *s, lrq_err_t *err);

@@ -14,6 +14,7 @@
 #include "eng_block.h"
 #include "eng_kernels.h"
 #include "eng_pool.h"
+#include "eng_mm.h"
 
 enum {
     /* forward (saved for backward when with_backward) */
@@ -47,6 +48,7 @@ enum {
 struct eng_block_ws {
     int B, T, with_backward, nthreads;
     eng_pool_t *pool;          /* borrowed: GEMM slabs, SwiGLU ranges, attention per (b, kv head) */
+    eng_mm_t *mm;              /* borrowed matmul backend, NULL = OpenBLAS fp32 */
     float *mem;
     float *p[WS_COUNT];
 };
@@ -109,6 +111,8 @@ eng_block_ws_t *eng_block_ws_new(const eng_config_t *c, int B, int T, int with_b
     return ws;
 }
 
+void eng_block_ws_set_mm(eng_block_ws_t *ws, eng_mm_t *mm) { ws->mm = mm; }
+
 void eng_block_ws_free(eng_block_ws_t *ws)
 {
     if (!ws) return;
@@ -116,11 +120,11 @@ void eng_block_ws_free(eng_block_ws_t *ws)
     free(ws);
 }
 
-/* sgemm, row-major, over the pool (eng_pool.h: OpenBLAS itself stays single-threaded). */
+/* GEMM, row-major, through the workspace's matmul backend over the pool (eng_mm.h). */
 static void gemm(eng_block_ws_t *ws, CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int M, int N, int K,
                  const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc)
 {
-    eng_pool_sgemm(ws->pool, ta == CblasTrans, tb == CblasTrans, M, N, K, 1.0f, A, lda, B, ldb, beta, C, ldc);
+    eng_mm_gemm(ws->mm, ws->pool, ta == CblasTrans, tb == CblasTrans, M, N, K, 1.0f, A, lda, B, ldb, beta, C, ldc);
 }
 
 /* y (N,m) = x (N,n) Wᵀ + beta·y */
@@ -178,7 +182,7 @@ void eng_block_forward(const eng_config_t *c, const eng_block_w_t *w, const eng_
     eng__rope_fwd_canon(p[WS_Q], rope, c->rope, B, T, H, Dh); /* stored in canonical order */
     eng__rope_fwd_canon(p[WS_K], rope, c->rope, B, T, KVH, Dh);
     /* ao = softmax(q kᵀ/√Dh + mask) v */
-    eng__attention_fwd(p[WS_AO], p[WS_ATT], ws->with_backward, p[WS_ATT], ws->pool, p[WS_Q], p[WS_K], p[WS_V],
+    eng__attention_fwd(p[WS_AO], p[WS_ATT], ws->with_backward, p[WS_ATT], ws->pool, ws->mm, p[WS_Q], p[WS_K], p[WS_V],
                        B, T, H, KVH, Dh);
     /* h = x + ao Woᵀ, built in y */
     memcpy(y, x, (size_t)N * D * sizeof(float));
@@ -223,7 +227,7 @@ void eng_block_backward(const eng_config_t *c, const eng_block_w_t *w, const eng
     lin_bwd_x(ws, p[WS_DAO], p[WS_DH], w->lin[ENG_O], N, D, QD, 0.0f);
     /* attention, then RoPE (the saved q, k are post-RoPE; their grads are too) */
     eng__attention_bwd(p[WS_DQ], p[WS_DK], p[WS_DV], p[WS_DAO], p[WS_ATT], p[WS_Q], p[WS_K], p[WS_V],
-                       B, T, H, KVH, Dh, p[WS_DATT], eng__att_chunk(T), ws->pool);
+                       B, T, H, KVH, Dh, p[WS_DATT], eng__att_chunk(T), ws->pool, ws->mm);
     eng__rope_bwd_canon(p[WS_DQ], rope, c->rope, B, T, H, Dh);
     eng__rope_bwd_canon(p[WS_DK], rope, c->rope, B, T, KVH, Dh);
     lin_bwd_w(ws, g->lin[ENG_Q], p[WS_DQ], p[WS_XN1], N, QD, D);

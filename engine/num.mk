@@ -1,6 +1,7 @@
 # engine: the thread pool, the one parallel-for of numerics and quantizers alike
 noinst_LTLIBRARIES += libeng_pool.la
-libeng_pool_la_SOURCES = engine/eng_pool.h engine/eng_pool.c
+libeng_pool_la_SOURCES = engine/eng_pool.h engine/eng_pool.c engine/eng_mm.h engine/eng_mm.c
+libeng_pool_la_LIBADD = $(DNNL_LIBS)
 libengine_la_LIBADD += libeng_pool.la
 
 # engine: numerics (block forward/backward, full-model forward, eval, generation)
