@@ -66,7 +66,7 @@ for shape, impl, line in rows:
     res.setdefault(shape, {})[impl] = json.loads(line)
 print("threads %s; best of the repeated runs; ratio = ms/iter ÷ (counted GFLOP ÷ own matmul GFLOP/s in that precision)"
       % sys.argv[2])
-print("%-11s %-18s %10s %10s %9s %8s %8s %10s" % ("shape", "impl", "ms/iter", "best_ms", "GFLOP/it", "mmGF/s",
+print("%-11s %-26s %10s %10s %9s %8s %8s %10s" % ("shape", "impl", "ms/iter", "best_ms", "GFLOP/it", "mmGF/s",
                                                     "ratio", "peakRSS_MB"))
 for shape, d in res.items():
     for impl in ("c", "c-bf16", "pytorch", "pytorch-bf16"):
@@ -75,7 +75,7 @@ for shape, d in res.items():
         j = d[impl]
         name = j.get("impl") or "c %s %s%s" % (j["backend"], j["precision"],
                                                " (%s)" % j["bf16"] if j["precision"] == "bf16" else "")
-        print("%-11s %-18s %10.2f %10.2f %9.2f %8.1f %8.3f %10.0f" % (
+        print("%-11s %-26s %10.2f %10.2f %9.2f %8.1f %8.3f %10.0f" % (
             shape, name, j["ms_per_iter"], j["best_ms"], j["gflop_per_iter"], j.get("mm_gflops", j["sgemm_gflops"]),
             j["ratio"], j["peak_rss_mb"]))
     for c, t in (("c", "pytorch"), ("c-bf16", "pytorch-bf16")):

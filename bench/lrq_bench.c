@@ -215,7 +215,9 @@ int main(int argc, char **argv)
     eng_block_g_t g = {0};
     eng_adam_t opt = {0.9f, 0.999f, 1e-8f};
     double best = 1e30, total = 0, ph[5] = {0}; /* quantizer fwd, block fwd, block bwd, quantizer bwd, adam */
+    struct rusage ru0, ru1; /* CPU time of the timed iterations: user, and sys (thread wake-ups, page faults) */
     for (int it = 0; it <= iters; it++) { /* iteration 0 is a warm-up */
+        if (it == 1) getrusage(RUSAGE_SELF, &ru0);
         double t = now_s(), t1, t2, t3, t4;
         for (int i = 0; i < ENG_NLIN; i++) {
             eng_lrq_forward(&lq[i], What[i]);
@@ -237,6 +239,9 @@ int main(int argc, char **argv)
             ph[0] += t1 - t; ph[1] += t2 - t1; ph[2] += t3 - t2; ph[3] += t4 - t3; ph[4] += t5 - t4;
         }
     }
+    getrusage(RUSAGE_SELF, &ru1);
+    double user_ms = ((ru1.ru_utime.tv_sec - ru0.ru_utime.tv_sec) * 1e3 + (ru1.ru_utime.tv_usec - ru0.ru_utime.tv_usec) / 1e3) / iters;
+    double sys_ms = ((ru1.ru_stime.tv_sec - ru0.ru_stime.tv_sec) * 1e3 + (ru1.ru_stime.tv_usec - ru0.ru_stime.tv_usec) / 1e3) / iters;
     double ms_iter = total / iters * 1e3;
     if (eng_mm_status(mm, &err)) { fprintf(stderr, "lrq-bench: %s\n", err.msg); return 1; }
     eng_mm_stats_t st;
@@ -251,13 +256,13 @@ int main(int argc, char **argv)
     printf("{\"ms_per_iter\": %.2f, \"best_ms\": %.2f, \"gflop_per_iter\": %.2f, \"backend\": \"%s\", "
            "\"precision\": \"%s\", \"bf16\": \"%s\", \"mm_gflops\": %.1f, \"mm_equiv_ms\": %.2f, \"ratio\": %.3f, "
            "\"sgemm_gflops\": %.1f, \"sgemm_equiv_ms\": %.2f, \"sgemm_ratio\": %.3f, \"peak_rss_mb\": %.0f, "
-           "\"onednn_primitives\": %ld, \"onednn_fallbacks\": %ld, \"params\": %zu, "
+           "\"cpu_user_ms\": %.1f, \"cpu_sys_ms\": %.1f, \"onednn_primitives\": %ld, \"onednn_fallbacks\": %ld, \"params\": %zu, "
            "\"shape\": \"D%d F%d H%d KVH%d rank%d B%d T%d %s threads%d\", \"weights\": \"synthetic\", "
            "\"phase_ms\": {\"quant_fwd\": %.1f, \"block_fwd\": %.1f, \"block_bwd\": %.1f, \"quant_bwd\": %.1f, "
            "\"adam\": %.1f}}\n",
            ms_iter, best * 1e3, gflop, eng_mm_backend_name[backend], eng_mm_prec_name[prec],
            prec == ENG_MM_FP32 ? "n/a" : eng_mm_bf16_native(mm) ? "native" : "emulated", mrate, mm_equiv_ms,
-           ms_iter / mm_equiv_ms, rate, equiv_ms, ms_iter / equiv_ms, peak_rss_mb(), st.primitives, st.fallbacks,
+           ms_iter / mm_equiv_ms, rate, equiv_ms, ms_iter / equiv_ms, peak_rss_mb(), user_ms, sys_ms, st.primitives, st.fallbacks,
            nparams, D, F, H, KVH, K, B, T,
            flex ? "flexround" : "lrq", threads, ph[0] / iters * 1e3, ph[1] / iters * 1e3, ph[2] / iters * 1e3,
            ph[3] / iters * 1e3, ph[4] / iters * 1e3);
