@@ -51,7 +51,11 @@ for s in ${SHAPES:-big small}; do
     # shellcheck disable=SC2086
     [ -n "$cbench" ] && best c "$label" "$cbench" block $args --threads "$threads"
     # shellcheck disable=SC2086
+    [ -n "$cbench" ] && best c-bf16 "$label" "$cbench" block $args --threads "$threads" --precision bf16 --backend onednn
+    # shellcheck disable=SC2086
     best pytorch "$label" "$py" "$here/torch_block.py" block $args --threads "$threads"
+    # shellcheck disable=SC2086
+    best pytorch-bf16 "$label" "$py" "$here/torch_block.py" block $args --threads "$threads" --precision bf16
 done
 
 "$py" - "$out" "$threads" <<'EOF'
@@ -60,18 +64,21 @@ rows = [l.rstrip("\n").split("\t", 2) for l in open(sys.argv[1]) if l.strip()]
 res = {}
 for shape, impl, line in rows:
     res.setdefault(shape, {})[impl] = json.loads(line)
-print("threads %s; best of the repeated runs; ratio = ms/iter ÷ (counted GFLOP ÷ own sgemm GFLOP/s)" % sys.argv[2])
-print("%-11s %-18s %10s %10s %9s %8s %8s %10s" % ("shape", "impl", "ms/iter", "best_ms", "GFLOP/it", "sgemmGF",
+print("threads %s; best of the repeated runs; ratio = ms/iter ÷ (counted GFLOP ÷ own matmul GFLOP/s in that precision)"
+      % sys.argv[2])
+print("%-11s %-26s %10s %10s %9s %8s %8s %10s" % ("shape", "impl", "ms/iter", "best_ms", "GFLOP/it", "mmGF/s",
                                                     "ratio", "peakRSS_MB"))
 for shape, d in res.items():
-    for impl in ("c", "pytorch"):
+    for impl in ("c", "c-bf16", "pytorch", "pytorch-bf16"):
         if impl not in d:
             continue
         j = d[impl]
-        name = j.get("impl", "c lrq-bench")
-        print("%-11s %-18s %10.2f %10.2f %9.2f %8.1f %8.3f %10.0f" % (
-            shape, name, j["ms_per_iter"], j["best_ms"], j["gflop_per_iter"], j["sgemm_gflops"], j["ratio"],
-            j["peak_rss_mb"]))
-    if "c" in d and "pytorch" in d:
-        print("%-11s torch_ms / c_ms = %.2f" % (shape, d["pytorch"]["ms_per_iter"] / d["c"]["ms_per_iter"]))
+        name = j.get("impl") or "c %s %s%s" % (j["backend"], j["precision"],
+                                               " (%s)" % j["bf16"] if j["precision"] == "bf16" else "")
+        print("%-11s %-26s %10.2f %10.2f %9.2f %8.1f %8.3f %10.0f" % (
+            shape, name, j["ms_per_iter"], j["best_ms"], j["gflop_per_iter"], j.get("mm_gflops", j["sgemm_gflops"]),
+            j["ratio"], j["peak_rss_mb"]))
+    for c, t in (("c", "pytorch"), ("c-bf16", "pytorch-bf16")):
+        if c in d and t in d:
+            print("%-11s %s_ms / %s_ms = %.2f" % (shape, t, c, d[t]["ms_per_iter"] / d[c]["ms_per_iter"]))
 EOF

@@ -3,13 +3,13 @@ noinst_PROGRAMS += bench/lrq-bench
 bench_lrq_bench_SOURCES = bench/lrq_bench.c bench/lrq_bench_methods.c
 bench_lrq_bench_CFLAGS = $(AM_CFLAGS) $(LAPACKE_CFLAGS)
 bench_lrq_bench_LDADD = $(ENGINE_LIBS) $(LAPACKE_LIBS)
-EXTRA_DIST += bench/quality.sh
+EXTRA_DIST += bench/quality.sh bench/backends.sh bench/precision.sh
 
 bench: all
-	@echo "== LRQ iteration, Llama-2-7B-shaped block (synthetic weights) =="
-	./bench/lrq-bench block --dim 4096 --ffn 11008 --heads 32 --kv-heads 32 --rank 1024 --batch 2 --seq 512 --iters 3 --threads 2
-	@echo "== LRQ iteration, stories260K-shaped block (synthetic weights) =="
-	./bench/lrq-bench block --dim 64 --ffn 172 --heads 8 --kv-heads 4 --rank 16 --batch 2 --seq 256 --iters 200 --threads 2
+	@echo "== LRQ iteration, Llama-2-7B-shaped block (synthetic weights): fp32 OpenBLAS, fp32 oneDNN, bf16 =="
+	$(SHELL) $(top_srcdir)/bench/backends.sh $(abs_top_builddir) block --dim 4096 --ffn 11008 --heads 32 --kv-heads 32 --rank 1024 --batch 2 --seq 512 --iters 3 --threads 2
+	@echo "== LRQ iteration, stories260K-shaped block (synthetic weights): fp32 OpenBLAS, fp32 oneDNN, bf16 =="
+	$(SHELL) $(top_srcdir)/bench/backends.sh $(abs_top_builddir) block --dim 64 --ffn 172 --heads 8 --kv-heads 4 --rank 16 --batch 2 --seq 256 --iters 200 --threads 2
 	@echo "== Quality on stories260K (calib.txt → eval.txt, seq 256) =="
 	$(SHELL) $(top_srcdir)/bench/quality.sh $(abs_top_builddir) $(abs_top_srcdir)/../shared
 .PHONY: bench
@@ -27,3 +27,8 @@ bench-methods: all
 	nice -n 10 $(SHELL) $(top_srcdir)/bench/methods_table.sh $(abs_top_builddir) $(abs_top_srcdir)/../shared
 .PHONY: bench-methods
 EXTRA_DIST += bench/methods_table.sh
+
+# bf16 vs fp32 reconstruction quality on stories260K (LRQ and FlexRound W3; a few minutes).
+bench-precision: all
+	$(SHELL) $(top_srcdir)/bench/precision.sh $(abs_top_builddir) $(abs_top_srcdir)/../shared
+.PHONY: bench-precision

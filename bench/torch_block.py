@@ -39,6 +39,9 @@ def parse_args(argv):
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--bits", type=int, default=4)
     p.add_argument("--flexround", action="store_true", help="full S2 + r for every linear")
+    p.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
+                   help="bf16: forward under torch.autocast('cpu', dtype=torch.bfloat16) (matmuls in bf16, "
+                        "parameters and Adam in fp32), and the matmul rate measured in bf16 too")
     p.add_argument("--profile", action="store_true", help="op table of the timed iterations on stderr")
     a = p.parse_args(argv)
     if (min(a.dim, a.ffn, a.heads, a.kv_heads, a.batch, a.iters) < 1 or a.seq < 2
@@ -161,9 +164,9 @@ class Block(torch.nn.Module):
         return x + f @ W["down"].t()
 
 
-def sgemm_rate(M, N, K):
-    a = torch.randn(M, K)
-    b = torch.randn(N, K)
+def sgemm_rate(M, N, K, dtype=None):
+    a = torch.randn(M, K, dtype=dtype or torch.float32)
+    b = torch.randn(N, K, dtype=dtype or torch.float32)
     torch.matmul(a, b.t())                                        # warm-up
     best = 1e30
     for _ in range(3):
@@ -201,8 +204,12 @@ def main(a):
             prof.__enter__()
         t = time.perf_counter()
         opt.zero_grad(set_to_none=True)
-        y = blk(x)
-        loss = torch.nn.functional.mse_loss(y, target)
+        if a.precision == "bf16":
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                y = blk(x)
+        else:
+            y = blk(x)
+        loss = torch.nn.functional.mse_loss(y.float(), target)
         loss.backward()
         opt.step()
         sched.step()
@@ -214,7 +221,8 @@ def main(a):
         prof.__exit__(None, None, None)
         print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=25), file=sys.stderr)
     ms_iter = total / a.iters * 1e3
-    rate = max(sgemm_rate(B * T, D, D), sgemm_rate(B * T, F, D))
+    mdt = torch.bfloat16 if a.precision == "bf16" else None  # the rate of the precision the products run in
+    rate = max(sgemm_rate(B * T, D, D, mdt), sgemm_rate(B * T, F, D, mdt))
     gflop = flops / 1e9
     equiv_ms = gflop / rate * 1e3
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
@@ -224,7 +232,7 @@ def main(a):
         "peak_rss_mb": round(peak), "params": nparams, "loss": round(float(loss), 6),
         "shape": "D%d F%d H%d KVH%d rank%d B%d T%d %s threads%d" % (D, F, H, KVH, a.rank, B, T,
                                                                    "flexround" if a.flexround else "lrq", a.threads),
-        "weights": "synthetic", "impl": "pytorch %s" % torch.__version__,
+        "weights": "synthetic", "impl": "pytorch %s %s" % (torch.__version__, a.precision), "precision": a.precision,
         "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "default")}))
 
 

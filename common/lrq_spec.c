@@ -9,6 +9,8 @@ const char *const lrq_method_name[] = {"rtn", "lrq", "flexround", "gptq", "lqer"
 const char *const lrq_lqer_base_name[] = {"rtn", "gptq", "lrq", "flexround", NULL};
 const char *const lrq_odlri_init_name[] = {"zero", "lr_first", "odlri", NULL};
 const char *const lrq_rank_policy_name[] = {"ratio", "fixed", "paper", NULL};
+const char *const lrq_precision_name[] = {"fp32", "bf16", NULL};
+const char *const lrq_backend_name[] = {"openblas", "onednn", NULL};
 const char *const lrq_act_granularity_name[] = {"per_token", "per_tensor", NULL};
 const char *const lrq_act_calibrate_name[] = {"minmax", "percentile", "mse", NULL};
 const char *const lrq_gguf_type_name[] = {"auto", "q4_0", "q4_1", "q8_0", "f16", "f32", NULL};
@@ -288,6 +290,19 @@ static int spec__activation(const json_t *j, lrq_spec_t *s, lrq_err_t *err)
     return 0;
 }
 
+/* "compute": {"precision": "fp32" | "bf16", "backend": "openblas" | "onednn"}. Whether the
+ * backend exists in this build is the worker's question (eng_mm_new), not the spec's. */
+static int spec__compute(const json_t *j, lrq_spec_t *s, lrq_err_t *err)
+{
+    static const char *const keys[] = {"precision", "backend", NULL};
+    const json_t *o;
+    int rc;
+    if ((rc = get_obj(j, "compute", &o, err)) || !o) return rc;
+    if ((rc = check_keys(o, "compute.", keys, err))) return rc;
+    if ((rc = get_enum(o, "precision", "compute.precision", lrq_precision_name, &s->compute.precision, err))) return rc;
+    return get_enum(o, "backend", "compute.backend", lrq_backend_name, &s->compute.backend, err);
+}
+
 #define TRY(x) do { int rc_ = (x); if (rc_) { lrq_spec_close(s); return rc_; } } while (0)
 
 const char *const lrq_pipeline_name[] = {"sequential", "parallel", NULL};
@@ -308,7 +323,7 @@ int lrq_spec_parse(const json_t *j, lrq_spec_t *s, lrq_err_t *err)
 {
     static const char *const top[] = {"model", "tokenizer", "method", "weight", "calibration", "eval", "lrq",
                                       "export", "seed", "threads", "name", "priority", "max_attempts",
-                                      "pipeline", "gguf", "gptq", "lqer", "odlri", "activation", "smooth", NULL};
+                                      "pipeline", "gguf", "gptq", "lqer", "odlri", "activation", "smooth", "compute", NULL};
     static const char *const wkeys[] = {"bits", "group_size", "symmetric", "init", NULL};
     static const char *const ckeys[] = {"path", "samples", "seq_len", NULL};
     static const char *const ekeys[] = {"path", "seq_len", "max_windows", NULL};
@@ -384,6 +399,7 @@ int lrq_spec_parse(const json_t *j, lrq_spec_t *s, lrq_err_t *err)
         s->seed = (uint64_t)json_integer_value(sd);
     }
     x = 0; TRY(get_int(j, "threads", "threads", 0, 1024, &x, err)); s->threads = (int)x;
+    TRY(spec__compute(j, s, err));
     TRY(get_str(j, "name", "name", 0, &s->name, err));
     if (s->name && strlen(s->name) > 200) TRY(lrq_err_field(err, "name", "is longer than 200 bytes"));
     x = 0; TRY(get_int(j, "priority", "priority", -100, 100, &x, err)); s->priority = (int)x;

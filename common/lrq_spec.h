@@ -96,6 +96,11 @@ typedef struct lrq_spec {
     lrq_gptq_spec_t gptq;
     lrq_lqer_spec_t lqer;
     lrq_odlri_spec_t odlri;
+    /* "compute": matmul backend and precision of the reconstruction (engine/eng_mm.h) */
+    struct lrq_spec_compute {
+        int precision;       /* lrq_precision_name: 0 fp32 (default), 1 bf16 (autocast semantics) */
+        int backend;         /* lrq_backend_name: 0 openblas (default), 1 onednn */
+    } compute;
     /* daemon-level (ignored by the worker) */
     char *name;
     int priority;            /* -100..100, default 0 */
@@ -114,6 +119,8 @@ int lrq_spec_uses_recon(const lrq_spec_t *s);
 int lrq_spec_factored(const lrq_spec_t *s);
 extern const char *const lrq_act_granularity_name[]; /* "per_token", "per_tensor" */
 extern const char *const lrq_act_calibrate_name[];   /* "minmax", "percentile", "mse" */
+extern const char *const lrq_precision_name[];   /* "fp32", "bf16" (= enum eng_mm_prec) */
+extern const char *const lrq_backend_name[];     /* "openblas", "onednn" (= enum eng_mm_backend) */
 
 /* Parse and validate. On success *s owns its strings (lrq_spec_close). */
 int lrq_spec_parse(const json_t *j, lrq_spec_t *s, lrq_err_t *err);

@@ -15,6 +15,7 @@
 #include "eng_actq.h"
 #include "eng_kernels.h"
 #include "eng_pool.h"
+#include "eng_mm.h"
 
 enum {
     /* forward (saved for backward when with_backward) */
@@ -48,6 +49,7 @@ enum {
 struct eng_block_ws {
     int B, T, with_backward, nthreads;
     eng_pool_t *pool;          /* borrowed: GEMM slabs, SwiGLU ranges, attention per (b, kv head) */
+    eng_mm_t *mm;              /* borrowed matmul backend, NULL = OpenBLAS fp32 */
     float *mem;
     float *p[WS_COUNT];
     const eng_lowrank_t *const *lr; /* borrowed [ENG_NLIN] or NULL (eng_block_ws_set_lowrank) */
@@ -126,6 +128,8 @@ eng_block_ws_t *eng_block_ws_new(const eng_config_t *c, int B, int T, int with_b
     return ws;
 }
 
+void eng_block_ws_set_mm(eng_block_ws_t *ws, eng_mm_t *mm) { ws->mm = mm; }
+
 void eng_block_ws_free(eng_block_ws_t *ws)
 {
     if (!ws) return;
@@ -133,11 +137,11 @@ void eng_block_ws_free(eng_block_ws_t *ws)
     free(ws);
 }
 
-/* sgemm, row-major, over the pool (eng_pool.h: OpenBLAS itself stays single-threaded). */
+/* GEMM, row-major, through the workspace's matmul backend over the pool (eng_mm.h). */
 static void gemm(eng_block_ws_t *ws, CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int M, int N, int K,
                  const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc)
 {
-    eng_pool_sgemm(ws->pool, ta == CblasTrans, tb == CblasTrans, M, N, K, 1.0f, A, lda, B, ldb, beta, C, ldc);
+    eng_mm_gemm(ws->mm, ws->pool, ta == CblasTrans, tb == CblasTrans, M, N, K, 1.0f, A, lda, B, ldb, beta, C, ldc);
 }
 
 /* y (N,m) = x (N,n) Wᵀ + beta·y */
@@ -201,7 +205,7 @@ void eng_block_forward(const eng_config_t *c, const eng_block_w_t *w, const eng_
     eng__rope_fwd_canon(p[WS_Q], rope, c->rope, B, T, H, Dh); /* stored in canonical order */
     eng__rope_fwd_canon(p[WS_K], rope, c->rope, B, T, KVH, Dh);
     /* ao = softmax(q kᵀ/√Dh + mask) v */
-    eng__attention_fwd(p[WS_AO], p[WS_ATT], ws->with_backward, p[WS_ATT], ws->pool, p[WS_Q], p[WS_K], p[WS_V],
+    eng__attention_fwd(p[WS_AO], p[WS_ATT], ws->with_backward, p[WS_ATT], ws->pool, ws->mm, p[WS_Q], p[WS_K], p[WS_V],
                        B, T, H, KVH, Dh);
     eng_actq_forward(w->aq, ENG_AQ_O_IN, p[WS_AO], N, QD, ws->with_backward);
     /* h = x + ao Woᵀ, built in y */
@@ -256,7 +260,7 @@ void eng_block_backward(const eng_config_t *c, const eng_block_w_t *w, const eng
     eng_actq_backward(w->aq, ENG_AQ_O_IN, p[WS_DAO], N, QD);
     /* attention, then RoPE (the saved q, k are post-RoPE; their grads are too) */
     eng__attention_bwd(p[WS_DQ], p[WS_DK], p[WS_DV], p[WS_DAO], p[WS_ATT], p[WS_Q], p[WS_K], p[WS_V],
-                       B, T, H, KVH, Dh, p[WS_DATT], eng__att_chunk(T), ws->pool);
+                       B, T, H, KVH, Dh, p[WS_DATT], eng__att_chunk(T), ws->pool, ws->mm);
     eng__rope_bwd_canon(p[WS_DQ], rope, c->rope, B, T, H, Dh);
     eng__rope_bwd_canon(p[WS_DK], rope, c->rope, B, T, KVH, Dh);
     eng_actq_backward(w->aq, ENG_AQ_K_OUT, p[WS_DK], N, KD);                       /* K was quantized before RoPE */

@@ -10,6 +10,7 @@
 #include "eng_model.h"
 #include "eng_pool.h"
 #include "eng_lowrank.h"
+#include "eng_mm.h"
 
 typedef struct eng_block_w {
     const float *attn_norm;        /* (D) */
@@ -39,6 +40,8 @@ void eng_rope_tab_close(eng_rope_tab_t *r);
 typedef struct eng_block_ws eng_block_ws_t;
 eng_block_ws_t *eng_block_ws_new(const eng_config_t *c, int B, int T, int with_backward, eng_pool_t *pool);
 void eng_block_ws_free(eng_block_ws_t *ws);
+/* Matmul backend for the workspace's products (borrowed, NULL = OpenBLAS fp32, the default). */
+void eng_block_ws_set_mm(eng_block_ws_t *ws, eng_mm_t *mm);
 size_t eng_block_ws_bytes(const eng_config_t *c, int B, int T, int with_backward, const eng_pool_t *pool);
 
 /* Low-rank factors added to the linears' outputs in the forward (y += (x Rᵀ) Lᵀ, eng_lowrank.h):

@@ -20,6 +20,7 @@
 struct eng_runner {
     const eng_model_t *m;
     eng_pool_t *pool;          /* borrowed */
+    eng_mm_t *mm;              /* borrowed matmul backend, NULL = OpenBLAS fp32 */
     int B, T;
     eng_rope_tab_t rope;
     eng_block_ws_t *ws;
@@ -44,6 +45,12 @@ static int f32_view(const eng_tensor_t *t)
 }
 
 static size_t dtype_size(eng_dtype_t d) { return d == ENG_F32 ? 4 : 2; }
+
+void eng_runner_set_mm(eng_runner_t *r, eng_mm_t *mm)
+{
+    r->mm = mm;
+    eng_block_ws_set_mm(r->ws, mm);
+}
 
 void eng_runner_free(eng_runner_t *r)
 {
@@ -208,7 +215,7 @@ int eng_runner_head(eng_runner_t *r, const float *h, int B, int T, float *logits
     eng_rmsnorm_forward(r->xn, NULL, h, r->final_norm, N, D, c->norm_eps);
     /* logits (N,V) = xn (N,D) · lm_headᵀ */
     if (r->lm_head) {
-        eng_pool_sgemm(r->pool, 0, 1, N, V, D, 1.0f, r->xn, D, r->lm_head, D, 0.0f, logits, V);
+        eng_mm_gemm(r->mm, r->pool, 0, 1, N, V, D, 1.0f, r->xn, D, r->lm_head, D, 0.0f, logits, V);
         return 0;
     }
     const eng_tensor_t *W = &r->m->lm_head;
@@ -219,7 +226,7 @@ int eng_runner_head(eng_runner_t *r, const float *h, int B, int T, float *logits
         part.rows = nv;
         int rc = eng_tensor_to_f32(&part, r->head_buf, err);
         if (rc) return rc;
-        eng_pool_sgemm(r->pool, 0, 1, N, nv, D, 1.0f, r->xn, D, r->head_buf, D, 0.0f, logits + v0, V);
+        eng_mm_gemm(r->mm, r->pool, 0, 1, N, nv, D, 1.0f, r->xn, D, r->head_buf, D, 0.0f, logits + v0, V);
     }
     return 0;
 }

@@ -12,6 +12,8 @@
 typedef struct eng_runner eng_runner_t;
 int eng_runner_new(const eng_model_t *m, int B, int T, eng_pool_t *pool, eng_runner_t **out, lrq_err_t *err);
 void eng_runner_free(eng_runner_t *r);
+/* Matmul backend of the runner's products (blocks and lm_head); borrowed, NULL = OpenBLAS fp32. */
+void eng_runner_set_mm(eng_runner_t *r, eng_mm_t *mm);
 /* Use w (m×n fp32, borrowed, NULL = back to the model's) for linear `lin` of layer l. */
 void eng_runner_set_linear(eng_runner_t *r, int l, int lin, const float *w);
 /* Low-rank factors (borrowed, NULL = none) added to linear `lin` of layer l in the forward

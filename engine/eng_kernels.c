@@ -306,6 +306,7 @@ typedef struct {
     float *out, *att, *scratch;        /* scratch: (chunk,T) per thread */
     float *dq, *dk, *dv;
     const float *dout, *q, *k, *v;
+    eng_mm_t *mm;                      /* borrowed, NULL = OpenBLAS fp32 */
     int save, B, T, H, KVH, Dh, chunk;
 } att_job_t;
 
@@ -325,21 +326,21 @@ static void att_fwd_task(void *ctx, int task, int thread)
             float *P = j->save ? j->att + ((size_t)(b * H + h) * T + r0) * T     /* (R, r1) ld T */
                                : j->scratch + (size_t)thread * chunk * T;
             /* S = scale · q[r0:r1] k[0:r1]ᵀ */
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, R, r1, Dh, scale,
+            eng_mm_gemm1(j->mm, thread, 0, 1, R, r1, Dh, scale,
                         q_bh + (size_t)r0 * ldq, ldq, k_bg, ldk, 0.0f, P, T);
             for (int i = 0; i < R; i++) softmax_causal_row(P + (size_t)i * T, r0 + i, r1);
             /* out[r0:r1] = P v[0:r1] */
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, R, Dh, r1, 1.0f,
+            eng_mm_gemm1(j->mm, thread, 0, 0, R, Dh, r1, 1.0f,
                         P, T, v_bg, ldk, 0.0f, o_bh + (size_t)r0 * ldq, ldq);
         }
     }
 }
 
-void eng__attention_fwd(float *out, float *att, int save, float *scratch, eng_pool_t *pool,
+void eng__attention_fwd(float *out, float *att, int save, float *scratch, eng_pool_t *pool, eng_mm_t *mm,
                         const float *q, const float *k, const float *v, int B, int T, int H, int KVH, int Dh)
 {
     assert(H % KVH == 0);
-    att_job_t j = {.out = out, .att = att, .scratch = scratch, .q = q, .k = k, .v = v, .save = save,
+    att_job_t j = {.out = out, .att = att, .scratch = scratch, .q = q, .k = k, .v = v, .mm = mm, .save = save,
                    .B = B, .T = T, .H = H, .KVH = KVH, .Dh = Dh, .chunk = eng__att_chunk(T)};
     eng_pool_run(pool, B * KVH, att_fwd_task, &j);
 }
@@ -350,7 +351,7 @@ void eng_attention_forward(float *out, float *att, const float *q, const float *
                            int B, int T, int H, int KVH, int Dh)
 {
     memset(att, 0, (size_t)B * H * T * T * sizeof(float));
-    eng__attention_fwd(out, att, 1, NULL, NULL, q, k, v, B, T, H, KVH, Dh);
+    eng__attention_fwd(out, att, 1, NULL, NULL, NULL, q, k, v, B, T, H, KVH, Dh);
 }
 
 /* dP = dout vᵀ; dS = P ⊙ (dP − rowsum(P ⊙ dP)) / √Dh; dq = dS k; dk += dSᵀ q; dv += Pᵀ dout.
@@ -378,10 +379,10 @@ static void att_bwd_task(void *ctx, int task, int thread)
             int r1 = r0 + chunk < T ? r0 + chunk : T, R = r1 - r0;
             const float *P = P_bh + (size_t)r0 * T;                             /* (R, r1) ld T */
             /* dv[0:r1] += Pᵀ dout[r0:r1] */
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, r1, Dh, R, 1.0f,
+            eng_mm_gemm1(j->mm, thread, 1, 0, r1, Dh, R, 1.0f,
                         P, T, do_bh + (size_t)r0 * ldq, ldq, 1.0f, dv_bg, ldk);
             /* dP = dout[r0:r1] v[0:r1]ᵀ */
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, R, r1, Dh, 1.0f,
+            eng_mm_gemm1(j->mm, thread, 0, 1, R, r1, Dh, 1.0f,
                         do_bh + (size_t)r0 * ldq, ldq, v_bg, ldk, 0.0f, dS, r1);
             for (int i = 0; i < R; i++) {
                 const float *restrict p = P + (size_t)i * T;
@@ -392,10 +393,10 @@ static void att_bwd_task(void *ctx, int task, int thread)
                 for (int c = t + 1; c < r1; c++) d[c] = 0.0f;
             }
             /* dq[r0:r1] = dS k[0:r1] */
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, R, Dh, r1, 1.0f,
+            eng_mm_gemm1(j->mm, thread, 0, 0, R, Dh, r1, 1.0f,
                         dS, r1, k_bg, ldk, 0.0f, dq_bh + (size_t)r0 * ldq, ldq);
             /* dk[0:r1] += dSᵀ q[r0:r1] */
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, r1, Dh, R, 1.0f,
+            eng_mm_gemm1(j->mm, thread, 1, 0, r1, Dh, R, 1.0f,
                         dS, r1, q_bh + (size_t)r0 * ldq, ldq, 1.0f, dk_bg, ldk);
         }
     }
@@ -403,11 +404,11 @@ static void att_bwd_task(void *ctx, int task, int thread)
 
 void eng__attention_bwd(float *dq, float *dk, float *dv, const float *dout, const float *att,
                         const float *q, const float *k, const float *v, int B, int T, int H,
-                        int KVH, int Dh, float *scratch, int chunk, eng_pool_t *pool)
+                        int KVH, int Dh, float *scratch, int chunk, eng_pool_t *pool, eng_mm_t *mm)
 {
     assert(H % KVH == 0 && chunk >= 1);
     att_job_t j = {.att = (float *)att, .scratch = scratch, .dq = dq, .dk = dk, .dv = dv, .dout = dout,
-                   .q = q, .k = k, .v = v, .B = B, .T = T, .H = H, .KVH = KVH, .Dh = Dh, .chunk = chunk};
+                   .q = q, .k = k, .v = v, .mm = mm, .B = B, .T = T, .H = H, .KVH = KVH, .Dh = Dh, .chunk = chunk};
     eng_pool_run(pool, B * KVH, att_bwd_task, &j);
 }
 
@@ -418,5 +419,5 @@ void eng_attention_backward(float *dq, float *dk, float *dv, const float *dout, 
     float scratch[SCRATCH];
     assert(T <= SCRATCH);
     int chunk = SCRATCH / T < T ? SCRATCH / T : T;
-    eng__attention_bwd(dq, dk, dv, dout, att, q, k, v, B, T, H, KVH, Dh, scratch, chunk, NULL);
+    eng__attention_bwd(dq, dk, dv, dout, att, q, k, v, B, T, H, KVH, Dh, scratch, chunk, NULL, NULL);
 }

@@ -29,12 +29,13 @@ void eng__rope_bwd_canon(float *dx, const eng_rope_tab_t *r, eng_rope_layout_t l
  * written for columns [0,r1), zero above the diagonal; columns ≥ r1 are left alone);
  * save == 0: probabilities go to scratch, (chunk,T) per pool thread, chunk = eng__att_chunk(T).
  * Tasks per (b, kv head) run on pool (NULL = serial). */
-void eng__attention_fwd(float *out, float *att, int save, float *scratch, eng_pool_t *pool,
+void eng__attention_fwd(float *out, float *att, int save, float *scratch, eng_pool_t *pool, eng_mm_t *mm,
                         const float *q, const float *k, const float *v, int B, int T, int H, int KVH, int Dh);
-/* scratch (chunk,T) per pool thread, any chunk ≥ 1; dk, dv are overwritten. */
+/* scratch (chunk,T) per pool thread, any chunk ≥ 1; dk, dv are overwritten. Products go through
+ * mm (eng_mm_gemm1 on the task's thread slot; NULL = OpenBLAS fp32). */
 void eng__attention_bwd(float *dq, float *dk, float *dv, const float *dout, const float *att,
                         const float *q, const float *k, const float *v, int B, int T, int H,
-                        int KVH, int Dh, float *scratch, int chunk, eng_pool_t *pool);
+                        int KVH, int Dh, float *scratch, int chunk, eng_pool_t *pool, eng_mm_t *mm);
 
 /* exp with ~1 ulp error on [-87, 88], clamped outside; vectorizes (no libm call). */
 static inline float eng__expf(float x)

@@ -132,7 +132,7 @@ static void lrq__compute_S(const eng_lrq_t *q)
 {
     if (q->full) return;
     /* S (m,n) = L (m,k) · U (k,n) */
-    eng_pool_sgemm(q->pool, 0, 0, q->m, q->n, q->k, 1.0f, q->L, q->k, q->U, q->n, 0.0f, q->S, q->n);
+    eng_mm_gemm(q->mm, q->pool, 0, 0, q->m, q->n, q->k, 1.0f, q->L, q->k, q->U, q->n, 0.0f, q->S, q->n);
 }
 
 void eng_lrq_forward(eng_lrq_t *q, float *What)
@@ -165,8 +165,8 @@ void eng_lrq_backward(eng_lrq_t *q, const float *dWhat)
         free(gcp);
     }
     /* gL (m,k) = G (m,n) · Uᵀ;  gU (k,n) = Lᵀ · G */
-    eng_pool_sgemm(q->pool, 0, 1, q->m, q->k, q->n, 1.0f, q->S, q->n, q->U, q->n, 0.0f, q->gL, q->k);
-    eng_pool_sgemm(q->pool, 1, 0, q->k, q->n, q->m, 1.0f, q->L, q->k, q->S, q->n, 0.0f, q->gU, q->n);
+    eng_mm_gemm(q->mm, q->pool, 0, 1, q->m, q->k, q->n, 1.0f, q->S, q->n, q->U, q->n, 0.0f, q->gL, q->k);
+    eng_mm_gemm(q->mm, q->pool, 1, 0, q->k, q->n, q->m, 1.0f, q->L, q->k, q->S, q->n, 0.0f, q->gU, q->n);
 }
 
 void eng_lrq_freeze(const eng_lrq_t *q, eng_qlinear_t *ql)

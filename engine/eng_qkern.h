@@ -1,10 +1,11 @@
 /* eng_qkern.h — hot loops of the quantizers, compiled once per instruction set.
  *
- * Included only by eng_qkern_sse.c (baseline, 4 lanes) and eng_qkern_avx2.c (8 lanes, chosen at
- * run time when the CPU has AVX2), each defining QK(name) to suffix the exported symbols.
- * Both variants do the same IEEE operations per element (no FMA contraction: target avx2 only),
- * so per-element results (codes, Ŵ, t, G) are identical; lane-order reductions (ga, gr, gc, the
- * mse scores) may round differently between the two. */
+ * Included only by eng_qkern_sse.c (baseline, 4 lanes), eng_qkern_avx2.c (8 lanes) and
+ * eng_qkern_avx512.c (16 lanes), the wider ones chosen at run time by CPU feature, each defining
+ * QK(name) to suffix the exported symbols. All variants do the same IEEE operations per element
+ * (no FMA contraction: the avx2 target has no FMA, and the library is built with -ffp-contract=off
+ * for the avx512f one, which has), so per-element results (codes, Ŵ, t, G, Adam's p, m, v) are
+ * identical; lane-order reductions (ga, gr, gc, the mse scores) may round differently. */
 #include "eng_qsimd.h"
 #include <math.h>
 #include <stdlib.h>
@@ -216,3 +217,28 @@ void QK(eng__lrq_bwd_rows)(void *p, int tid, long r0, long r1)
     }
 }
 
+
+/* ==== Adam (see eng_quant.c, eng_adam_step) ==== */
+
+void QK(eng__adam_rows)(void *p, int tid, long i0, long i1)
+{
+    const eng__adam_pass_t *c = p;
+    (void)tid;
+    const float b1 = c->b1, b2 = c->b2, eps = c->eps, step = c->step, rbc2 = c->rbc2;
+    const float c1 = 1.0f - b1, c2 = 1.0f - b2;
+    long i = i0;
+    for (; i + ENG_VL <= i1; i += ENG_VL) {
+        v8f g = v8_ld(c->g + i), m = v8_ld(c->m + i), v = v8_ld(c->v + i);
+        m = b1 * m + c1 * g;
+        v = b2 * v + c2 * g * g;
+        v8_st(c->m + i, m);
+        v8_st(c->v + i, v);
+        v8_st(c->p + i, v8_ld(c->p + i) - step * m / (v8_sqrt(v) * rbc2 + eps));
+    }
+    for (; i < i1; i++) { /* tail: the same operations, one lane */
+        float g = c->g[i], m = b1 * c->m[i] + c1 * g, v = b2 * c->v[i] + c2 * g * g;
+        c->m[i] = m;
+        c->v[i] = v;
+        c->p[i] -= step * m / (__builtin_sqrtf(v) * rbc2 + eps);
+    }
+}

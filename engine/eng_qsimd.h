@@ -7,13 +7,19 @@
 #define ENG_QSIMD_H
 #include <stdint.h>
 #include <string.h>
+#if defined(__x86_64__)
+#include <immintrin.h> /* v8_sqrt only; its intrinsics follow the #pragma GCC target of the includer */
+#endif
 
 /* Internal-only: the by-value vector ABI never crosses a library boundary (built with -Wno-psabi). */
 
-/* Lane count follows the compile target: 8 with AVX2 (e.g. CFLAGS=-march=native), else 4 (SSE2,
- * the x86-64 baseline). Wider vectors than the target has get scalarised by GCC, so never do that. */
-#ifndef ENG_VL /* eng_qkern_avx2.c sets 8 under #pragma GCC target("avx2") */
-#if defined(__AVX2__)
+/* Lane count follows the compile target: 16 with AVX-512F, 8 with AVX2 (e.g. CFLAGS=-march=native),
+ * else 4 (SSE2, the x86-64 baseline). Wider vectors than the target has get scalarised by GCC, so
+ * never do that. */
+#ifndef ENG_VL /* eng_qkern_avx2.c sets 8 under #pragma GCC target("avx2"), eng_qkern_avx512.c 16 */
+#if defined(__AVX512F__)
+#define ENG_VL 16
+#elif defined(__AVX2__)
 #define ENG_VL 8
 #else
 #define ENG_VL 4
@@ -27,7 +33,9 @@ static inline __attribute__((always_inline)) void v8_st(float *p, v8f v) { memcp
 static inline __attribute__((always_inline)) v8f v8_set1(float x) { return x - (v8f){ 0 }; }
 static inline __attribute__((always_inline)) v8f v8_iota(void)
 {
-#if ENG_VL == 8
+#if ENG_VL == 16
+    return (v8f){ 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15 };
+#elif ENG_VL == 8
     return (v8f){ 0, 1, 2, 3, 4, 5, 6, 7 };
 #else
     return (v8f){ 0, 1, 2, 3 };
@@ -35,7 +43,10 @@ static inline __attribute__((always_inline)) v8f v8_iota(void)
 }
 static inline __attribute__((always_inline)) float v8_hsum(v8f v)
 {
-#if ENG_VL == 8
+#if ENG_VL == 16
+    return (((v[0] + v[8]) + (v[4] + v[12])) + ((v[1] + v[9]) + (v[5] + v[13]))) +
+           (((v[2] + v[10]) + (v[6] + v[14])) + ((v[3] + v[11]) + (v[7] + v[15])));
+#elif ENG_VL == 8
     return ((v[0] + v[4]) + (v[1] + v[5])) + ((v[2] + v[6]) + (v[3] + v[7]));
 #else
     return (v[0] + v[2]) + (v[1] + v[3]);
@@ -48,6 +59,20 @@ static inline __attribute__((always_inline)) v8f v8_blend(v8i mask, v8f a, v8f b
 static inline __attribute__((always_inline)) v8f v8_max(v8f a, v8f b) { return v8_blend(a > b, a, b); }
 static inline __attribute__((always_inline)) v8f v8_min(v8f a, v8f b) { return v8_blend(a < b, a, b); }
 static inline __attribute__((always_inline)) v8f v8_abs(v8f a) { return (v8f)((v8i)a & 0x7fffffff); }
+/* IEEE square root (correctly rounded, as sqrtf): the one operation vector extensions lack. */
+static inline __attribute__((always_inline)) v8f v8_sqrt(v8f x)
+{
+#if defined(__x86_64__) && ENG_VL == 16
+    return (v8f)_mm512_sqrt_ps((__m512)x);
+#elif defined(__x86_64__) && ENG_VL == 8
+    return (v8f)_mm256_sqrt_ps((__m256)x);
+#elif defined(__x86_64__)
+    return (v8f)_mm_sqrt_ps((__m128)x);
+#else
+    for (int l = 0; l < ENG_VL; l++) x[l] = __builtin_sqrtf(x[l]);
+    return x;
+#endif
+}
 
 /* Round half to even (= rintf in the default rounding mode) for |x| < 2^22; beyond that the
  * result is still ≥ 2^22 in magnitude, which every caller clamps to ±255 anyway. */
@@ -119,16 +144,28 @@ typedef struct {
     const float *s1;   /* forward: (m,G) scales to use instead of exp(a) (freeze), or NULL */
 } eng__lrq_pass_t;
 
+/* Adam over [i0, i1) (eng_adam_step): torch.optim.Adam, p −= step · m / (√v · rbc2 + ε). */
+typedef struct {
+    float b1, b2, eps, step, rbc2;
+    float *p, *m, *v;
+    const float *g;
+} eng__adam_pass_t;
+
 #define ENG__QKERN_DECL(sfx)                                                                        \
     int eng__qsearch_##sfx(const float *ws, int n, int M, double D100, int zlo, int zhi, int z0,   \
                            eng__qlevels_t *lv, float *Dout, int *zout);                              \
     void eng__lrq_fwd_rows_##sfx(void *p, int tid, long r0, long r1);                               \
-    void eng__lrq_bwd_rows_##sfx(void *p, int tid, long r0, long r1);
+    void eng__lrq_bwd_rows_##sfx(void *p, int tid, long r0, long r1);                               \
+    void eng__adam_rows_##sfx(void *p, int tid, long i0, long i1);
 ENG__QKERN_DECL(sse)
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
 #define ENG_HAVE_AVX2_KERNELS 1
+#define ENG_HAVE_AVX512_KERNELS 1
 ENG__QKERN_DECL(avx2)
-#define ENG__QK_PICK(name) (__builtin_cpu_supports("avx2") ? name##_avx2 : name##_sse)
+ENG__QKERN_DECL(avx512)
+/* The widest the CPU runs: AVX-512F (16 lanes), AVX2 (8), SSE2 (4). */
+#define ENG__QK_PICK(name)                                                                          \
+    (__builtin_cpu_supports("avx512f") ? name##_avx512 : __builtin_cpu_supports("avx2") ? name##_avx2 : name##_sse)
 #else
 #define ENG__QK_PICK(name) (name##_sse)
 #endif

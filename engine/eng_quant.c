@@ -294,37 +294,15 @@ double eng_quant_rel_error(const float *W, const float *What, size_t n)
 /* ---------------------------------------------------------------------------------------------
  * Adam, cosine schedule, rng */
 
-typedef struct {
-    const eng_adam_t *o;
-    float *p, *m, *v;
-    const float *g;
-    float step, rbc2;
-} adam_ctx_t;
-
-__attribute__((optimize("vect-cost-model=dynamic"))) /* vectorize at -O2 */
-static void adam__chunk(void *p, int tid, long i0, long i1)
-{
-    const adam_ctx_t *c = p;
-    float b1 = c->o->beta1, b2 = c->o->beta2, eps = c->o->eps, step = c->step, rbc2 = c->rbc2;
-    float *restrict P = c->p, *restrict m = c->m, *restrict v = c->v;
-    const float *restrict g = c->g;
-    (void)tid;
-    for (long i = i0; i < i1; i++) { /* torch.optim.Adam: p −= lr/bc1 · m / (√v/√bc2 + ε) */
-        m[i] = b1 * m[i] + (1.0f - b1) * g[i];
-        v[i] = b2 * v[i] + (1.0f - b2) * g[i] * g[i];
-        P[i] -= step * m[i] / (sqrtf(v[i]) * rbc2 + eps);
-    }
-}
-
 void eng_adam_step(eng_pool_t *pool, const eng_adam_t *o, float *p, const float *g, float *m, float *v, size_t n, float lr, long t)
 {
     double bc1 = 1.0 - pow(o->beta1, (double)t), bc2 = 1.0 - pow(o->beta2, (double)t);
-    adam_ctx_t c = { o, p, m, v, g, (float)(lr / bc1), (float)(1.0 / sqrt(bc2)) };
+    eng__adam_pass_t c = { o->beta1, o->beta2, o->eps, (float)(lr / bc1), (float)(1.0 / sqrt(bc2)), p, m, v, g };
     /* element-wise, so the result does not depend on the split; chunks of ≥ 64K elements */
     long blocks = (long)((n + 65535) / 65536);
     int T = eng__qparts(pool, (long)n);
     if (T > blocks) T = (int)blocks;
-    eng_pool_range(pool, (long)n, T, adam__chunk, &c);
+    eng_pool_range(pool, (long)n, T, ENG__QK_PICK(eng__adam_rows), &c); /* eng_qkern.h, per ISA */
 }
 
 float eng_cosine_lr(float lr0, long it, long iters)

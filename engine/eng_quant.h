@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include "lrq_err.h"
 #include "eng_pool.h"
+#include "eng_mm.h"
 
 typedef enum { ENG_INIT_MINMAX = 0, ENG_INIT_MSE = 1 } eng_qinit_t;
 
@@ -82,6 +83,7 @@ typedef struct eng_lrq {
     float *S, *t;
     uint8_t *in;              /* unused (NULL): backward recomputes the clamp mask from t */
     eng_pool_t *pool;         /* borrowed, NULL (as left by init) = serial; set by the caller */
+    eng_mm_t *mm;             /* borrowed matmul backend of L·U and its gradients, NULL = OpenBLAS fp32 */
 } eng_lrq_t;
 
 /* Rank from policy: "ratio" → round(ratio·min(m,n)), "fixed" → rank, "paper" → the official code's

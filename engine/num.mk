@@ -1,6 +1,7 @@
 # engine: the thread pool, the one parallel-for of numerics and quantizers alike
 noinst_LTLIBRARIES += libeng_pool.la
-libeng_pool_la_SOURCES = engine/eng_pool.h engine/eng_pool.c
+libeng_pool_la_SOURCES = engine/eng_pool.h engine/eng_pool.c engine/eng_mm.h engine/eng_mm.c
+libeng_pool_la_LIBADD = $(DNNL_LIBS)
 libengine_la_LIBADD += libeng_pool.la
 
 # engine: numerics (block forward/backward, full-model forward, eval, generation)
@@ -29,3 +30,9 @@ TESTS += tests/engine/test_pool
 tests_engine_test_pool_SOURCES = tests/engine/test_pool.c
 tests_engine_test_pool_CFLAGS = $(TEST_CFLAGS)
 tests_engine_test_pool_LDADD = libeng_quant.la $(NUM_TEST_LIBS)
+# matmul backends: bf16 rounding, OpenBLAS vs oneDNN on every product shape of the block (issue 12)
+check_PROGRAMS += tests/engine/test_mm
+TESTS += tests/engine/test_mm
+tests_engine_test_mm_SOURCES = tests/engine/test_mm.c
+tests_engine_test_mm_CFLAGS = $(TEST_CFLAGS)
+tests_engine_test_mm_LDADD = $(NUM_TEST_LIBS)

@@ -2,10 +2,12 @@
 noinst_LTLIBRARIES += libeng_quant.la
 libeng_quant_la_SOURCES = engine/eng_quant.h engine/eng_export.h \
 	engine/eng_qsimd.h engine/eng_quant.c engine/eng_lrq.c \
-	engine/eng_qkern.h engine/eng_qkern_sse.c engine/eng_qkern_avx2.c
+	engine/eng_qkern.h engine/eng_qkern_sse.c engine/eng_qkern_avx2.c engine/eng_qkern_avx512.c
 # -Wno-psabi: eng_qsimd.h passes 8-float vectors between static inline helpers;
-# -fno-math-errno: lets sqrtf in the Adam loop vectorize (nothing here reads errno)
-libeng_quant_la_CFLAGS = $(AM_CFLAGS) -Wno-psabi -fno-math-errno
+# -fno-math-errno: lets sqrtf vectorize (nothing here reads errno);
+# -ffp-contract=off: no fused multiply-add in the avx512f kernels (eng_qkern.h: identical per-element
+# results on every ISA; the SSE2/AVX2 targets have no FMA, so nothing else changes)
+libeng_quant_la_CFLAGS = $(AM_CFLAGS) -Wno-psabi -fno-math-errno -ffp-contract=off
 
 # quantizer tests (link only what they exercise)
 if WITH_CRITERION
@@ -40,3 +42,11 @@ tests_engine_test_gguf_LDADD = libeng_quant.la libeng_pool.la libeng_io.la libco
 	$(OPENBLAS_LIBS) -lpthread -lm $(TEST_LIBS)
 endif
 EXTRA_DIST += tests/engine/gguf_decode.py tests/engine/ct_decode.py
+# every ISA build of the quantizer kernels vs a scalar reference; unsupported ones SKIP (issue 12)
+if WITH_CRITERION
+check_PROGRAMS += tests/engine/test_qkern
+TESTS += tests/engine/test_qkern
+tests_engine_test_qkern_SOURCES = tests/engine/test_qkern.c
+tests_engine_test_qkern_CFLAGS = $(TEST_CFLAGS) -Wno-psabi
+tests_engine_test_qkern_LDADD = libeng_quant.la libeng_pool.la $(COMMON_LIBS) $(OPENBLAS_LIBS) -lpthread $(TEST_LIBS)
+endif

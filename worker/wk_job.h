@@ -22,6 +22,8 @@ typedef struct wk_job {
     eng_lowrank_t *lr;            /* [L * ENG_NLIN] low-rank factors (lqer, odlri), NULL = none; rank 0 = none */
     struct wk_act *aq;            /* activation quantization + SmoothQuant (wk_act.h), NULL = weight-only */
     eng_pool_t *pool;             /* the job's threads (owned by wk_job_run); NULL = serial */
+    eng_mm_t *mm, *mm_fp32;       /* matmul backends (owned by wk_job_run): spec.compute for the reconstruction's
+                                     training; fp32, same backend, for targets and evaluation (NULL: use mm) */
     json_t *metrics;              /* built up as stages finish */
     json_t *artifacts;            /* [{path, size, sha256}] after export (in the done event) */
     const volatile sig_atomic_t *stop; /* set by SIGTERM/SIGINT */
@@ -32,6 +34,7 @@ typedef struct wk_job {
 enum { WK_EXIT_OK = 0, WK_EXIT_FAIL = 65, WK_EXIT_STOPPED = 75, WK_EXIT_TRANSIENT = 70 };
 
 int wk_job_run(wk_job_t *job, lrq_err_t *err);
+static inline eng_mm_t *wk_job_mm_fp32(const wk_job_t *job) { return job->mm_fp32 ? job->mm_fp32 : job->mm; }
 /* LRQ / FlexRound block-wise reconstruction with checkpoint/resume into job->ql. */
 int wk_recon_run(wk_job_t *job, double frac0, double frac1, lrq_err_t *err);
 /* Weight rounding for the whole model with RTN into job->ql. */

@@ -179,6 +179,7 @@ static int train_setup(recon_t *R, const eng_block_w_t *wfp, lrq_err_t *err)
         int rc = eng_lrq_init(&R->lq[i], R->Wfp[i], m, n, k, full, &R->job->qcfg, err);
         if (rc) return rc;
         R->lq[i].pool = R->job->pool;
+        R->lq[i].mm = R->job->mm;
         counts[i] = eng_lrq_param_count(m, n, R->lq[i].k, R->lq[i].G, R->lq[i].full);
         R->nparams += counts[i];
     }
@@ -463,6 +464,10 @@ int wk_recon_run(wk_job_t *job, double f0, double f1, lrq_err_t *err)
         rc = lrq_errf(err, LRQ_ENOMEM, "out of memory for block workspaces (batch %d × %d tokens)", R.B, R.T);
         goto out;
     }
+    /* spec.compute applies to the training iterations; targets and propagation stay fp32 */
+    eng_runner_set_mm(R.runner, wk_job_mm_fp32(job));
+    eng_block_ws_set_mm(R.ws_inf, wk_job_mm_fp32(job));
+    eng_block_ws_set_mm(R.ws_train, job->mm);
     int on_disk = 3 * total * sizeof(float) > cache_limit_bytes();
     char f1p[4200], f2p[4200], f3p[4200];
     snprintf(f1p, sizeof f1p, "%s/cache-xfp", job->workdir);
@@ -568,6 +573,7 @@ int wk_recon_run(wk_job_t *job, double f0, double f1, lrq_err_t *err)
         }
         dequant_block(&R, b, &wq);
         double loss_end = block_apply(&R, &wq, R.xq.p, R.xq.p, R.y.p);
+        if ((rc = eng_mm_status(job->mm, err)) || (rc = eng_mm_status(job->mm_fp32, err))) goto out;
         double secs = secs0 + wk_now() - tb;
         if ((rc = write_block(&R, b, loss_start, loss_end, secs, err))) goto out;
         if ((rc = write_state(&R, b + 1, 0, 0, 0, 0, 0, 0, err))) goto out;

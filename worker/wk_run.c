@@ -26,6 +26,19 @@ static json_t *result_json(const eng_eval_result_t *r, int quant)
                      "top1_agreement", r->top1_agreement, "tokens", (json_int_t)r->tokens);
 }
 
+/* The job's matmul backends from spec.compute (enum values = eng_mm's). A bf16 job that this
+ * machine can only emulate says so once, in its log. */
+static int wk_job_mm_new(wk_job_t *job, lrq_err_t *err)
+{
+    const lrq_spec_t *s = &job->spec;
+    int n = eng_pool_threads(job->pool), rc;
+    if ((rc = eng_mm_new((eng_mm_backend_t)s->compute.backend, (eng_mm_prec_t)s->compute.precision, n, &job->mm, err)))
+        return rc;
+    if (eng_mm_note(job->mm)) wk_log(&job->proto, "%s", eng_mm_note(job->mm));
+    if (s->compute.precision == ENG_MM_FP32) return 0;
+    return eng_mm_new((eng_mm_backend_t)s->compute.backend, ENG_MM_FP32, n, &job->mm_fp32, err);
+}
+
 typedef struct { wk_job_t *job; double f0, f1; } eval_ctx_t;
 
 static void on_eval_progress(void *ctx, int done, int total)
@@ -116,6 +129,8 @@ static int run_eval(wk_job_t *job, float **deq, double f0, double f1, lrq_err_t 
     }
     if ((rc = eng_runner_new(wk_act_fp_model(job), B, s->eval_seq_len, job->pool, &fp, err))) goto out;
     if ((rc = eng_runner_new(job->model, B, s->eval_seq_len, job->pool, &q, err))) goto out;
+    eng_runner_set_mm(fp, wk_job_mm_fp32(job));
+    eng_runner_set_mm(q, wk_job_mm_fp32(job));
     for (int l = 0; l < job->model->cfg.n_layers; l++)
         for (int i = 0; i < ENG_NLIN; i++) {
             eng_runner_set_linear(q, l, i, deq[l * ENG_NLIN + i]);
@@ -342,6 +357,7 @@ int wk_job_run(wk_job_t *job, lrq_err_t *err)
     int threads = s->threads > 0 ? s->threads : openblas_get_num_threads();
     openblas_set_num_threads(1);
     if (!(job->pool = eng_pool_new(threads))) { rc = lrq_errf(err, LRQ_ENOMEM, "out of memory (thread pool)"); goto out; }
+    if ((rc = wk_job_mm_new(job, err))) goto out;
     wk_progress(&job->proto, "load", 0, 1, 0.0, NULL, 1);
     if ((rc = eng_model_open(s->model, &job->model, err))) {
         if (err) snprintf(err->field, sizeof err->field, "model");
@@ -444,6 +460,10 @@ int wk_job_run(wk_job_t *job, lrq_err_t *err)
     json_decref(xc.man_source);
     if (rc) goto out;
     json_object_set_new(job->metrics, "method", json_string(lrq_method_name[s->method]));
+    json_object_set_new(job->metrics, "compute",
+                        json_pack("{s:s, s:s, s:s}", "backend", lrq_backend_name[s->compute.backend], "precision",
+                                  lrq_precision_name[s->compute.precision], "bf16",
+                                  s->compute.precision == 0 ? "n/a" : eng_mm_bf16_native(job->mm) ? "native" : "emulated"));
     json_object_set_new(job->metrics, "weight", json_pack("{s:i, s:i, s:b, s:s}", "bits", s->bits, "group_size",
                                                           s->group_size, "symmetric", s->symmetric, "init",
                                                           s->init_mse ? "mse" : "minmax"));
@@ -463,6 +483,9 @@ out:
     }
     free(tok_path);
     wk_act_close(job);
+    eng_mm_free(job->mm_fp32);
+    eng_mm_free(job->mm);
+    job->mm = job->mm_fp32 = NULL;
     eng_pool_free(job->pool);
     job->pool = NULL;
     return rc;

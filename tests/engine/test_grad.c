@@ -336,9 +336,9 @@ Test(ops, attention_chunked_long)
     eng_pool_t *pool = eng_pool_new(2); /* threaded path: results must not depend on it */
     cr_assert(pool);
     ref_attention(ref, qd, kd, vd, B, T, H, KVH, Dh);
-    eng__attention_fwd(o1, att, 1, NULL, NULL, q, k, v, B, T, H, KVH, Dh);
-    eng__attention_fwd(o0, scratch, 0, scratch, NULL, q, k, v, B, T, H, KVH, Dh);
-    eng__attention_fwd(o2, scratch, 0, scratch, pool, q, k, v, B, T, H, KVH, Dh);
+    eng__attention_fwd(o1, att, 1, NULL, NULL, NULL, q, k, v, B, T, H, KVH, Dh);
+    eng__attention_fwd(o0, scratch, 0, scratch, NULL, NULL, q, k, v, B, T, H, KVH, Dh);
+    eng__attention_fwd(o2, scratch, 0, scratch, pool, NULL, q, k, v, B, T, H, KVH, Dh);
     check_fwd("attention long, saved", o1, ref, nq);
     /* same chunks, tasks own their rows: same summation order, so exact */
     cr_expect_arr_eq(o0, o1, nq * sizeof(float), "inference path differs");
@@ -350,7 +350,7 @@ Test(ops, attention_chunked_long)
         g[c][1] = fzeros(nk);
         g[c][2] = fzeros(nk);
         eng__attention_bwd(g[c][0], g[c][1], g[c][2], dy, att, q, k, v, B, T, H, KVH, Dh, scratch, chunks[c],
-                           c == 3 ? pool : NULL);
+                           c == 3 ? pool : NULL, NULL);
     }
     for (int t = 0; t < 3; t++)
         cr_expect_arr_eq(g[3][t], g[2][t], (t ? nk : nq) * sizeof(float), "threaded backward differs");

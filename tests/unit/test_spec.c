@@ -172,3 +172,30 @@ Test(spec, activation_and_smooth)
                  "calibration", "per_tensor");
     expect_field("{\"model\":\"m\",\"method\":\"rtn\",\"smooth\":{}}", "calibration", "smooth");
 }
+
+/* "compute" (issue 12): defaults, both values of each, and every bad value named. */
+Test(spec, compute)
+{
+    lrq_spec_t s;
+    lrq_err_t e = {0};
+    cr_assert_eq(parse("{\"model\":\"m\",\"method\":\"rtn\"}", &s, &e), 0, "%s", e.msg);
+    cr_assert_eq(s.compute.precision, 0);
+    cr_assert_eq(s.compute.backend, 0);
+    lrq_spec_close(&s);
+    cr_assert_eq(parse("{\"model\":\"m\",\"method\":\"rtn\",\"compute\":{\"precision\":\"bf16\",\"backend\":\"onednn\"}}",
+                       &s, &e), 0, "%s: %s", e.field, e.msg);
+    cr_assert_str_eq(lrq_precision_name[s.compute.precision], "bf16");
+    cr_assert_str_eq(lrq_backend_name[s.compute.backend], "onednn");
+    lrq_spec_close(&s);
+    cr_assert_eq(parse("{\"model\":\"m\",\"method\":\"rtn\",\"compute\":{\"precision\":\"fp32\"}}", &s, &e), 0);
+    cr_assert_eq(s.compute.precision, 0);
+    cr_assert_eq(s.compute.backend, 0);
+    lrq_spec_close(&s);
+    expect_field("{\"model\":\"m\",\"method\":\"rtn\",\"compute\":\"bf16\"}", "compute", "object");
+    expect_field("{\"model\":\"m\",\"method\":\"rtn\",\"compute\":{\"precision\":\"fp16\"}}", "compute.precision",
+                 "fp32, bf16");
+    expect_field("{\"model\":\"m\",\"method\":\"rtn\",\"compute\":{\"precision\":16}}", "compute.precision", "one of");
+    expect_field("{\"model\":\"m\",\"method\":\"rtn\",\"compute\":{\"backend\":\"mkl\"}}", "compute.backend",
+                 "openblas, onednn");
+    expect_field("{\"model\":\"m\",\"method\":\"rtn\",\"compute\":{\"threads\":2}}", "compute.threads", "unknown field");
+}
