@@ -108,12 +108,9 @@ int main(int argc, char **argv)
     if (argc >= 2 && (!strcmp(argv[1], "gptq") || !strcmp(argv[1], "svd"))) return bench_methods(argc, argv);
     if (argc < 2 || strcmp(argv[1], "block")) {
         fprintf(stderr, "usage: lrq-bench block --dim D --ffn F --heads H --kv-heads KVH --rank K --batch B --seq T "
-                        "--iters N --threads N [--flexround] [--bits 4] [--precision fp32|bf16] [--backend openblas|onednn]
-"
-                        "       lrq-bench gptq [--dim 4096] [--ffn 11008] [--tokens 2048] [--threads 2] [--linears 7]
-"
-                        "       lrq-bench svd [--m 4096] [--n 4096] [--rank 32]
-");
+                        "--iters N --threads N [--flexround] [--bits 4] [--precision fp32|bf16] [--backend openblas|onednn]\n"
+                        "       lrq-bench gptq [--dim 4096] [--ffn 11008] [--tokens 2048] [--threads 2] [--linears 7]\n"
+                        "       lrq-bench svd [--m 4096] [--n 4096] [--rank 32]\n");
         return 64;
     }
     int D = 4096, F = 11008, H = 32, KVH = 32, K = 1024, B = 2, T = 512, iters = 3, threads = 2, flex = 0, bits = 4;
