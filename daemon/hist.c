@@ -46,6 +46,10 @@ static hist_seg_t *hist__seg(hist_t *h, hist_job_t *j, const char *stage, int bl
     for (size_t i = 0; i < j->nseg; i++)
         if (j->segs[i].block == block && !strncmp(j->segs[i].stage, stage, sizeof j->segs[i].stage - 1))
             return &j->segs[i];
+    if (j->nseg >= HIST_MAX_SEGS) {
+        *rcp = lrq_errf(err, LRQ_EFORMAT, "more than %d progress segments (stages and blocks)", HIST_MAX_SEGS);
+        return NULL;
+    }
     if (lrq_grow(&j->segs, &j->capseg, j->nseg + 1, sizeof *j->segs)) {
         *rcp = lrq_errf(err, LRQ_ENOMEM, "out of memory");
         return NULL;

@@ -19,6 +19,7 @@
 
 #define HIST_FLUSH_MS 2000
 #define HIST_MAX_PENDING 20000   /* samples held between flushes before new ones are dropped */
+#define HIST_MAX_SEGS 1024       /* segments of one job (stage names and block numbers come from the worker) */
 
 typedef struct hist_seg {
     char stage[16];

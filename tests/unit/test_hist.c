@@ -129,3 +129,25 @@ Test(hist, a_deleted_job_does_not_fail_the_batch)
     cr_expect_eq(n, 0);
     free(s);
 }
+
+Test(hist, segments_are_bounded)
+{
+    int64_t job = new_job();
+    hist_t h;
+    hist_init(&h, db);
+    int refused = 0;
+    for (int b = 1; b <= HIST_MAX_SEGS + 10; b++) {
+        json_t *p = json_pack("{s:s, s:i, s:i, s:f}", "stage", "reconstruct", "block", b, "iteration", 1, "loss", 1.0);
+        if (hist_add(&h, job, p, 1, &err)) refused++;
+        json_decref(p);
+    }
+    cr_expect_eq(refused, 10, "the segments past HIST_MAX_SEGS are refused: %d", refused);
+    cr_expect_eq(h.dropped, 10);
+    cr_assert_eq(hist_flush(&h, 1, &err), 0, "%s", err.msg);
+    hist_close(&h);
+    db_psample_t *s;
+    size_t n;
+    cr_assert_eq(db_progress_list(db, job, 0, 5000, &s, &n, &err), 0);
+    cr_expect_eq(n, HIST_MAX_SEGS);
+    free(s);
+}
