@@ -771,6 +771,7 @@ static void xs_destroy(void *self)
     /* The loop has ended (main closed every handle): free what is left without callbacks. */
     for (xs_cmd_t *c = x->cmds, *n; c; c = n) {
         n = c->next;
+        if (c->done == xs__query_done) free(c->ctx);   /* its list of ids; other contexts are runs or ids */
         lrq_buf_free(&c->ob);
         lrq_buf_free(&c->eb);
         free(c);

@@ -14,7 +14,9 @@
 # MariaDB server), so finished jobs are read with `scontrol show job`, kept by a large
 # MinJobAge; proctrack/linuxproc and task/none (no cgroups inside a container);
 # select/cons_tres with CR_Core_Memory, so --cpus-per-task and --mem are enforced by
-# the scheduler as on a real cluster; KillWait = $SLURM_KILLWAIT (SIGTERM → SIGKILL).
+# the scheduler as on a real cluster; KillWait = $SLURM_KILLWAIT (SIGTERM → SIGKILL);
+# partition "urgent" preempts (cancels) jobs of the default partition "lrq"
+# (preempt/partition_prio, PreemptMode=CANCEL), for the preemption test.
 SLURM_PIDS=
 slurm__port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 slurm__wait() { # slurm__wait 'CONDITION' PID...: until CONDITION holds or a PID died (stall guard 60 s)
@@ -77,8 +79,11 @@ MinJobAge=86400
 KillWait=${SLURM_KILLWAIT:-5}
 InactiveLimit=0
 MailProg=/bin/true
+PreemptType=preempt/partition_prio
+PreemptMode=CANCEL
 NodeName=$host NodeAddr=127.0.0.1 CPUs=$cpus RealMemory=$mem State=UNKNOWN
-PartitionName=lrq Nodes=$host Default=YES MaxTime=INFINITE State=UP
+PartitionName=lrq Nodes=$host Default=YES MaxTime=INFINITE State=UP PriorityTier=1
+PartitionName=urgent Nodes=$host MaxTime=INFINITE State=UP PriorityTier=10 PreemptMode=OFF
 CONF
   : > "$SD/plugstack.conf"
   export SLURM_CONF=$SD/slurm.conf
@@ -86,7 +91,7 @@ CONF
   slurmd -D -f "$SLURM_CONF" -N "$host" > "$SD/log/slurmd.out" 2>&1 &
   SLURM_PIDS="$SLURM_PIDS $!"
   # Ready when the node is idle in the partition (sinfo asks slurmctld; slurmd registered).
-  slurm__wait '[ "$(sinfo -h -N -o %t 2>/dev/null)" = idle ]' $SLURM_PIDS || {
+  slurm__wait '[ "$(sinfo -h -N -p lrq -o %t 2>/dev/null)" = idle ]' $SLURM_PIDS || {
     echo "slurm_start: the node did not become idle: $(sinfo -h -N -o '%t %E' 2>&1 | head -2)" >&2
     tail -5 "$SD/log/slurmctld.log" "$SD/log/slurmd.log" "$SD/log/slurmctld.out" "$SD/log/slurmd.out" >&2 2>/dev/null
     return 1; }

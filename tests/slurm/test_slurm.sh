@@ -13,6 +13,8 @@
 #      the next lrqd, which adopts it;
 #   7. (run before 6) slurmctld stopped mid-job and restarted: the running job carries on,
 #      a submission during the outage waits without using an attempt;
+#   8. (before 6) preempted by a job of a higher partition → requeued uncounted, resumed;
+#   9. (before 6) the Slurm time limit → failed, naming it;
 #   6. a refused submission (unknown partition) → the start-up probe names sbatch's
 #      error and the queue is held; sbatch arguments lrqd sets itself are refused.
 # Slurm that cannot start FAILS the suite (Bail out), it never skips: make check-slurm
@@ -22,13 +24,13 @@
 . "$SRC/tests/slurm/cluster.sh"
 ITERS=300
 trap 'slurm_stop; cleanup' EXIT
-echo "1..17"
+echo "1..19"
 
 # Slurm's job output and the worker's files live in $T, which the "node" (this host)
 # shares with lrqd, as a cluster's nodes share the state dir.
 SLURM_KILLWAIT=5 slurm_start "$T/slurm" 2> "$T/slurm.err" || {
   sed 's/^/# /' "$T/slurm.err"; echo "Bail out! the test Slurm cluster did not start (see above)"; exit 1; }
-diag "Slurm $(sinfo --version 2>/dev/null): node $(sinfo -h -N -o '%N %t %c CPUs %m MB')"
+diag "Slurm $(sinfo --version 2>/dev/null): node $(sinfo -h -N -p lrq -o '%N %t %c CPUs %m MB')"
 
 # sid_of ID: the Slurm job id lrqd recorded for job ID (schema/0003_slurm.sql)
 sid_of() { sql "$STATE/lrq.db" "SELECT ifnull(slurm_job_id, '') FROM job WHERE id = $1"; }
@@ -159,6 +161,35 @@ expect "…slurmctld back: both succeed; job $F ran on in Slurm job $SF through 
   '[ "$(job_field $G attempts)" = 1 ] && [ "$(job_field $F attempts)" = 1 ] && [ "$(slurm_jobs $F)" = "$SF" ] && [ "$(sha "$STATE/jobs/$F/artifacts/hf/model.safetensors")" = "$LOCAL_SHA" ]'
 stop_daemon TERM
 
+# 8. Preemption: a job of the higher-tier partition "urgent" needs every CPU of the node,
+#    Slurm cancels ours (state PREEMPTED): requeued without using an attempt, resubmitted,
+#    resumed from its checkpoint, identical artifact.
+# shellcheck disable=SC2086
+start_daemon $slurmd_opts || { echo "Bail out! lrqd did not restart"; exit 1; }
+submit "$(spec preempted $ITERS)"; P=$JOB
+wait_ckpt "$P"
+SP1=$(sid_of "$P")
+U=$(sbatch --parsable -p urgent -c "$(nproc)" --mem=64 -o /dev/null -J urgent --wrap 'sleep 1')
+wait_state "$P" succeeded
+SP2=$(sid_of "$P")
+expect "Slurm job $SP1 PREEMPTED by urgent job $U → requeued without an attempt, resubmitted as $SP2, resumed, identical artifact" \
+  '[ "$(sjob "$SP1" JobState)" = PREEMPTED ] && grep -q "job $P: requeued (preempted in Slurm (job $SP1); will resume)" "$T/lrqd.out" && [ "$(job_field $P attempts)" = 1 ] && [ "$(slurm_jobs $P)" = "$SP1 $SP2" ] && grep -q "\"event\":\"resume\"" "$STATE/jobs/$P/slurm-$SP2.out" && [ "$(sha "$STATE/jobs/$P/artifacts/hf/model.safetensors")" = "$LOCAL_SHA" ]' \
+  "Slurm job $SP1: $(sjob "$SP1" JobState) $(sjob "$SP1" ExitCode); urgent job $U: $(sjob "$U" JobState)"
+stop_daemon TERM
+
+# 9. The Slurm time limit (slurm_time_limit_min = 1): Slurm signals the worker at the
+#    limit (it checkpoints), the job ends TIMEOUT → failed with that reason, not retried.
+# shellcheck disable=SC2086
+start_daemon $slurmd_opts --slurm-time-limit-min 1 || { echo "Bail out! lrqd did not restart"; exit 1; }
+submit "$(spec timelimit 100000)"; Q=$JOB
+wait_ckpt "$Q"
+SQ=$(sid_of "$Q")
+wait_state "$Q" failed 150
+expect "Slurm time limit: Slurm job $SQ TIMEOUT → job $Q failed naming the limit, one attempt" \
+  '[ "$(sjob "$SQ" JobState)" = TIMEOUT ] && [ "$(sjob "$SQ" TimeLimit)" = 00:01:00 ] && [ "$(job_field $Q error)" = "exceeded the Slurm time limit (job $SQ)" ] && [ "$(job_field $Q attempts)" = 1 ]' \
+  "Slurm job $SQ: $(sjob "$SQ" JobState) $(sjob "$SQ" ExitCode), TimeLimit $(sjob "$SQ" TimeLimit); error: $(job_field "$Q" error)"
+stop_daemon TERM
+
 # 6. A submission Slurm refuses: the probe says why and the queue is held.
 STATE=$T/badpart
 # shellcheck disable=SC2086
@@ -174,5 +205,5 @@ ASAN_OPTIONS=detect_leaks=0 "$LRQD" --state-dir "$T/badargs" --listen 127.0.0.1:
   --slurm-sbatch-args "--qos=x --output=/tmp/o" > "$T/badargs.out" 2>&1; brc=$?
 expect "slurm_sbatch_args naming an option lrqd sets itself → lrqd refuses to start (exit 2), naming it" \
   '[ $brc = 2 ] && grep -q "slurm_sbatch_args: --output=/tmp/o is set by lrqd itself" "$T/badargs.out"' "$(tail -n 1 "$T/badargs.out")"
-expect "no lrq Slurm job left running or pending" '[ -z "$(squeue -h -o %i -n lrq-$A,lrq-$B,lrq-$C,lrq-$D,lrq-$E,lrq-$F,lrq-$G 2>/dev/null)" ]'
+expect "no lrq Slurm job left running or pending" '[ -z "$(squeue -h -o %i -n lrq-$A,lrq-$B,lrq-$C,lrq-$D,lrq-$E,lrq-$F,lrq-$G,lrq-$P,lrq-$Q 2>/dev/null)" ]'
 exit 0
