@@ -2,7 +2,7 @@
  * (docs/algorithms.md, GPTQ and LQER and L²QER), next to the machine's own GEMM rates measured
  * in the same run.
  *
- *   lrq-bench gptq [--dim 4096] [--ffn 11008] [--tokens 2048] [--threads 2] [--linears 7] [--bits 4]
+ *   lrq-bench gptq [--dim 4096] [--ffn 11008] [--tokens 2048] [--threads 2] [--linears 7] [--first 0] [--bits 4]
  *       one Llama-2-7B-shaped block: q, k, v, o (4096×4096), gate, up (11008×4096), down (4096×11008);
  *       per linear: statistics H = XᵀX of `tokens` synthetic inputs (dsyrk), GPTQ (damp 0.01, block 128,
  *       per-channel, minmax init); time, peak RSS, and the time sgemm / dgemm would need for the
@@ -76,9 +76,10 @@ static double bm_gemm_rate(int n, int dbl)
 
 static int bm_gptq(int argc, char **argv)
 {
-    int D = 4096, F = 11008, N = 2048, threads = 2, nlin = 7, bits = 4;
+    int D = 4096, F = 11008, N = 2048, threads = 2, nlin = 7, bits = 4, first = 0;
     static const struct option opts[] = {{"dim", 1, 0, 'd'}, {"ffn", 1, 0, 'f'}, {"tokens", 1, 0, 'n'},
-                                         {"threads", 1, 0, 't'}, {"linears", 1, 0, 'l'}, {"bits", 1, 0, 'b'}, {0, 0, 0, 0}};
+                                         {"threads", 1, 0, 't'}, {"linears", 1, 0, 'l'}, {"bits", 1, 0, 'b'},
+                                         {"first", 1, 0, 'F'}, {0, 0, 0, 0}};
     int o;
     optind = 2;
     while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -89,9 +90,11 @@ static int bm_gptq(int argc, char **argv)
         case 't': threads = atoi(optarg); break;
         case 'l': nlin = atoi(optarg); break;
         case 'b': bits = atoi(optarg); break;
+        case 'F': first = atoi(optarg); break;
         default: return 64;
         }
     }
+    if (first < 0 || first > 6) { fprintf(stderr, "lrq-bench: --first is 0 (q) … 6 (down)\n"); return 64; }
     if (D < 16 || F < 16 || N < 1 || nlin < 1 || nlin > 7 || threads < 1) { fprintf(stderr, "lrq-bench: bad options\n"); return 64; }
     printf("GPTQ on a 7B-shaped block: weights and inputs are SYNTHETIC (Gaussian; every 7th input channel ×4)\n");
     printf("dim %d, ffn %d, %d calibration tokens, W%d per-channel, damp 0.01, block 128, %d threads\n", D, F, N, bits, threads);
@@ -104,7 +107,7 @@ static int bm_gptq(int argc, char **argv)
     const char *nm[7] = {"q", "k", "v", "o", "gate", "up", "down"};
     double tot_t = 0, tot_fl = 0, tot_st = 0;
     uint64_t rng = 1;
-    for (int i = 0; i < nlin; i++) {
+    for (int i = first; i < first + nlin && i < 7; i++) {
         int m = shp[i][0], n = shp[i][1];
         float *W = bm_randn((size_t)m * n, &rng, 0.02f), *X = bm_randn((size_t)N * n, &rng, 1);
         for (int t = 0; t < N; t++) for (int j = 0; j < n; j += 7) X[(size_t)t * n + j] *= 4;
@@ -127,7 +130,7 @@ static int bm_gptq(int argc, char **argv)
                nm[i], m, n, ts, tg, fl / srate / 1e9, fl / drate / 1e9, tg / (fl / drate / 1e9), bm_rss_mb());
         fflush(stdout);
         tot_t += tg; tot_fl += fl; tot_st += ts;
-        if (i == 0) { /* single vs double factorisation of the same H (n = dim) */
+        if (i == first) { /* single vs double factorisation of the same H (n = dim) */
             double *Hd = malloc((size_t)n * n * 8), mean = 0;
             float *Hs = malloc((size_t)n * n * 4);
             for (int k = 0; k < n; k++) mean += st.H[(size_t)k * n + k];

@@ -96,7 +96,7 @@ for mdl in models:
             p = f"{out}/{mdl}-{st}-odlri-{init}/metrics.json"
             if os.path.exists(p): e[init] = {L["name"]: L for L in json.load(open(p))["method_layers"]}
         if len(e) < 3: continue
-        print(f"\n{mdl} {st}: | layer | zero | lr_first | odlri | odlri iterations 1 → 15 |\n|---|---|---|---|---|")
+        print(f"\n{mdl} {st}: | layer | zero | lr_first | odlri | odlri init: first → last iteration |\n|---|---|---|---|---|")
         for name in e["odlri"]:
             it = e["odlri"][name]["odlri_errors"]
             print(f"| {name} | {e['zero'][name]['act_error']:.4f} | {e['lr_first'][name]['act_error']:.4f} | "

@@ -8,6 +8,7 @@
 const char *const lrq_method_name[] = {"rtn", "lrq", "flexround", "gptq", "lqer", "odlri", NULL};
 const char *const lrq_lqer_base_name[] = {"rtn", "gptq", "lrq", "flexround", NULL};
 const char *const lrq_odlri_init_name[] = {"zero", "lr_first", "odlri", NULL};
+const char *const lrq_lqer_svd_name[] = {"auto", "exact", "randomized", NULL};
 const char *const lrq_rank_policy_name[] = {"ratio", "fixed", "paper", NULL};
 const char *const lrq_precision_name[] = {"fp32", "bf16", NULL};
 const char *const lrq_backend_name[] = {"openblas", "onednn", NULL};
@@ -176,7 +177,7 @@ static int spec__factor_bits(const json_t *o, const char *field, int *out, lrq_e
 static int spec__methods(const json_t *j, lrq_spec_t *s, lrq_err_t *err)
 {
     static const char *const gk[] = {"damp", "block_size", "act_order", "static_groups", NULL};
-    static const char *const lk[] = {"rank", "scaled", "factor_bits", "base", NULL};
+    static const char *const lk[] = {"rank", "scaled", "factor_bits", "base", "svd", NULL};
     static const char *const ok[] = {"rank", "outliers", "init", "iterations", "factor_bits", NULL};
     const json_t *g, *l, *o;
     long x;
@@ -193,6 +194,7 @@ static int spec__methods(const json_t *j, lrq_spec_t *s, lrq_err_t *err)
         if ((rc = get_bool(l, "scaled", "lqer.scaled", &s->lqer.scaled, err))) return rc;
         if ((rc = spec__factor_bits(l, "lqer.factor_bits", &s->lqer.factor_bits, err))) return rc;
         if ((rc = get_enum(l, "base", "lqer.base", lrq_lqer_base_name, &s->lqer.base, err))) return rc;
+        if ((rc = get_enum(l, "svd", "lqer.svd", lrq_lqer_svd_name, &s->lqer.svd, err))) return rc;
     }
     if (o) {
         if (s->method != LRQ_M_ODLRI) return lrq_err_field(err, "odlri", "applies only to method odlri");

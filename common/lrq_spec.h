@@ -30,6 +30,7 @@ typedef struct lrq_lqer_spec {
     int scaled;              /* default true (L²QER) */
     int factor_bits;         /* 16 (fp16, default) or 8 (int8 per row + fp16 scale) */
     int base;                /* enum lrq_lqer_base, default rtn */
+    int svd;                 /* 0 auto (exact up to min(in, out) 1024, randomized above), 1 exact, 2 randomized */
 } lrq_lqer_spec_t;
 /* "odlri": alternating Q (GPTQ) + LR with the outlier-driven init */
 typedef struct lrq_odlri_spec {
@@ -113,6 +114,7 @@ extern const char *const lrq_pipeline_name[];    /* "sequential", "parallel" */
 extern const char *const lrq_gguf_type_name[];   /* "auto", "q4_0", "q4_1", "q8_0", "f16", "f32" */
 extern const char *const lrq_lqer_base_name[];   /* "rtn", "gptq", "lrq", "flexround" */
 extern const char *const lrq_odlri_init_name[];  /* "zero", "lr_first", "odlri" */
+extern const char *const lrq_lqer_svd_name[];    /* "auto", "exact", "randomized" */
 /* 1 when the job runs LRQ/FlexRound reconstruction (methods lrq, flexround, lqer on base lrq/flexround). */
 int lrq_spec_uses_recon(const lrq_spec_t *s);
 /* 1 when the result has low-rank factors (lqer, odlri). */

@@ -176,17 +176,22 @@ static int gptq__cmp(const void *a, const void *b)
     return x->i - y->i;                            /* ties: original order (deterministic) */
 }
 
-/* U = upper Cholesky factor of (Hp + λI)⁻¹ (H⁻¹ = Uᵀ U), without forming the inverse: with J the
+/* U = upper Cholesky factor of (Hp + λI)⁻¹ (H⁻¹ = Uᵀ U), Hp = H in working column order (Hp_ij =
+ * H_{perm i, perm j}, dead diagonals 1), read from H directly so that no permuted n×n copy is kept;
+ * without forming the inverse: with J the
  * reversal permutation, J H J = L̃ L̃ᵀ (dpotrf, lower) gives H = Ũ Ũᵀ with Ũ = J L̃ J upper, so
  * H⁻¹ = Ũ⁻ᵀ Ũ⁻¹ and U = Ũ⁻¹ (dtrtri). One Cholesky and one triangular inverse (2n³/3 flops) instead of
  * GPTQ's Cholesky, inverse and second Cholesky (4n³/3), and no explicit inverse to lose digits in.
  * Returns 0, or > 0 when H + λI is not (numerically) positive definite. */
-static int gptq__hinv(double *U, const double *Hp, int n, double lambda)
+static int gptq__hinv(double *U, const double *H, const int *perm, int n, double lambda)
 {
     double dmax = 0;
-    for (int i = 0; i < n; i++)
-        for (int j = 0; j < n; j++) U[(size_t)i * n + j] = Hp[(size_t)(n - 1 - i) * n + (n - 1 - j)];
     for (int i = 0; i < n; i++) {
+        const double *hr = H + (size_t)perm[n - 1 - i] * n;
+        for (int j = 0; j < n; j++) U[(size_t)i * n + j] = hr[perm[n - 1 - j]];
+    }
+    for (int i = 0; i < n; i++) {
+        if (U[(size_t)i * n + i] == 0) U[(size_t)i * n + i] = 1; /* dead input */
         U[(size_t)i * n + i] += lambda;
         dmax = U[(size_t)i * n + i] > dmax ? U[(size_t)i * n + i] : dmax;
     }
@@ -227,14 +232,14 @@ int eng_gptq_quantize(eng_pool_t *pool, const float *W, int m, int n, const doub
     int rc = 0;
     int parts = m >= 128 ? (m / 64 < 8 ? m / 64 : 8) : 1; /* shape-only partition */
     int rpp = (m + parts - 1) / parts;
-    double *Hp = malloc((size_t)n * n * sizeof(double)), *U = malloc((size_t)n * n * sizeof(double));
+    double *U = malloc((size_t)n * n * sizeof(double));
     double *Wd = malloc((size_t)m * n * sizeof(double)), *Err = malloc((size_t)m * Bsz * sizeof(double));
     int *perm = malloc((size_t)n * sizeof(int));
     gptq__key_t *keys = malloc((size_t)n * sizeof *keys);
     float *gbuf = dynamic ? malloc((size_t)parts * rpp * ql->gs * sizeof(float)) : NULL;
     float *gsc = dynamic ? malloc((size_t)parts * rpp * sizeof(float)) : NULL;
     float *gze = dynamic ? malloc((size_t)parts * rpp * sizeof(float)) : NULL;
-    if (!Hp || !U || !Wd || !Err || !perm || !keys || (dynamic && (!gbuf || !gsc || !gze))) {
+    if (!U || !Wd || !Err || !perm || !keys || (dynamic && (!gbuf || !gsc || !gze))) {
         rc = lrq_errf(err, LRQ_ENOMEM, "gptq: out of memory for a %dx%d layer", m, n);
         goto out;
     }
@@ -250,24 +255,21 @@ int eng_gptq_quantize(eng_pool_t *pool, const float *W, int m, int n, const doub
     if (g->act_order) qsort(keys, (size_t)n, sizeof *keys, gptq__cmp);
     for (int i = 0; i < n; i++) perm[i] = keys[i].i;
     double meand = 0;
-    for (int i = 0; i < n; i++) {
-        const double *hr = H + (size_t)perm[i] * n;
-        for (int j = 0; j < n; j++) Hp[(size_t)i * n + j] = hr[perm[j]];
-    }
     for (int r = 0; r < m; r++)
         for (int i = 0; i < n; i++) Wd[(size_t)r * n + i] = W[(size_t)r * n + perm[i]];
     for (int i = 0; i < n; i++) {
-        if (Hp[(size_t)i * n + i] == 0) { /* dead input: H_ii = 1, its weights become 0 (as GPTQ) */
-            Hp[(size_t)i * n + i] = 1;
+        double d = H[(size_t)perm[i] * n + perm[i]];
+        if (d == 0) { /* dead input: H_ii = 1, its weights become 0 (as GPTQ) */
+            d = 1;
             for (int r = 0; r < m; r++) Wd[(size_t)r * n + i] = 0;
             info->dead++;
         }
-        meand += Hp[(size_t)i * n + i];
+        meand += d;
     }
     meand /= n;
     double lambda = g->damp * meand;
     int bad;
-    while ((bad = gptq__hinv(U, Hp, n, lambda))) {
+    while ((bad = gptq__hinv(U, H, perm, n, lambda))) {
         if (info->retries >= 8) {
             rc = lrq_errf(err, LRQ_ENUMERIC, "gptq: H + %g·I is not positive definite (column %d) after %d extra dampings",
                           lambda, bad, info->retries);
@@ -287,6 +289,6 @@ int eng_gptq_quantize(eng_pool_t *pool, const float *W, int m, int n, const doub
         eng_pool_range(pool, m, parts, gptq__tail, &c);
     }
 out:
-    free(Hp); free(U); free(Wd); free(Err); free(perm); free(keys); free(gbuf); free(gsc); free(gze);
+    free(U); free(Wd); free(Err); free(perm); free(keys); free(gbuf); free(gsc); free(gze);
     return rc;
 }

@@ -330,7 +330,11 @@ static int m__quantize(mrun_t *R, int b, int i, json_t *meta, lrq_err_t *err)
                 eng_lqer_scale(R->absm, n, R->sc);
             }
             if ((rc = eng_lowrank_init(&job->lr[idx], m, n, s->lqer.rank, s->lqer.factor_bits, err))) return rc;
-            if ((rc = eng_lqer_fit(E, s->lqer.scaled ? R->sc : NULL, ENG_SVD_EXACT, &job->lr[idx], err))) return rc;
+            /* auto: sgesdd up to min(m, n) = 1024, the randomized range finder above (docs/algorithms.md) */
+            int mn = m < n ? m : n, rnd = s->lqer.svd == 2 || (s->lqer.svd == 0 && mn > 1024);
+            json_object_set_new(meta, "svd", json_string(rnd ? "randomized" : "sgesdd"));
+            if ((rc = eng_lqer_fit(E, s->lqer.scaled ? R->sc : NULL, rnd ? ENG_SVD_RANDOMIZED : ENG_SVD_EXACT, &job->lr[idx], err)))
+                return rc;
         }
     }
     if (gptq_used) {
@@ -518,7 +522,7 @@ int wk_methods_run(wk_job_t *job, double f0, double f1, lrq_err_t *err)
     if (s->method == LRQ_M_LQER)
         json_object_set_new(cfg, "lqer", json_pack("{s:i, s:b, s:i, s:s, s:s}", "rank", s->lqer.rank, "scaled",
                                                    s->lqer.scaled, "factor_bits", s->lqer.factor_bits, "base",
-                                                   lrq_lqer_base_name[s->lqer.base], "svd", "sgesdd"));
+                                                   lrq_lqer_base_name[s->lqer.base], "svd", lrq_lqer_svd_name[s->lqer.svd]));
     if (s->method == LRQ_M_ODLRI)
         json_object_set_new(cfg, "odlri", json_pack("{s:i, s:i, s:s, s:i, s:i}", "rank", s->odlri.rank, "outliers",
                                                     s->odlri.outliers, "init", lrq_odlri_init_name[s->odlri.init],

@@ -45,6 +45,7 @@ Test(spec_methods, defaults)
     cr_expect_eq(s.lqer.scaled, 1);
     cr_expect_eq(s.lqer.factor_bits, 16);
     cr_expect_eq(s.lqer.base, LRQ_BASE_RTN);
+    cr_expect_eq(s.lqer.svd, 0);
     cr_expect_eq(lrq_spec_factored(&s), 1);
     cr_expect_eq(lrq_spec_uses_recon(&s), 0);
     lrq_spec_close(&s);
@@ -79,6 +80,7 @@ Test(spec_methods, bad_values_name_their_field)
     expect_field(HEAD "\"method\":\"lqer\",\"lqer\":{\"rank\":0}}", "lqer.rank", "1..65536");
     expect_field(HEAD "\"method\":\"lqer\",\"lqer\":{\"base\":\"awq\"}}", "lqer.base", "rtn, gptq, lrq, flexround");
     expect_field(HEAD "\"method\":\"lqer\",\"lqer\":{\"scaled\":1}}", "lqer.scaled", "true or false");
+    expect_field(HEAD "\"method\":\"lqer\",\"lqer\":{\"svd\":\"lanczos\"}}", "lqer.svd", "auto, exact, randomized");
     expect_field(HEAD "\"method\":\"lqer\",\"lqer\":{\"rnk\":4}}", "lqer.rnk", "unknown");
     expect_field(HEAD "\"method\":\"odlri\",\"odlri\":{\"init\":\"svd\"}}", "odlri.init", "zero, lr_first, odlri");
     expect_field(HEAD "\"method\":\"odlri\",\"odlri\":{\"iterations\":0}}", "odlri.iterations", "1..1000");
