@@ -228,10 +228,7 @@ static int spec__methods(const json_t *j, lrq_spec_t *s, lrq_err_t *err)
         return lrq_err_field(err, "lrq", "applies only to lqer with base lrq or flexround");
     if (s->calib_path && s->method == LRQ_M_LQER && lrq_spec_uses_recon(s) && s->batch_size > s->calib_samples)
         return lrq_err_field(err, "lrq.batch_size", "must not exceed calibration.samples (%d)", s->calib_samples);
-    if (lrq_spec_factored(s) && s->export_gptq)
-        return lrq_err_field(err, "export", "gptq cannot hold the low-rank factors of method %s; use \"hf\" "
-                             "(factors merged into dense weights; the factored artifact is always written)",
-                             lrq_method_name[s->method]);
+    /* exports that cannot hold factors are refused by spec__export, naming the entry */
     return 0;
 }
 

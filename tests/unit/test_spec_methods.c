@@ -100,8 +100,8 @@ Test(spec_methods, bad_values_name_their_field)
     expect_field(HEAD "\"method\":\"lqer\",\"lrq\":{}}", "lrq", "base lrq or flexround");
     expect_field(HEAD "\"method\":\"lqer\",\"gptq\":5}", "gptq", "object");
     /* exports that cannot hold factors are refused up front, naming hf */
-    expect_field(HEAD "\"method\":\"lqer\",\"export\":[\"gptq\"]}", "export", "\"hf\"");
-    expect_field(HEAD "\"method\":\"odlri\",\"export\":[\"hf\",\"gptq\"]}", "export", "factors");
+    expect_field(HEAD "\"method\":\"lqer\",\"export\":[\"gptq\"]}", "export[0]", "\"hf\"");
+    expect_field(HEAD "\"method\":\"odlri\",\"export\":[\"hf\",\"gptq\"]}", "export[1]", "factors");
     /* calibration is required */
     expect_field("{\"model\":\"m\",\"method\":\"gptq\"}", "calibration", "required");
 }
