@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -823,6 +824,15 @@ static void exp__ref_row(const eng_qlinear_t *q, int r, float *o)
     for (int j = 0; j < q->n; j++) o[j] = s[j / q->gs] * ((float)qr[j] - z[j / q->gs]);
 }
 
+/* Verifier done with [p, p + n) of a read-only mapping: drop its pages from RSS (re-read if needed),
+ * so re-reading an export costs one tensor of memory, not the file. */
+static void exp__drop_pages(const void *p, size_t n)
+{
+    long pg = sysconf(_SC_PAGESIZE);
+    uintptr_t a = ((uintptr_t)p + (uintptr_t)pg - 1) & ~((uintptr_t)pg - 1), e = ((uintptr_t)p + n) & ~((uintptr_t)pg - 1);
+    if (pg > 0 && e > a) madvise((void *)a, e - a, MADV_DONTNEED);
+}
+
 static int exp__mismatch(const float *a, const float *b, int n)
 {
     for (int j = 0; j < n; j++)
@@ -965,6 +975,9 @@ int eng_export_verify_gptq(const char *dir, const eng_model_t *src, const eng_qs
                                   "reads %.9g, the evaluated weight is %.9g", path, l, eng_lin_hf_name[k], (long long)n,
                                   j, (double)a[j], (double)b[j]);
             }
+            exp__drop_pages(pqw, (size_t)(s_qw[0] * N) * 4);
+            exp__drop_pages(pqz, (size_t)(G * s_qz[1]) * 4);
+            exp__drop_pages(psc, (size_t)(G * N) * 2);
         }
     }
     free(a);
@@ -1208,6 +1221,9 @@ int eng_export_verify_ct(const char *dir, const eng_model_t *src, const eng_qsou
                                   "reads %.9g, the evaluated weight is %.9g", path, l, eng_lin_hf_name[k], (long long)n,
                                   j, (double)a[j], (double)b[j]);
             }
+            exp__drop_pages(pp, (size_t)(N * (K / pf)) * 4);
+            exp__drop_pages(ps, (size_t)(N * G) * (src->dtype == ENG_F32 ? 4 : 2));
+            if (pz) exp__drop_pages(pz, (size_t)(N / pf * G) * 4);
         }
     }
     free(a);
