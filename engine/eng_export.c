@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -683,68 +684,71 @@ static void exp__pack32(const uint32_t v[32], int bits, uint32_t *w)
     }
 }
 
-typedef struct exp__gptq_lin {
-    uint32_t *qweight;   /* [K*bits/32, N] */
-    uint32_t *qzeros;    /* [G, N*bits/32] */
-    uint16_t *scales;    /* [G, N] fp16 */
-    int32_t *g_idx;      /* [K] */
-} exp__gptq_lin_t;
-
-static void exp__gptq_lin_free(exp__gptq_lin_t *p)
+/* Zero points and scales a GPTQ checkpoint can hold (checked before anything is written). */
+static int exp__gptq_validate(const eng_qlinear_t *q, int sym, const char *nm, lrq_err_t *err)
 {
-    free(p->qweight);
-    free(p->qzeros);
-    free(p->scales);
-    free(p->g_idx);
-}
-
-static int exp__gptq_pack(const eng_config_t *c, int k, const eng_qlinear_t *q, int sym, exp__gptq_lin_t *p,
-                          const char *nm, lrq_err_t *err)
-{
-    const int bits = q->bits, K = q->n, N = q->m, G = q->G, maxq = (1 << bits) - 1;
-    const int zsym = 1 << (bits - 1);
-    p->qweight = malloc((size_t)K / 32 * bits * N * sizeof *p->qweight);
-    p->qzeros = malloc((size_t)G * (N / 32) * bits * sizeof *p->qzeros);
-    p->scales = malloc((size_t)G * N * sizeof *p->scales);
-    p->g_idx = malloc((size_t)K * sizeof *p->g_idx);
-    if (!p->qweight || !p->qzeros || !p->scales || !p->g_idx)
-        return lrq_errf(err, LRQ_ENOMEM, "gptq export: %s: out of memory", nm);
-    uint32_t v[32], wd[8];
-    /* qweight: packed along K, column n = output row (after the q/k permutation) */
-    for (int n = 0; n < N; n++) {
-        const uint8_t *qr = q->q + (size_t)exp__src_row(c, k, n) * K;
-        for (int b = 0; b < K / 32; b++) {
-            for (int i = 0; i < 32; i++) v[i] = qr[b * 32 + i];
-            exp__pack32(v, bits, wd);
-            for (int w = 0; w < bits; w++) p->qweight[((size_t)b * bits + w) * N + n] = wd[w];
-        }
-    }
-    /* zeros: integers in [0, maxq]; sym must be exactly 2^(b−1) (Marlin never reads qzeros) */
-    for (int n = 0; n < N; n++) {
-        int r = exp__src_row(c, k, n);
-        for (int g = 0; g < G; g++) {
-            float z = q->zero[(size_t)r * G + g], s = q->scale[(size_t)r * G + g];
+    const int maxq = (1 << q->bits) - 1, zsym = 1 << (q->bits - 1);
+    for (int r = 0; r < q->m; r++)
+        for (int g = 0; g < q->G; g++) {
+            float z = q->zero[(size_t)r * q->G + g], s = q->scale[(size_t)r * q->G + g];
+            /* zeros: integers in [0, maxq]; sym must be exactly 2^(b−1) (Marlin never reads qzeros) */
             if (z != floorf(z) || z < 0 || z > maxq || (sym && z != zsym))
                 return lrq_errf(err, LRQ_EFORMAT, "gptq export: %s: zero point %g (row %d, group %d) is not %s", nm,
                                 (double)z, r, g, sym ? "2^(bits-1) as symmetric GPTQ requires" : "an integer code");
-            uint16_t h = eng_f32_to_f16(s);
-            if ((h & 0x7c00u) == 0x7c00u)
+            if ((eng_f32_to_f16(s) & 0x7c00u) == 0x7c00u)
                 return lrq_errf(err, LRQ_ENUMERIC, "gptq export: %s: scale %g (row %d, group %d) overflows fp16", nm,
                                 (double)s, r, g);
-            p->scales[(size_t)g * N + n] = h;
         }
-    }
-    const int zw = N / 32 * bits;
-    for (int g = 0; g < G; g++)
-        for (int cb = 0; cb < N / 32; cb++) {
-            for (int i = 0; i < 32; i++) {
-                int z = (int)q->zero[(size_t)exp__src_row(c, k, cb * 32 + i) * G + g];
-                v[i] = (uint32_t)(sym ? z - 1 : z); /* v1 stores zero − 1 (≥ 0 for sym), v2 as is */
+    return 0;
+}
+
+typedef struct exp__gptq_ctx {
+    const eng_config_t *c;
+    const eng_qlinear_t *q;
+    int k, sym, what;   /* 0 qweight, 1 qzeros, 2 scales, 3 g_idx */
+} exp__gptq_ctx_t;
+
+/* eng_st_fill_fn: one GPTQ tensor packed straight into the writer's scratch, so the packed model
+ * never sits in memory at once (docs/formats.md, GPTQ packing). */
+static int exp__gptq_fill(void *ctx, void *dst, size_t nbytes, lrq_err_t *err)
+{
+    (void)nbytes;
+    (void)err;
+    const exp__gptq_ctx_t *x = ctx;
+    const eng_qlinear_t *q = x->q;
+    const eng_config_t *c = x->c;
+    const int bits = q->bits, K = q->n, N = q->m, G = q->G, k = x->k;
+    uint32_t v[32], wd[8];
+    if (x->what == 0) { /* qweight [K*bits/32, N]: packed along K, column n = output row (after the q/k permutation) */
+        uint32_t *qw = dst;
+        for (int n = 0; n < N; n++) {
+            const uint8_t *qr = q->q + (size_t)exp__src_row(c, k, n) * K;
+            for (int b = 0; b < K / 32; b++) {
+                for (int i = 0; i < 32; i++) v[i] = qr[b * 32 + i];
+                exp__pack32(v, bits, wd);
+                for (int w = 0; w < bits; w++) qw[((size_t)b * bits + w) * N + n] = wd[w];
             }
-            exp__pack32(v, bits, wd);
-            for (int w = 0; w < bits; w++) p->qzeros[(size_t)g * zw + cb * bits + w] = wd[w];
         }
-    for (int j = 0; j < K; j++) p->g_idx[j] = j / q->gs; /* G = ⌈K/gs⌉: the last group may be partial */
+    } else if (x->what == 1) { /* qzeros [G, N*bits/32] */
+        uint32_t *qz = dst;
+        const int zw = N / 32 * bits;
+        for (int g = 0; g < G; g++)
+            for (int cb = 0; cb < N / 32; cb++) {
+                for (int i = 0; i < 32; i++) {
+                    int z = (int)q->zero[(size_t)exp__src_row(c, k, cb * 32 + i) * G + g];
+                    v[i] = (uint32_t)(x->sym ? z - 1 : z); /* v1 stores zero − 1 (≥ 0 for sym), v2 as is */
+                }
+                exp__pack32(v, bits, wd);
+                for (int w = 0; w < bits; w++) qz[(size_t)g * zw + cb * bits + w] = wd[w];
+            }
+    } else if (x->what == 2) { /* scales [G, N] fp16 */
+        uint16_t *sc = dst;
+        for (int n = 0; n < N; n++)
+            for (int g = 0; g < G; g++) sc[(size_t)g * N + n] = eng_f32_to_f16(q->scale[(size_t)exp__src_row(c, k, n) * G + g]);
+    } else { /* g_idx [K]: G = ⌈K/gs⌉, the last group may be partial */
+        int32_t *gi = dst;
+        for (int j = 0; j < K; j++) gi[j] = j / q->gs;
+    }
     return 0;
 }
 
@@ -757,7 +761,7 @@ int eng_export_gptq(const eng_model_t *src, const eng_qlinear_t *ql, const char 
 
     const eng_config_t *c = &src->cfg;
     size_t nl = (size_t)c->n_layers * ENG_NLIN;
-    exp__gptq_lin_t *pk = calloc(nl, sizeof *pk);
+    exp__gptq_ctx_t *pk = calloc(nl * 4, sizeof *pk);
     eng_st_writer_t *w = eng_st_writer_new();
     exp__files_t files = {0};
     json_t *cfgj = NULL, *qc = NULL;
@@ -767,10 +771,10 @@ int eng_export_gptq(const eng_model_t *src, const eng_qlinear_t *ql, const char 
         rc = lrq_errf(err, LRQ_ENOMEM, "gptq export: out of memory");
         goto out;
     }
-    /* pack everything before touching outdir: a refused export leaves no directory */
+    /* validate everything before touching outdir: a refused export leaves no directory */
     for (size_t i = 0; i < nl && !rc; i++) {
         exp__lin_name(nm, sizeof nm, (int)(i / ENG_NLIN), (int)(i % ENG_NLIN));
-        rc = exp__gptq_pack(c, (int)(i % ENG_NLIN), &ql[i], sym, &pk[i], nm, err);
+        rc = exp__gptq_validate(&ql[i], sym, nm, err);
     }
     if (rc || (rc = exp__prepare_dir(src, outdir, err))) goto out;
 
@@ -781,18 +785,18 @@ int eng_export_gptq(const eng_model_t *src, const eng_qlinear_t *ql, const char 
         exp__add_copy(w, nm, &L->attn_norm, 1);
         for (int k = 0; k < ENG_NLIN; k++) {
             const eng_qlinear_t *q = &ql[(size_t)l * ENG_NLIN + k];
-            const exp__gptq_lin_t *p = &pk[(size_t)l * ENG_NLIN + k];
             int64_t K = q->n, N = q->m, G = q->G;
-            int64_t s_qw[2] = {K / 32 * bits, N}, s_qz[2] = {G, N / 32 * bits}, s_sc[2] = {G, N}, s_gi[1] = {K};
-            const char *base = eng_lin_hf_name[k];
-            snprintf(nm, sizeof nm, "model.layers.%d.%s.qweight", l, base);
-            eng_st_writer_add(w, nm, "I32", 2, s_qw, p->qweight, (size_t)(s_qw[0] * N) * 4);
-            snprintf(nm, sizeof nm, "model.layers.%d.%s.qzeros", l, base);
-            eng_st_writer_add(w, nm, "I32", 2, s_qz, p->qzeros, (size_t)(G * s_qz[1]) * 4);
-            snprintf(nm, sizeof nm, "model.layers.%d.%s.scales", l, base);
-            eng_st_writer_add(w, nm, "F16", 2, s_sc, p->scales, (size_t)(G * N) * 2);
-            snprintf(nm, sizeof nm, "model.layers.%d.%s.g_idx", l, base);
-            eng_st_writer_add(w, nm, "I32", 1, s_gi, p->g_idx, (size_t)K * 4);
+            int64_t shp[4][2] = {{K / 32 * bits, N}, {G, N / 32 * bits}, {G, N}, {K, 0}};
+            size_t nb[4] = {(size_t)(K / 32 * bits * N) * 4, (size_t)(G * (N / 32) * bits) * 4, (size_t)(G * N) * 2,
+                            (size_t)K * 4};
+            static const char *const suf[4] = {"qweight", "qzeros", "scales", "g_idx"};
+            static const char *const dt[4] = {"I32", "I32", "F16", "I32"};
+            for (int wh = 0; wh < 4; wh++) {
+                exp__gptq_ctx_t *x = &pk[((size_t)l * ENG_NLIN + k) * 4 + wh];
+                *x = (exp__gptq_ctx_t){c, q, k, sym, wh};
+                snprintf(nm, sizeof nm, "model.layers.%d.%s.%s", l, eng_lin_hf_name[k], suf[wh]);
+                eng_st_writer_add_gen(w, nm, dt[wh], wh == 3 ? 1 : 2, shp[wh], nb[wh], exp__gptq_fill, x);
+            }
             if (k == ENG_O) {
                 snprintf(nm, sizeof nm, "model.layers.%d.post_attention_layernorm.weight", l);
                 exp__add_copy(w, nm, &L->ffn_norm, 1);
@@ -835,8 +839,6 @@ out:
     json_decref(cfgj);
     exp__files_free(&files);
     eng_st_writer_free(w);
-    if (pk)
-        for (size_t i = 0; i < nl; i++) exp__gptq_lin_free(&pk[i]);
     free(pk);
     return rc;
 }
@@ -849,6 +851,15 @@ static void exp__ref_row(const eng_qlinear_t *q, int r, float *o)
     const uint8_t *qr = q->q + (size_t)r * q->n;
     const float *s = q->scale + (size_t)r * q->G, *z = q->zero + (size_t)r * q->G;
     for (int j = 0; j < q->n; j++) o[j] = s[j / q->gs] * ((float)qr[j] - z[j / q->gs]);
+}
+
+/* Verifier done with [p, p + n) of a read-only mapping: drop its pages from RSS (re-read if needed),
+ * so re-reading an export costs one tensor of memory, not the file. */
+static void exp__drop_pages(const void *p, size_t n)
+{
+    long pg = sysconf(_SC_PAGESIZE);
+    uintptr_t a = ((uintptr_t)p + (uintptr_t)pg - 1) & ~((uintptr_t)pg - 1), e = ((uintptr_t)p + n) & ~((uintptr_t)pg - 1);
+    if (pg > 0 && e > a) madvise((void *)a, e - a, MADV_DONTNEED);
 }
 
 static int exp__mismatch(const float *a, const float *b, int n)
@@ -993,6 +1004,9 @@ int eng_export_verify_gptq(const char *dir, const eng_model_t *src, const eng_qs
                                   "reads %.9g, the evaluated weight is %.9g", path, l, eng_lin_hf_name[k], (long long)n,
                                   j, (double)a[j], (double)b[j]);
             }
+            exp__drop_pages(pqw, (size_t)(s_qw[0] * N) * 4);
+            exp__drop_pages(pqz, (size_t)(G * s_qz[1]) * 4);
+            exp__drop_pages(psc, (size_t)(G * N) * 2);
         }
     }
     free(a);
@@ -1236,6 +1250,9 @@ int eng_export_verify_ct(const char *dir, const eng_model_t *src, const eng_qsou
                                   "reads %.9g, the evaluated weight is %.9g", path, l, eng_lin_hf_name[k], (long long)n,
                                   j, (double)a[j], (double)b[j]);
             }
+            exp__drop_pages(pp, (size_t)(N * (K / pf)) * 4);
+            exp__drop_pages(ps, (size_t)(N * G) * (src->dtype == ENG_F32 ? 4 : 2));
+            if (pz) exp__drop_pages(pz, (size_t)(N / pf * G) * 4);
         }
     }
     free(a);

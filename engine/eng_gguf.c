@@ -785,6 +785,12 @@ int eng_gguf_verify(const char *path, const eng_model_t *src, const eng_qsource_
                                   (double)a[j], (double)b[j]);
                 }
             }
+            /* done with this tensor: drop its pages (the verifier holds one tensor, not the file) */
+            long pg = sysconf(_SC_PAGESIZE);
+            uintptr_t p0 = (uintptr_t)(map + data0 + x->off), p1 = p0 + (uintptr_t)(rb * (uint64_t)q->m);
+            p0 = (p0 + (uintptr_t)pg - 1) & ~((uintptr_t)pg - 1);
+            p1 &= ~((uintptr_t)pg - 1);
+            if (pg > 0 && p1 > p0) madvise((void *)p0, p1 - p0, MADV_DONTNEED);
         }
     }
     for (uint64_t i = 0; i < nt && !rc; i++) { /* embeddings: the source's bytes */

@@ -123,7 +123,11 @@ float eng_quant_store_scale(float s, float z, int store)
         float r = quant__round_bits(s, b);
         if (!eng_quant_scale_ok(r, z, store)) return r;
     }
-    /* below fp16's subnormal range or above its maximum: nothing fits */
+    /* below fp16's subnormal range (an all-zero group's floor scale): the smallest positive binary16,
+     * 2^-24, which is also a bfloat16 and times any zero point ≤ 2047 a binary16 */
+    float tiny = 0x1p-24f;
+    if (s < tiny && !eng_quant_scale_ok(tiny, z, store)) return tiny;
+    /* above fp16's maximum: nothing fits; the exporter refuses it */
     return (store & (ENG_SCALE_F16 | ENG_SCALE_ZF16)) ? eng_f16_to_f32(eng_f32_to_f16(s)) : s;
 }
 

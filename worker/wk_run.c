@@ -254,13 +254,14 @@ static int run_export(wk_job_t *job, export_ctx_t *xc, lrq_err_t *err)
         if (job->lr) { /* factored: the hf file holds Ŵ + L·R merged, the factored artifact the exact parts */
             wk_log(&job->proto, "exporting hf checkpoint to %s (low-rank factors merged into the dense weights)", dir);
             if ((rc = wk_export_hf(job, dir, err))) return rc;
-            json_t *rt = json_pack("{s:[s, s]}", "runtimes", "transformers", "vLLM");
+            json_t *rt = json_pack("{s:[{s:s}, {s:s}]}", "runtimes", "name", "transformers", "name", "vLLM");
             if ((rc = manifest_augment(job, xc, dir, "hf", rt, err))) return rc;
         } else {
             wk_log(&job->proto, "exporting hf checkpoint to %s (linears in %s)", dir, eng_dtype_name(xc->hf_dtype));
             if ((rc = eng_export_hf_as(job->model, job->ql, xc->hf_dtype, dir, err))) return rc;
             if ((rc = verified(job, "hf", eng_export_verify_hf(dir, job->model, &qs, err), err))) return rc;
-            json_t *rt = json_pack("{s:[s, s, s]}", "runtimes", "transformers", "vLLM", "llama.cpp (after convert_hf_to_gguf.py)");
+            json_t *rt = json_pack("{s:[{s:s}, {s:s}, {s:s, s:s}]}", "runtimes", "name", "transformers", "name", "vLLM",
+                                   "name", "llama.cpp", "notes", "after convert_hf_to_gguf.py");
             if ((rc = manifest_augment(job, xc, dir, "hf", rt, err))) return rc;
         }
     }
@@ -275,8 +276,10 @@ static int run_export(wk_job_t *job, export_ctx_t *xc, lrq_err_t *err)
         if ((rc = verified(job, "gptq", eng_export_verify_gptq(dir, job->model, &qs, err), err))) return rc;
         int b = job->spec.bits, sym = job->spec.symmetric;
         json_t *rt = sym && (b == 4 || b == 8)
-                         ? json_pack("{s:[s, s, s]}", "runtimes", "transformers (optimum + gptqmodel)", "GPTQModel", "vLLM")
-                         : json_pack("{s:[s, s]}", "runtimes", "transformers (optimum + gptqmodel)", "GPTQModel");
+                         ? json_pack("{s:[{s:s, s:s}, {s:s}, {s:s}]}", "runtimes", "name", "transformers", "notes",
+                                     "optimum + gptqmodel", "name", "GPTQModel", "name", "vLLM")
+                         : json_pack("{s:[{s:s, s:s}, {s:s}]}", "runtimes", "name", "transformers", "notes",
+                                     "optimum + gptqmodel", "name", "GPTQModel");
         if ((rc = manifest_augment(job, xc, dir, "gptq", rt, err))) return rc;
     }
     if (job->spec.export_ct) {

@@ -106,6 +106,11 @@ Test(scale_store, nearest_valid_value_by_brute_force)
         }
     }
     cr_assert_eq(eng_quant_store_scale(0.3f, 3, 0), 0.3f, "no store: unchanged");
+    /* an all-zero group's floor scale 1e-8 is below binary16's range: the smallest positive one */
+    for (size_t si = 0; si < sizeof stores / sizeof stores[0]; si++) {
+        float r = eng_quant_store_scale(1e-8f, 8, stores[si]);
+        cr_assert(r > 0 && meets(r, 8, stores[si]), "store %d: 1e-8 -> %g", stores[si], (double)r);
+    }
 }
 
 /* ---------------------------------------------------------------- (b) freeze == RTN at reset */

@@ -47,7 +47,7 @@ for kind in ("hf", "gptq", "compressed-tensors"):
     assert m["source_sha256"][model] == sha, (kind, m["source_sha256"])
     # metrics.json prints 9 significant digits, the manifest 16: equal to that precision
     assert all(abs(m["metrics"]["quantized"][k] - v) <= 1e-8 * abs(v) for k, v in met["quantized"].items()), kind
-    assert m["runtimes"] and m["verified"]["result"], kind
+    assert m["runtimes"] and all(r["name"] for r in m["runtimes"]) and m["verified"]["result"], kind
     for f, e in m["files"].items():
         import hashlib, os
         p = "%s/artifacts/%s/%s" % (d, kind, f)
@@ -55,6 +55,8 @@ for kind in ("hf", "gptq", "compressed-tensors"):
 g = json.load(open(d + "/artifacts/gptq/quantize_config.json"))
 c = json.load(open(d + "/artifacts/gptq/config.json"))["quantization_config"]
 assert g == c and g["checkpoint_format"] == "gptq_v2" and g["sym"] is False, g
+rt = [r["name"] for r in json.load(open(d + "/artifacts/gptq/lrq-manifest.json"))["runtimes"]]
+assert "vLLM" not in rt, rt  # vLLM's GPTQ path takes symmetric weights only
 raw = open(d + "/artifacts/hf/model.safetensors", "rb").read()
 h = json.loads(raw[8:8 + struct.unpack("<Q", raw[:8])[0]])
 assert h["model.layers.0.self_attn.q_proj.weight"]["dtype"] == "F32"
