@@ -1260,3 +1260,281 @@ int eng_export_verify_ct(const char *dir, const eng_model_t *src, const eng_qsou
     eng_st_close(&f);
     return rc;
 }
+
+/* ---- compressed-tensors int-quantized W8A8 (docs/formats.md, compressed-tensors int-quantized) ---- */
+
+/* vLLM's CompressedTensorsW8A8Int8 rules; 0 or an error naming the spec field and the rule. */
+int eng_export_ct_int_check(const eng_model_t *src, int bits, int group_size, int sym, const eng_aqcfg_t *acfg,
+                            lrq_err_t *err)
+{
+    if (!src || !acfg) return lrq_errf(err, LRQ_EFORMAT, "compressed-tensors export: no model or activation settings");
+    if (acfg->kv_bits < 16)
+        return lrq_err_field(err, "activation.kv_bits", "compressed-tensors int-quantized (vLLM W8A8) carries no K/V "
+                             "output scales; leave kv_bits at 16 for this export");
+    if (acfg->bits != 8)
+        return lrq_err_field(err, "activation.bits", "compressed-tensors with quantized activations is vLLM's W8A8 "
+                             "(CompressedTensorsW8A8Int8): it takes 8-bit activations, got %d", acfg->bits);
+    if (bits != 8)
+        return lrq_err_field(err, "weight.bits", "vLLM's W8A8 int-quantized takes 8-bit weights beside 8-bit "
+                             "activations, got %d", bits);
+    if (!sym)
+        return lrq_err_field(err, "weight.symmetric", "vLLM's W8A8 int-quantized takes symmetric weights only "
+                             "(no weight zero points)");
+    if (group_size)
+        return lrq_err_field(err, "weight.group_size", "vLLM's W8A8 int-quantized takes per-channel weight scales, "
+                             "not groups (group_size %d)", group_size);
+    return 0;
+}
+
+/* eng_actq.c's mapping, here so that the export library does not link the activation code */
+static int exp__site_of_linear(int lin)
+{
+    static const int map[ENG_NLIN] = {ENG_AQ_ATTN_IN, ENG_AQ_ATTN_IN, ENG_AQ_ATTN_IN, ENG_AQ_O_IN,
+                                      ENG_AQ_FFN_IN,  ENG_AQ_FFN_IN,  ENG_AQ_DOWN_IN};
+    return map[lin];
+}
+static const char *const exp__site_name[ENG_AQ_K_OUT] = {"attn_in", "o_in", "ffn_in", "down_in"};
+
+typedef struct exp__cti_ctx {
+    const eng_qsource_t *qs;
+    const eng_config_t *c;
+    const eng_actq_t *aq;
+    int l, k, what;           /* 0 weight, 1 weight_scale, 2 input_scale, 3 input_zero_point */
+    eng_dtype_t sdt;
+} exp__cti_ctx_t;
+
+static int exp__cti_fill(void *ctx, void *dst, size_t nbytes, lrq_err_t *err)
+{
+    const exp__cti_ctx_t *x = ctx;
+    memset(dst, 0, nbytes);
+    if (x->what >= 2) { /* [1]: the static range of the input site this linear reads */
+        int site = exp__site_of_linear(x->k);
+        if (x->what == 2) ((float *)dst)[0] = x->aq->layer[x->l].scale[site];
+        else ((int8_t *)dst)[0] = (int8_t)((int)x->aq->layer[x->l].zero[site] - 128);
+        return 0;
+    }
+    const eng_qlinear_t *lin[ENG_NLIN];
+    int rc = x->qs->layer(x->qs->ctx, x->l, lin, err);
+    if (rc) return rc;
+    const eng_qlinear_t *q = lin[x->k];
+    const int N = q->m, K = q->n;
+    for (int n = 0; n < N; n++) {
+        int r = exp__src_row(x->c, x->k, n);
+        if (x->what == 0) { /* [N, K] int8: code − zero */
+            const uint8_t *qr = q->q + (size_t)r * K;
+            int z = (int)q->zero[(size_t)r * q->G];
+            for (int k = 0; k < K; k++) ((int8_t *)dst)[(size_t)n * K + k] = (int8_t)((int)qr[k] - z);
+        } else { /* [N, 1] in the model dtype */
+            float s = q->scale[(size_t)r * q->G];
+            if (x->sdt == ENG_F32) ((float *)dst)[n] = s;
+            else ((uint16_t *)dst)[n] = x->sdt == ENG_BF16 ? eng_f32_to_bf16(s) : eng_f32_to_f16(s);
+        }
+    }
+    return 0;
+}
+
+int eng_export_ct_int(const eng_model_t *src, const eng_qsource_t *qs, const eng_actq_t *aq, const char *outdir,
+                      lrq_err_t *err)
+{
+    if (!src || !qs || !aq) return lrq_errf(err, LRQ_EFORMAT, "compressed-tensors export: no model, source or activations");
+    const eng_config_t *c = &src->cfg;
+    const eng_qlinear_t *lin[ENG_NLIN];
+    int rc = qs->layer(qs->ctx, 0, lin, err);
+    if (rc) return rc;
+    int gs;
+    if ((rc = eng__export_group(src, qs, &gs, err))) return rc;
+    if ((rc = eng_export_ct_int_check(src, lin[0]->bits, gs, lin[0]->symmetric, &aq->cfg, err))) return rc;
+    if (aq->L != c->n_layers) return lrq_errf(err, LRQ_EFORMAT, "compressed-tensors export: activation layers differ");
+    const int dyn = aq->cfg.granularity == ENG_AQ_PER_TOKEN, asym = !aq->cfg.symmetric;
+    eng_dtype_t sdt = src->dtype;
+    int store = sdt == ENG_BF16 ? ENG_SCALE_BF16 : sdt == ENG_F16 ? ENG_SCALE_F16 : 0;
+    for (int l = 0; l < c->n_layers; l++) {
+        if ((rc = qs->layer(qs->ctx, l, lin, err))) return rc;
+        for (int k = 0; k < ENG_NLIN; k++) {
+            const eng_qlinear_t *q = lin[k];
+            if (q->bits != 8 || !q->symmetric || q->G != 1)
+                return lrq_errf(err, LRQ_EUNSUPP, "compressed-tensors export: layer %d %s: not 8-bit symmetric "
+                                "per-channel like layer 0 (vLLM W8A8: one config group)", l, eng_lin_short_name[k]);
+            for (int n = 0; n < q->m; n++) {
+                if (eng_quant_scale_ok(q->scale[n], q->zero[n], store))
+                    return lrq_errf(err, LRQ_ENUMERIC, "compressed-tensors export: layer %d %s: scale %.9g is not a "
+                                    "%s value (weight_scale is stored in the model dtype)", l, eng_lin_short_name[k],
+                                    (double)q->scale[n], exp__dt_name(sdt));
+                for (int kk = 0; kk < q->n; kk++) {
+                    int v = (int)q->q[(size_t)n * q->n + kk] - (int)q->zero[n];
+                    if (v < -128 || v > 127)
+                        return lrq_errf(err, LRQ_ENUMERIC, "compressed-tensors export: layer %d %s: code − zero = %d "
+                                        "is outside int8", l, eng_lin_short_name[k], v);
+                }
+            }
+        }
+        for (int s = 0; !dyn && s < ENG_AQ_K_OUT; s++)
+            if (!(aq->layer[l].scale[s] > 0) || !isfinite(aq->layer[l].scale[s]))
+                return lrq_errf(err, LRQ_ENUMERIC, "compressed-tensors export: layer %d %s: no static input scale", l,
+                                exp__site_name[s]);
+    }
+    if ((rc = exp__prepare_dir(src, outdir, err))) return rc;
+    size_t nl = (size_t)c->n_layers * ENG_NLIN;
+    exp__cti_ctx_t *cx = calloc(nl * 4, sizeof *cx);
+    eng_st_writer_t *w = eng_st_writer_new();
+    exp__files_t files = {0};
+    json_t *cfgj = NULL, *qc = NULL;
+    char nm[160];
+    if (!cx || !w) { rc = lrq_errf(err, LRQ_ENOMEM, "compressed-tensors export: out of memory"); goto out; }
+    exp__add_embed(w, src);
+    for (int l = 0; l < c->n_layers; l++) {
+        const eng_layer_tensors_t *L = &src->layers[l];
+        snprintf(nm, sizeof nm, "model.layers.%d.input_layernorm.weight", l);
+        exp__add_copy(w, nm, &L->attn_norm, 1);
+        for (int k = 0; k < ENG_NLIN; k++) {
+            const eng_tensor_t *t = &L->lin[k];
+            int64_t N = t->rows, K = t->cols;
+            static const char *const suf[4] = {"weight", "weight_scale", "input_scale", "input_zero_point"};
+            int64_t shp[4][2] = {{N, K}, {N, 1}, {1, 0}, {1, 0}};
+            const char *dt[4] = {"I8", exp__dt_name(sdt), "F32", "I8"};
+            size_t nb[4] = {(size_t)(N * K), (size_t)N * exp__dt_size(sdt), 4, 1};
+            for (int wh = 0; wh < 4; wh++) {
+                if (wh >= 2 && dyn) continue;   /* dynamic per-token: no input ranges */
+                if (wh == 3 && !asym) continue; /* symmetric activations: no zero point */
+                exp__cti_ctx_t *x = &cx[((size_t)l * ENG_NLIN + k) * 4 + wh];
+                *x = (exp__cti_ctx_t){qs, c, aq, l, k, wh, sdt};
+                snprintf(nm, sizeof nm, "model.layers.%d.%s.%s", l, eng_lin_hf_name[k], suf[wh]);
+                eng_st_writer_add_gen(w, nm, dt[wh], wh >= 2 ? 1 : 2, shp[wh], nb[wh], exp__cti_fill, x);
+            }
+            if (k == ENG_O) {
+                snprintf(nm, sizeof nm, "model.layers.%d.post_attention_layernorm.weight", l);
+                exp__add_copy(w, nm, &L->ffn_norm, 1);
+            }
+        }
+    }
+    exp__add_tail(w, src);
+    char path[PATH_MAX];
+    if ((rc = exp__join(path, sizeof path, outdir, "model.safetensors", err))) goto out;
+    rc = eng_st_writer_write(w, path, err);
+    if (!rc) rc = exp__files_add(&files, "model.safetensors", err);
+    /* the pack-quantized config's long-standing keys, with input_activations filled */
+    json_t *wa = json_pack("{s:i, s:s, s:b, s:s, s:n, s:b, s:n, s:s}", "num_bits", 8, "type", "int", "symmetric", 1,
+                           "strategy", "channel", "group_size", "dynamic", 0, "actorder", "observer", "minmax");
+    json_t *ia = json_pack("{s:i, s:s, s:b, s:s, s:n, s:b, s:n, s:s}", "num_bits", 8, "type", "int", "symmetric", !asym,
+                           "strategy", dyn ? "token" : "tensor", "group_size", "dynamic", dyn, "actorder", "observer",
+                           dyn ? "memoryless" : "minmax");
+    if (!wa || !ia) {
+        json_decref(wa);
+        json_decref(ia);
+        wa = ia = NULL;
+    }
+    qc = wa ? json_pack("{s:s, s:s, s:s, s:{s:{s:[s], s:o, s:o, s:n, s:s}}, s:[s], s:n, s:n}", "quant_method",
+                        "compressed-tensors", "format", "int-quantized", "quantization_status", "compressed",
+                        "config_groups", "group_0", "targets", "Linear", "weights", wa, "input_activations", ia,
+                        "output_activations", "format", "int-quantized", "ignore", "lm_head", "kv_cache_scheme",
+                        "global_compression_ratio")
+            : NULL;
+    if (!rc && (!qc || !(cfgj = exp__base_config(src)))) rc = lrq_errf(err, LRQ_ENOMEM, "compressed-tensors export: config");
+    if (!rc && json_object_set(cfgj, "quantization_config", qc) != 0) rc = lrq_errf(err, LRQ_ENOMEM, "config");
+    if (!rc) rc = exp__write_json(outdir, "config.json", cfgj, &files, err);
+    if (!rc) rc = exp__copy_side_files(src, outdir, &files, err);
+    if (!rc) {
+        json_t *extra = json_pack("{s:[s, s], s:[{s:s}]}", "notes",
+                                  "W8A8: int8 weights with per-channel scales, int8 activations",
+                                  dyn ? "activations: dynamic per-token ranges" :
+                                        "activations: static per-tensor input_scale from activation.json (q/k/v share "
+                                        "one, gate/up share one)",
+                                  "runtimes", "name", "vLLM", "scheme",
+                                  dyn ? "W8A8 int8 dynamic per-token" : "W8A8 int8 static per-tensor");
+        rc = exp__manifest_q(src, 8, 0, 1, outdir, "compressed-tensors", extra, &files, err);
+    }
+out:
+    json_decref(qc);
+    json_decref(cfgj);
+    exp__files_free(&files);
+    eng_st_writer_free(w);
+    free(cx);
+    return rc;
+}
+
+int eng_export_verify_ct_int(const char *dir, const eng_model_t *src, const eng_qsource_t *qs, const eng_actq_t *aq,
+                             lrq_err_t *err)
+{
+    char path[PATH_MAX];
+    int rc = exp__join(path, sizeof path, dir, "model.safetensors", err);
+    if (rc) return rc;
+    eng_st_file_t f;
+    memset(&f, 0, sizeof f);
+    if ((rc = eng_st_open(&f, path, err))) return rc;
+    const eng_config_t *c = &src->cfg;
+    const int dyn = aq->cfg.granularity == ENG_AQ_PER_TOKEN, asym = !aq->cfg.symmetric;
+    float *a = NULL, *b = NULL;
+    for (int l = 0; l < c->n_layers && !rc; l++) {
+        const eng_qlinear_t *lin[ENG_NLIN];
+        if ((rc = qs->layer(qs->ctx, l, lin, err))) break;
+        for (int k = 0; k < ENG_NLIN && !rc; k++) {
+            const eng_qlinear_t *q = lin[k];
+            int64_t N = q->m, K = q->n;
+            char nm[160];
+            int64_t s_w[2] = {N, K}, s_s[2] = {N, 1}, s_1[1] = {1};
+            const uint8_t *pw, *ps;
+            snprintf(nm, sizeof nm, "model.layers.%d.%s.weight", l, eng_lin_hf_name[k]);
+            if (!(pw = exp__st_tensor(&f, nm, "I8", 2, s_w, err))) { rc = LRQ_EFORMAT; break; }
+            snprintf(nm, sizeof nm, "model.layers.%d.%s.weight_scale", l, eng_lin_hf_name[k]);
+            if (!(ps = exp__st_tensor(&f, nm, exp__dt_name(src->dtype), 2, s_s, err))) { rc = LRQ_EFORMAT; break; }
+            int site = exp__site_of_linear(k);
+            snprintf(nm, sizeof nm, "model.layers.%d.%s.input_scale", l, eng_lin_hf_name[k]);
+            if (dyn) {
+                if (eng_st_find(&f, nm)) {
+                    rc = lrq_errf(err, LRQ_EFORMAT, "%s: verification failed: %s present with dynamic activations", path, nm);
+                    break;
+                }
+            } else {
+                const uint8_t *pi = exp__st_tensor(&f, nm, "F32", 1, s_1, err);
+                float is;
+                if (!pi) { rc = LRQ_EFORMAT; break; }
+                memcpy(&is, pi, 4);
+                if (memcmp(&is, &aq->layer[l].scale[site], 4)) {
+                    rc = lrq_errf(err, LRQ_ENUMERIC, "%s: verification failed: %s reads %.9g, activation.json's %s "
+                                  "scale is %.9g", path, nm, (double)is, exp__site_name[site],
+                                  (double)aq->layer[l].scale[site]);
+                    break;
+                }
+                snprintf(nm, sizeof nm, "model.layers.%d.%s.input_zero_point", l, eng_lin_hf_name[k]);
+                if (asym) {
+                    const uint8_t *pz = exp__st_tensor(&f, nm, "I8", 1, s_1, err);
+                    if (!pz) { rc = LRQ_EFORMAT; break; }
+                    if ((int)(int8_t)pz[0] + 128 != (int)aq->layer[l].zero[site]) {
+                        rc = lrq_errf(err, LRQ_ENUMERIC, "%s: verification failed: %s reads %d, activation.json's "
+                                      "zero_point %g − 128", path, nm, (int)(int8_t)pz[0], (double)aq->layer[l].zero[site]);
+                        break;
+                    }
+                } else if (eng_st_find(&f, nm)) {
+                    rc = lrq_errf(err, LRQ_EFORMAT, "%s: verification failed: %s present with symmetric activations",
+                                  path, nm);
+                    break;
+                }
+            }
+            float *na = realloc(a, (size_t)K * 4), *nb = na ? realloc(b, (size_t)K * 4) : NULL;
+            if (na) a = na;
+            if (nb) b = nb;
+            if (!na || !nb) { rc = lrq_errf(err, LRQ_ENOMEM, "verify: out of memory"); break; }
+            for (int64_t n = 0; n < N && !rc; n++) { /* int-quantized: x = weight · weight_scale */
+                float s;
+                if (src->dtype == ENG_F32) memcpy(&s, ps + 4 * n, 4);
+                else {
+                    uint16_t h;
+                    memcpy(&h, ps + 2 * n, 2);
+                    s = src->dtype == ENG_BF16 ? eng_bf16_to_f32(h) : eng_f16_to_f32(h);
+                }
+                for (int64_t kk = 0; kk < K; kk++) a[kk] = (float)(int8_t)pw[n * K + kk] * s;
+                exp__ref_row(q, exp__src_row(c, k, (int)n), b);
+                int j = exp__mismatch(a, b, (int)K);
+                if (j >= 0)
+                    rc = lrq_errf(err, LRQ_ENUMERIC, "%s: verification failed: model.layers.%d.%s output %lld input %d "
+                                  "reads %.9g, the evaluated weight is %.9g", path, l, eng_lin_hf_name[k], (long long)n,
+                                  j, (double)a[j], (double)b[j]);
+            }
+            exp__drop_pages(pw, (size_t)(N * K));
+        }
+    }
+    free(a);
+    free(b);
+    eng_st_close(&f);
+    return rc;
+}

@@ -3,6 +3,7 @@
 #define ENG_EXPORT_H
 #include "eng_model.h"
 #include "eng_quant.h"
+#include "eng_actq.h"
 
 /* Where an exporter reads the quantized model from, one layer at a time, so that the whole
  * model need not be in memory: layer(ctx, l, lin) points lin[0..ENG_NLIN) at layer l's quantized
@@ -46,6 +47,18 @@ int eng_export_verify_hf(const char *dir, const eng_model_t *src, const eng_qsou
 int eng_export_ct_check(const eng_model_t *src, int bits, int group_size, int symmetric, lrq_err_t *err);
 int eng_export_ct(const eng_model_t *src, const eng_qsource_t *qs, const char *outdir, lrq_err_t *err);
 int eng_export_verify_ct(const char *dir, const eng_model_t *src, const eng_qsource_t *qs, lrq_err_t *err);
+/* compressed-tensors int-quantized W8A8 (vLLM CompressedTensorsW8A8Int8): weight int8 (code − zero) [N, K],
+ * weight_scale [N, 1] in the model dtype, and per linear the static range of the input site it reads
+ * (aq: q/k/v share attn_in, gate/up ffn_in): input_scale F32 [1], input_zero_point I8 [1] (z − 128,
+ * asymmetric activations); per-token activations: dynamic, no input ranges. _check: the rules
+ * (8-bit symmetric per-channel weights, 8-bit activations, no K/V output quantization) naming the
+ * spec field. The verifier re-reads weight·weight_scale (bit-equal to s·(q − z)) and the input ranges. */
+int eng_export_ct_int_check(const eng_model_t *src, int bits, int group_size, int symmetric, const eng_aqcfg_t *acfg,
+                            lrq_err_t *err);
+int eng_export_ct_int(const eng_model_t *src, const eng_qsource_t *qs, const eng_actq_t *aq, const char *outdir,
+                      lrq_err_t *err);
+int eng_export_verify_ct_int(const char *dir, const eng_model_t *src, const eng_qsource_t *qs, const eng_actq_t *aq,
+                             lrq_err_t *err);
 int eng_export_verify_gptq(const char *dir, const eng_model_t *src, const eng_qsource_t *qs, lrq_err_t *err);
 
 #endif

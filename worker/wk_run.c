@@ -284,9 +284,17 @@ static int run_export(wk_job_t *job, export_ctx_t *xc, lrq_err_t *err)
     }
     if (job->spec.export_ct) {
         snprintf(dir, sizeof dir, "%s/artifacts/compressed-tensors", job->workdir);
-        wk_log(&job->proto, "exporting compressed-tensors (pack-quantized) to %s", dir);
-        if ((rc = eng_export_ct(job->model, &qs, dir, err))) return rc;
-        if ((rc = verified(job, "compressed-tensors", eng_export_verify_ct(dir, job->model, &qs, err), err))) return rc;
+        if (job->aq && job->aq->on) { /* W8A8: int8 weights + the activation ranges of activation.json */
+            wk_log(&job->proto, "exporting compressed-tensors (int-quantized W8A8) to %s", dir);
+            if ((rc = eng_export_ct_int(job->model, &qs, &job->aq->q, dir, err))) return rc;
+            if ((rc = verified(job, "compressed-tensors", eng_export_verify_ct_int(dir, job->model, &qs, &job->aq->q, err),
+                               err)))
+                return rc;
+        } else {
+            wk_log(&job->proto, "exporting compressed-tensors (pack-quantized) to %s", dir);
+            if ((rc = eng_export_ct(job->model, &qs, dir, err))) return rc;
+            if ((rc = verified(job, "compressed-tensors", eng_export_verify_ct(dir, job->model, &qs, err), err))) return rc;
+        }
         if ((rc = manifest_augment(job, xc, dir, "compressed-tensors", NULL, err))) return rc;
     }
     if (job->spec.export_gguf) {
@@ -391,7 +399,11 @@ int wk_job_run(wk_job_t *job, lrq_err_t *err)
     if (s->export_gguf) job->qcfg.scale_store |= eng_gguf_scale_store((eng_gguf_req_t)s->gguf_type, s->bits, s->symmetric);
     if (s->export_ct && job->model->dtype != ENG_F32) /* weight_scale is stored in the model dtype */
         job->qcfg.scale_store |= job->model->dtype == ENG_BF16 ? ENG_SCALE_BF16 : ENG_SCALE_F16;
-    if (s->export_ct && (rc = eng_export_ct_check(job->model, s->bits, s->group_size, s->symmetric, err))) {
+    eng_aqcfg_t acfg;
+    wk_act_cfg(s, &acfg);
+    const int ct_w8a8 = acfg.bits < 16 || acfg.kv_bits < 16; /* activations quantized: int-quantized W8A8 */
+    if (s->export_ct && (rc = ct_w8a8 ? eng_export_ct_int_check(job->model, s->bits, s->group_size, s->symmetric, &acfg, err)
+                                      : eng_export_ct_check(job->model, s->bits, s->group_size, s->symmetric, err))) {
         if (err && !err->field[0]) snprintf(err->field, sizeof err->field, "export");
         goto out;
     }

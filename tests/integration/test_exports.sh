@@ -9,6 +9,13 @@
 #  2. synthetic bf16 HF model, hf only: linears stay BF16 and metrics say the evaluation used the
 #     bf16-rounded weights.
 #  3. stories260K with compressed-tensors is refused (exit 65) before the rtn stage, naming the rule.
+#  4. babyllama-tok105 RTN W8 symmetric per-channel with static per-tensor (asymmetric) 8-bit
+#     activations, exports hf + compressed-tensors: int-quantized W8A8, verified in the job;
+#     ct_decode.py reads weight·weight_scale bit-equal to the hf export's F32 linears and every
+#     input_scale / input_zero_point equal to activation.json's (q/k/v one site, gate/up one).
+#  5. the same with dynamic per-token symmetric activations: dynamic true, strategy token, no input_scale.
+#  6. W4 g32 weights beside 8-bit per_tensor activations with compressed-tensors: refused (exit 65)
+#     before the rtn stage, naming weight.bits and vLLM's W8A8 rule.
 set -u
 : "${LRQ_BUILDDIR:?}" "${LRQ_SHARED:?}"
 W="$LRQ_BUILDDIR/lrq-worker"
@@ -23,7 +30,7 @@ ok() { n=$((n + 1)); echo "ok $n - $1"; }
 nok() { n=$((n + 1)); echo "not ok $n - $1"; }
 check() { if [ "$1" -eq 0 ]; then ok "$2"; else nok "$2"; fi; }
 [ -f "$B/model5000.bin" ] || { echo "1..0 # SKIP babyllama-tok105 not found"; exit 0; }
-echo "1..5"
+echo "1..9"
 
 cat > "$tmp/a.json" <<EOS
 {"model": "$B/model5000.bin", "tokenizer": "$B/tok105.bin", "method": "rtn",
@@ -93,3 +100,54 @@ EOS
 rc=$?
 [ $rc -eq 65 ] && grep -q 'multiple of 8' "$tmp/c.out" && ! grep -q '"stage":"rtn"' "$tmp/c.out"
 check $? "stories260K compressed-tensors refused up front (exit 65) naming vLLM's packing rule"
+
+w8a8() { # name activation-object export
+    cat > "$tmp/$1.json" <<EOS
+{"model": "$B/model5000.bin", "tokenizer": "$B/tok105.bin", "method": "rtn",
+ "weight": {"bits": ${4:-8}, "group_size": ${5:-0}, "symmetric": true, "init": "minmax"}, "activation": $2,
+ "calibration": {"path": "$D/calib.txt", "samples": 8, "seq_len": 64},
+ "eval": {"path": "$D/eval.txt", "seq_len": 64, "max_windows": 4}, "export": $3, "threads": 1}
+EOS
+    "$W" run --spec "$tmp/$1.json" --workdir "$tmp/$1" > "$tmp/$1.out" 2> "$tmp/$1.err"
+}
+w8a8 d '{"bits": 8, "granularity": "per_tensor", "calibrate": "minmax"}' '["hf", "compressed-tensors"]'
+rc=$?
+[ $rc -eq 0 ] && grep -q 'int-quantized W8A8' "$tmp/d.err" && grep -q 'compressed-tensors export verified' "$tmp/d.err"
+check $? "W8A8 static per-tensor: int-quantized export done and verified inside the job"
+[ $rc -eq 0 ] || tail -3 "$tmp/d.err" | sed 's/^/# /'
+A="$tmp/d/artifacts"
+$PY "$SRC/tests/engine/ct_decode.py" "$A/compressed-tensors" "$A/hf" none "$A/activation.json" > "$tmp/d.dec" &&
+$PY - "$tmp/d.dec" "$A" <<'EOPY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+qc = json.load(open(sys.argv[2] + "/compressed-tensors/config.json"))["quantization_config"]
+assert qc["format"] == "int-quantized" and qc["config_groups"]["group_0"]["format"] == "int-quantized", qc
+w, ia = r["weights"], r["input_activations"]
+assert (w["num_bits"], w["type"], w["symmetric"], w["strategy"]) == (8, "int", True, "channel"), w
+assert (ia["num_bits"], ia["type"], ia["symmetric"], ia["strategy"], ia["dynamic"]) == (8, "int", False, "tensor", False), ia
+assert r["keys"] == ["config_groups", "format", "global_compression_ratio", "ignore", "kv_cache_scheme",
+                     "quant_method", "quantization_status"], r["keys"]
+for ly in json.load(open(sys.argv[2] + "/activation.json"))["layers"]:
+    i = ly["input"]
+    assert i["self_attn.q_proj"] == i["self_attn.k_proj"] == i["self_attn.v_proj"], i
+    assert i["mlp.gate_proj"] == i["mlp.up_proj"], i
+EOPY
+check $? "W8A8 static: ct_decode.py bit-equal to the hf linears, input_scale/zero_point equal to activation.json"
+
+w8a8 e '{"bits": 8, "granularity": "per_token", "symmetric": true}' '["hf", "compressed-tensors"]'
+rc=$?
+A="$tmp/e/artifacts"
+[ $rc -eq 0 ] && grep -q 'compressed-tensors export verified' "$tmp/e.err" &&
+$PY "$SRC/tests/engine/ct_decode.py" "$A/compressed-tensors" "$A/hf" none > "$tmp/e.dec" &&
+$PY - "$tmp/e.dec" <<'EOPY'
+import json, sys
+ia = json.load(open(sys.argv[1]))["input_activations"]
+assert (ia["symmetric"], ia["strategy"], ia["dynamic"]) == (True, "token", True), ia
+EOPY
+check $? "W8A8 dynamic per-token: verified, dynamic true, strategy token, no input_scale, decoded bit-equal"
+
+w8a8 f '{"bits": 8, "granularity": "per_tensor"}' '["compressed-tensors"]' 4 32
+rc=$?
+[ $rc -eq 65 ] && grep -q 'weight.bits' "$tmp/f.out" && grep -q 'W8A8' "$tmp/f.out" && ! grep -q '"stage":"rtn"' "$tmp/f.out"
+check $? "W4 g32 with 8-bit per_tensor activations and compressed-tensors refused up front (exit 65) naming weight.bits"
+[ $rc -eq 65 ] || tail -2 "$tmp/f.out" | sed 's/^/# /'
