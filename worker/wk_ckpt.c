@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -142,4 +143,54 @@ void wk_ckr_close(wk_ckr_t *r)
 {
     if (r->map) munmap(r->map, r->len);
     r->map = NULL;
+}
+
+void wk_ckpt_spec_hash(const json_t *spec, uint8_t out[32])
+{
+    /* Only what changes the result: not threads, eval, export or daemon fields. */
+    json_t *j = json_deep_copy(spec);
+    const char *drop[] = {"threads", "eval", "export", "name", "priority", "max_attempts"};
+    for (size_t i = 0; i < sizeof drop / sizeof *drop; i++) json_object_del(j, drop[i]);
+    char *s = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
+    struct sha256_ctx c;
+    sha256_init(&c);
+    if (s) sha256_update(&c, strlen(s), (const uint8_t *)s);
+    sha256_digest(&c, 32, out);
+    free(s);
+    json_decref(j);
+}
+
+size_t wk_cache_limit_bytes(void)
+{
+    const char *e = getenv("LRQ_CACHE_MEM_MB");
+    if (e && *e) return (size_t)strtoull(e, NULL, 10) << 20;
+    long pages = sysconf(_SC_PHYS_PAGES), psz = sysconf(_SC_PAGESIZE);
+    return pages > 0 && psz > 0 ? (size_t)pages * (size_t)psz / 4 : (size_t)4 << 30;
+}
+
+int wk_buf_new(wk_buf_t *b, size_t nfloat, const char *file, lrq_err_t *err)
+{
+    b->bytes = nfloat * sizeof(float);
+    if (!file) {
+        b->p = mmap(NULL, b->bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    } else {
+        int fd = open(file, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        if (fd < 0) return lrq_errf(err, -errno, "activation cache %s: %s", file, strerror(errno));
+        int e = posix_fallocate(fd, 0, (off_t)b->bytes);
+        if (e) { close(fd); unlink(file); return lrq_errf(err, -e, "activation cache %s (%zu MiB): %s", file, b->bytes >> 20, strerror(e)); }
+        b->p = mmap(NULL, b->bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+        close(fd);
+        unlink(file); /* the mapping keeps it alive; nothing to clean up after a crash */
+    }
+    if (b->p == MAP_FAILED) {
+        b->p = NULL;
+        return lrq_errf(err, LRQ_ENOMEM, "cannot map %zu MiB for activations", b->bytes >> 20);
+    }
+    return 0;
+}
+
+void wk_buf_free(wk_buf_t *b)
+{
+    if (b->p) munmap(b->p, b->bytes);
+    b->p = NULL;
 }

@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <nettle/sha2.h>
+#include <jansson.h>
 #include "lrq_err.h"
 
 #define WK_TAG(a, b, c, d) ((uint32_t)(a) | (uint32_t)(b) << 8 | (uint32_t)(c) << 16 | (uint32_t)(d) << 24)
@@ -37,5 +38,20 @@ int wk_ckr_open(wk_ckr_t *r, const char *path, lrq_err_t *err);
 /* First section with this tag, or NULL. */
 const void *wk_ckr_get(const wk_ckr_t *r, uint32_t tag, size_t *len);
 void wk_ckr_close(wk_ckr_t *r);
+
+/* sha256 of what changes a job's result (the spec without threads, eval, export and daemon
+ * fields): every checkpoint carries it, so a resume never mixes two specs' work. */
+void wk_ckpt_spec_hash(const json_t *spec, uint8_t out[32]);
+
+/* A big activation buffer: anonymous memory, or (file != NULL) an unlinked file in the work
+ * dir, mapped shared, when the caches would not fit in memory. */
+typedef struct wk_buf {
+    float *p;
+    size_t bytes;
+} wk_buf_t;
+/* Bytes of activation cache kept in memory: LRQ_CACHE_MEM_MB, else a quarter of physical RAM. */
+size_t wk_cache_limit_bytes(void);
+int wk_buf_new(wk_buf_t *b, size_t nfloat, const char *file, lrq_err_t *err);
+void wk_buf_free(wk_buf_t *b);
 
 #endif

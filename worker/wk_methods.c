@@ -12,14 +12,11 @@
  * recomputes the statistics of the block in progress from the same inputs (deterministic), and
  * continues with the first unfinished linear: the result is identical to an uninterrupted run. */
 #include <errno.h>
-#include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <unistd.h>
-#include <nettle/sha2.h>
 #include "wk_methods.h"
 #include "wk_ckpt.h"
 #include "eng_forward.h"
@@ -127,8 +124,8 @@ typedef struct mrun {
     int N, T, D, chunk, L;
     int32_t *ids;
     size_t nids;
-    float *X;                   /* (N,T,D) */
-    size_t xbytes;
+    wk_buf_t xbuf;              /* X: memory or an unlinked work-dir file (wk_ckpt.h) */
+    float *X;                   /* (N,T,D) = xbuf.p */
     int x_mapped;
     float *tmp;                 /* (chunk,T,D) */
     eng_runner_t *runner;
@@ -140,55 +137,20 @@ typedef struct mrun {
     json_t *layers;             /* metrics.method_layers */
 } mrun_t;
 
-static void m__spec_hash(const wk_job_t *job, uint8_t out[32])
-{
-    /* What changes the result (as wk_recon.c): not threads, eval, export or daemon fields. */
-    json_t *j = json_deep_copy(job->spec_json);
-    const char *drop[] = {"threads", "eval", "export", "name", "priority", "max_attempts"};
-    for (size_t i = 0; i < sizeof drop / sizeof *drop; i++) json_object_del(j, drop[i]);
-    char *s = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
-    struct sha256_ctx c;
-    sha256_init(&c);
-    if (s) sha256_update(&c, strlen(s), (const uint8_t *)s);
-    sha256_digest(&c, 32, out);
-    free(s);
-    json_decref(j);
-}
-
-static size_t m__cache_limit(void)
-{
-    const char *e = getenv("LRQ_CACHE_MEM_MB");
-    if (e && *e) return (size_t)strtoull(e, NULL, 10) << 20;
-    long pages = sysconf(_SC_PHYS_PAGES), psz = sysconf(_SC_PAGESIZE);
-    return pages > 0 && psz > 0 ? (size_t)pages * (size_t)psz / 4 : (size_t)4 << 30;
-}
-
-/* X in memory, or (beyond the cache limit, as wk_recon.c) in an unlinked work-dir file. */
+/* X in memory, or beyond the cache limit (as wk_recon.c) in an unlinked work-dir file. */
 static int m__xbuf(mrun_t *R, size_t nfloat, lrq_err_t *err)
 {
-    R->xbytes = nfloat * sizeof(float);
-    if (R->xbytes <= m__cache_limit()) {
-        R->X = malloc(R->xbytes);
-        return R->X ? 0 : lrq_errf(err, LRQ_ENOMEM, "out of memory for activations (%zu MiB)", R->xbytes >> 20);
-    }
     char path[4200];
     snprintf(path, sizeof path, "%s/cache-xstat", R->job->workdir);
-    int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0) return lrq_errf(err, -errno, "activation cache %s: %s", path, strerror(errno));
-    int e = posix_fallocate(fd, 0, (off_t)R->xbytes);
-    if (e) { close(fd); unlink(path); return lrq_errf(err, -e, "activation cache %s: %s", path, strerror(e)); }
-    void *p = mmap(NULL, R->xbytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-    close(fd);
-    unlink(path);
-    if (p == MAP_FAILED) return lrq_errf(err, LRQ_ENOMEM, "cannot map %zu MiB for activations", R->xbytes >> 20);
-    R->X = p;
-    R->x_mapped = 1;
-    return 0;
+    R->x_mapped = nfloat * sizeof(float) > wk_cache_limit_bytes();
+    int rc = wk_buf_new(&R->xbuf, nfloat, R->x_mapped ? path : NULL, err);
+    R->X = R->xbuf.p;
+    return rc;
 }
 
 static void m__close(mrun_t *R)
 {
-    if (R->X) { if (R->x_mapped) munmap(R->X, R->xbytes); else free(R->X); }
+    wk_buf_free(&R->xbuf);
     for (int i = 0; i < 4; i++) eng_hstat_close(&R->st[i]);
     for (int i = 0; i < ENG_NLIN; i++) free(R->What[i]);
     free(R->W); free(R->absm); free(R->sc); free(R->tmp); free(R->ids);
@@ -420,7 +382,7 @@ int wk_methods_run(wk_job_t *job, double f0, double f1, lrq_err_t *err)
         if ((rc = wk_recon_run(job, f0, fm, err))) return rc;
     }
     if (!(R.layers = json_array())) return lrq_errf(err, LRQ_ENOMEM, "out of memory");
-    m__spec_hash(job, R.spec_hash);
+    wk_ckpt_spec_hash(job->spec_json, R.spec_hash);
     snprintf(R.ckdir, sizeof R.ckdir, "%s/ckpt", job->workdir);
     if ((rc = lrq_mkdirs(R.ckdir, err))) goto out;
     wk_progress(&job->proto, "calibrate", 0, 1, fm, NULL, 1);
@@ -462,7 +424,7 @@ int wk_methods_run(wk_job_t *job, double f0, double f1, lrq_err_t *err)
         hbytes += n * n * sizeof(double);
     }
     wk_log(&job->proto, "calibration statistics: %d samples × %d tokens; activations %zu MiB %s; one block's H %zu MiB",
-           R.N, R.T, R.xbytes >> 20, R.x_mapped ? "in a work-dir file (mmap)" : "in memory", hbytes >> 20);
+           R.N, R.T, R.xbuf.bytes >> 20, R.x_mapped ? "in a work-dir file (mmap)" : "in memory", hbytes >> 20);
     for (int s0 = 0; s0 < R.N; s0 += R.chunk) {
         int nb = R.N - s0 < R.chunk ? R.N - s0 : R.chunk;
         if ((rc = eng_runner_embed(R.runner, R.ids + (size_t)s0 * R.T, nb, R.T, R.X + s0 * per, err))) goto out;

@@ -18,9 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <unistd.h>
-#include <nettle/sha2.h>
 #include "wk_job.h"
 #include "wk_ckpt.h"
 #include "eng_forward.h"
@@ -51,39 +49,6 @@ typedef struct blk_head {
     uint8_t spec_hash[32];
 } blk_head_t;
 
-/* A big activation buffer: anonymous memory, or a file in the work dir when large. */
-typedef struct wk_buf {
-    float *p;
-    size_t bytes;
-} wk_buf_t;
-
-static int buf_new(wk_buf_t *b, size_t nfloat, const char *file, lrq_err_t *err)
-{
-    b->bytes = nfloat * sizeof(float);
-    if (!file) {
-        b->p = mmap(NULL, b->bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    } else {
-        int fd = open(file, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-        if (fd < 0) return lrq_errf(err, -errno, "activation cache %s: %s", file, strerror(errno));
-        int e = posix_fallocate(fd, 0, (off_t)b->bytes);
-        if (e) { close(fd); unlink(file); return lrq_errf(err, -e, "activation cache %s (%zu MiB): %s", file, b->bytes >> 20, strerror(e)); }
-        b->p = mmap(NULL, b->bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-        close(fd);
-        unlink(file); /* the mapping keeps it alive; nothing to clean up after a crash */
-    }
-    if (b->p == MAP_FAILED) {
-        b->p = NULL;
-        return lrq_errf(err, LRQ_ENOMEM, "cannot map %zu MiB for activations", b->bytes >> 20);
-    }
-    return 0;
-}
-
-static void buf_free(wk_buf_t *b)
-{
-    if (b->p) munmap(b->p, b->bytes);
-    b->p = NULL;
-}
-
 typedef struct recon {
     wk_job_t *job;
     const eng_config_t *c;
@@ -107,20 +72,6 @@ typedef struct recon {
     blk_head_t *bh;                 /* [L] headers of finished blocks read at resume */
 } recon_t;
 
-static void spec_hash(const wk_job_t *job, uint8_t out[32])
-{
-    /* Only what changes the result: not threads, eval, export or daemon fields. */
-    json_t *j = json_deep_copy(job->spec_json);
-    const char *drop[] = {"threads", "eval", "export", "name", "priority", "max_attempts"};
-    for (size_t i = 0; i < sizeof drop / sizeof *drop; i++) json_object_del(j, drop[i]);
-    char *s = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
-    struct sha256_ctx c;
-    sha256_init(&c);
-    if (s) sha256_update(&c, strlen(s), (const uint8_t *)s);
-    sha256_digest(&c, 32, out);
-    free(s);
-    json_decref(j);
-}
 
 /* Run one block (given weights) over all N samples: out[i] = block(in[i]). in may equal out.
  * If target is given, returns the mean reconstruction loss against it. */
@@ -392,13 +343,6 @@ static size_t arena_size(const wk_job_t *job)
     return total;
 }
 
-static size_t cache_limit_bytes(void)
-{
-    const char *e = getenv("LRQ_CACHE_MEM_MB");
-    if (e && *e) return (size_t)strtoull(e, NULL, 10) << 20;
-    long pages = sysconf(_SC_PHYS_PAGES), psz = sysconf(_SC_PAGESIZE);
-    return pages > 0 && psz > 0 ? (size_t)pages * (size_t)psz / 4 : (size_t)4 << 30;
-}
 
 static void swap_bufs(wk_buf_t *a, wk_buf_t *b)
 {
@@ -431,7 +375,7 @@ int wk_recon_run(wk_job_t *job, double f0, double f1, lrq_err_t *err)
     resume_t rs;
     memset(&rs, 0, sizeof rs);
     json_t *blocks = json_array();
-    spec_hash(job, R.spec_hash);
+    wk_ckpt_spec_hash(job->spec_json, R.spec_hash);
     snprintf(R.ckdir, sizeof R.ckdir, "%s/ckpt", job->workdir);
     if ((rc = lrq_mkdirs(R.ckdir, err))) goto out;
     if (!(R.bh = calloc((size_t)L, sizeof *R.bh))) { rc = lrq_errf(err, LRQ_ENOMEM, "out of memory"); goto out; }
@@ -468,13 +412,13 @@ int wk_recon_run(wk_job_t *job, double f0, double f1, lrq_err_t *err)
     eng_runner_set_mm(R.runner, wk_job_mm_fp32(job));
     eng_block_ws_set_mm(R.ws_inf, wk_job_mm_fp32(job));
     eng_block_ws_set_mm(R.ws_train, job->mm);
-    int on_disk = 3 * total * sizeof(float) > cache_limit_bytes();
+    int on_disk = 3 * total * sizeof(float) > wk_cache_limit_bytes();
     char f1p[4200], f2p[4200], f3p[4200];
     snprintf(f1p, sizeof f1p, "%s/cache-xfp", job->workdir);
     snprintf(f2p, sizeof f2p, "%s/cache-xq", job->workdir);
     snprintf(f3p, sizeof f3p, "%s/cache-y", job->workdir);
-    if ((rc = buf_new(&R.xfp, total, on_disk ? f1p : NULL, err)) || (rc = buf_new(&R.xq, total, on_disk ? f2p : NULL, err)) ||
-        (rc = buf_new(&R.y, total, on_disk ? f3p : NULL, err)))
+    if ((rc = wk_buf_new(&R.xfp, total, on_disk ? f1p : NULL, err)) || (rc = wk_buf_new(&R.xq, total, on_disk ? f2p : NULL, err)) ||
+        (rc = wk_buf_new(&R.y, total, on_disk ? f3p : NULL, err)))
         goto out;
     wk_log(&job->proto, "calibration: %d samples × %d tokens; activation caches %zu MiB %s", R.N, R.T,
            3 * total * sizeof(float) >> 20, on_disk ? "in files under the work dir (mmap)" : "in memory");
@@ -605,7 +549,7 @@ out:
     json_decref(blocks);
     if (rs.has_params) wk_ckr_close(&rs.rd);
     train_close(&R);
-    buf_free(&R.xfp); buf_free(&R.xq); buf_free(&R.y);
+    wk_buf_free(&R.xfp); wk_buf_free(&R.xq); wk_buf_free(&R.y);
     free(R.tmp); free(R.xb); free(R.yb); free(R.dy);
     eng_block_ws_free(R.ws_inf);
     eng_block_ws_free(R.ws_train);
