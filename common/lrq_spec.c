@@ -110,12 +110,6 @@ static int get_obj(const json_t *j, const char *key, const json_t **out, lrq_err
     return 0;
 }
 
-/* Methods whose result carries low-rank factors: only the dense hf export holds them. */
-static int spec__factored(int method)
-{
-    return method == LRQ_M_LQER || method == LRQ_M_ODLRI; /* = lrq_spec_factored */
-}
-
 /* "export": ["hf" | "gptq" | "gguf" | "compressed-tensors", …] and "gguf": {"type": …}
  * (docs/formats.md, Artifacts). */
 static int spec__export(const json_t *j, lrq_spec_t *s, lrq_err_t *err)
@@ -137,7 +131,7 @@ static int spec__export(const json_t *j, lrq_spec_t *s, lrq_err_t *err)
             else if (v && !strcmp(v, "gguf")) s->export_gguf = 1;
             else if (v && !strcmp(v, "compressed-tensors")) s->export_ct = 1;
             else return lrq_err_field(err, f, "must be \"hf\", \"gptq\", \"gguf\" or \"compressed-tensors\"");
-            if (v && strcmp(v, "hf") && spec__factored(s->method))
+            if (v && strcmp(v, "hf") && lrq_spec_factored(s))
                 return lrq_err_field(err, f, "method %s adds low-rank factors, which %s cannot hold; export \"hf\" "
                                      "(dense weights with the factors merged)", lrq_method_name[s->method], v);
         }
