@@ -73,8 +73,16 @@ spec() {
   printf '"lrq":{"iterations":%s,"lr":2e-3,"batch_size":2,"checkpoint_every_s":0.05},' "$2"
   printf '"export":["hf"],"seed":3,"threads":1%s}\n' "${3:-}"
 }
-# worker_pids WORKDIR: live lrq-worker processes for that work dir
-worker_pids() { pgrep -f -- "--workdir $1\$" 2>/dev/null; }
+# worker_pids WORKDIR: live lrq-worker processes for that work dir. A task whose
+# parent is itself one of them is not a second worker: LeakSanitizer's tracer, which
+# an ASan build clone()s at exit, is a separate process with the worker's cmdline.
+worker_pids() {
+  _wp=$(pgrep -f -- "--workdir $1\$" 2>/dev/null) || return 0
+  for _p in $_wp; do
+    _pp=$(sed -n 's/^PPid:[[:space:]]*//p' "/proc/$_p/status" 2>/dev/null)
+    case " $(echo $_wp) " in *" $_pp "*) ;; *) echo "$_p" ;; esac
+  done
+}
 # sql DB QUERY: sqlite3(1), or Python's sqlite3 module where the CLI is missing
 sql() {
   if command -v sqlite3 >/dev/null; then sqlite3 "$1" "$2"; else

@@ -41,7 +41,7 @@ diag "bounds from the reference: no change for $STALL_S s; deadline in $((DEADLI
 
 # 1. SIGKILL the worker at KILLS random moments of one job.
 # wd_sig WD: changes while the job in WD moves (progress lines, daemon log lines)
-wd_sig() { echo "$(wc -c < "$1/progress.jsonl" 2>/dev/null) $(wc -c < "$T/lrqd.out" 2>/dev/null)"; }
+wd_sig() { echo "$( { wc -c < "$1/progress.jsonl"; } 2>/dev/null) $( { wc -c < "$T/lrqd.out"; } 2>/dev/null)"; }
 # wait_new_worker WD OLDPID: print a live worker pid for WD other than OLDPID (gives up
 # when the job finished or nothing moved for STALL_S)
 wait_new_worker() {
