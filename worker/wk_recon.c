@@ -384,6 +384,12 @@ int wk_recon_run(wk_job_t *job, double f0, double f1, lrq_err_t *err)
 
     for (int b = 0; b < L; b++) {
         eng_block_w_t wq;
+        if (rs.block == L) { /* all finished before the restart (stopped in evaluation or export): nothing to propagate */
+            if (!wk_qstore_streams(job) && (rc = wk_qstore_load(job, b, err))) goto out;
+            json_array_append_new(blocks, json_pack("{s:i, s:f, s:f, s:f}", "block", b, "loss_start", R.bh[b].loss_start,
+                                                    "loss_end", R.bh[b].loss_end, "seconds", R.bh[b].seconds));
+            continue;
+        }
         if ((rc = eng_runner_layer(R.runner, b, &R.wblk, err))) goto out;
         block_apply(&R, &R.wblk, R.xfp.p, R.y.p, NULL);
         /* pipeline "parallel": every block learns from the FP model's input (blocks independent). */
