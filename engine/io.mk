@@ -1,7 +1,7 @@
 # engine: model I/O (safetensors reader, llama2.c, config.json), tokenizers, data streams
 noinst_LTLIBRARIES += libeng_io.la
 libeng_io_la_SOURCES = engine/eng_model.h engine/eng_half.h engine/eng_tok.h engine/eng_safetensors.h \
-	engine/eng_model.c engine/eng_st_read.c engine/eng_tok.c engine/eng_data.c
+	engine/eng_spm.h engine/eng_model.c engine/eng_st_read.c engine/eng_tok.c engine/eng_spm.c engine/eng_data.c
 
 # tests (Criterion, TAP through LOG_DRIVER)
 IO_TEST_LIBS = libeng_io.la libcommon.la $(JANSSON_LIBS) -lm $(TEST_LIBS)
