@@ -17,3 +17,10 @@ tests_engine_test_data_SOURCES = tests/engine/test_data.c
 tests_engine_test_data_CFLAGS = $(TEST_CFLAGS)
 tests_engine_test_data_LDADD = $(IO_TEST_LIBS)
 EXTRA_DIST += tools/mkmodel.py tests/engine/ref_tok.py tests/engine/tok_bin2json.py
+# SentencePiece .model tokenizers against the .bin exports; the GGUF export from each
+check_PROGRAMS += tests/engine/test_spm
+TESTS += tests/engine/test_spm
+tests_engine_test_spm_SOURCES = tests/engine/test_spm.c tests/engine/test_util.h
+tests_engine_test_spm_CFLAGS = $(TEST_CFLAGS)
+tests_engine_test_spm_LDADD = libeng_quant.la libeng_pool.la libeng_io.la libcommon.la $(JANSSON_LIBS) $(NETTLE_LIBS) \
+	$(OPENBLAS_LIBS) -lpthread -lm $(TEST_LIBS)
