@@ -24,3 +24,6 @@ tests_engine_test_spm_SOURCES = tests/engine/test_spm.c tests/engine/test_util.h
 tests_engine_test_spm_CFLAGS = $(TEST_CFLAGS)
 tests_engine_test_spm_LDADD = libeng_quant.la libeng_pool.la libeng_io.la libcommon.la $(JANSSON_LIBS) $(NETTLE_LIBS) \
 	$(OPENBLAS_LIBS) -lpthread -lm $(TEST_LIBS)
+# end to end: a .model as the job's tokenizer; corrupt / UNIGRAM ones fail naming "tokenizer"
+TESTS += tests/integration/test_tok_spm.sh
+EXTRA_DIST += tests/integration/test_tok_spm.sh
