@@ -312,11 +312,25 @@ static int spec__pipeline(const json_t *j, lrq_spec_t *s, lrq_err_t *err)
     return rc;
 }
 
+/* "tasks": the parallel pipeline's blocks as separate worker tasks (docs/daemon.md). */
+static int spec__tasks(const json_t *j, lrq_spec_t *s, lrq_err_t *err)
+{
+    long x = 1;
+    int rc = get_int(j, "tasks", "tasks", 1, 256, &x, err);
+    if (rc) return rc;
+    s->tasks = (int)x;
+    if (s->tasks > 1 && s->pipeline != LRQ_PIPE_PARALLEL)
+        return lrq_err_field(err, "tasks", "needs \"pipeline\": \"parallel\" (sequential blocks depend on each other)");
+    if (s->tasks > 1 && s->method != LRQ_M_LRQ && s->method != LRQ_M_FLEXROUND)
+        return lrq_err_field(err, "tasks", "applies only to lrq and flexround");
+    return 0;
+}
+
 int lrq_spec_parse(const json_t *j, lrq_spec_t *s, lrq_err_t *err)
 {
     static const char *const top[] = {"model", "tokenizer", "method", "weight", "calibration", "eval", "lrq",
                                       "export", "seed", "threads", "name", "priority", "max_attempts",
-                                      "pipeline", "gguf", "gptq", "lqer", "odlri", "activation", "smooth", "compute", NULL};
+                                      "pipeline", "tasks", "gguf", "gptq", "lqer", "odlri", "activation", "smooth", "compute", NULL};
     static const char *const wkeys[] = {"bits", "group_size", "symmetric", "init", NULL};
     static const char *const ckeys[] = {"path", "samples", "seq_len", NULL};
     static const char *const ekeys[] = {"path", "seq_len", "max_windows", NULL};
@@ -398,6 +412,7 @@ int lrq_spec_parse(const json_t *j, lrq_spec_t *s, lrq_err_t *err)
     x = 0; TRY(get_int(j, "priority", "priority", -100, 100, &x, err)); s->priority = (int)x;
     x = s->max_attempts; TRY(get_int(j, "max_attempts", "max_attempts", 1, 100, &x, err)); s->max_attempts = (int)x;
     TRY(spec__pipeline(j, s, err));
+    TRY(spec__tasks(j, s, err));
     TRY(spec__methods(j, s, err));
     TRY(spec__activation(j, s, err)); /* after methods: lrq_spec_uses_recon needs lqer.base */
     return 0;

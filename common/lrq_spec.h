@@ -94,6 +94,8 @@ typedef struct lrq_spec {
     uint64_t seed;
     int threads;             /* 0 = all cores, ≤ 1024 */
     int pipeline;            /* enum lrq_pipeline: "sequential" (default) | "parallel" */
+    int tasks;               /* "tasks": blocks reconstructed by this many worker tasks at once (parallel
+                                pipeline, lrq / flexround only); default 1 = the job's one worker */
     lrq_gptq_spec_t gptq;
     lrq_lqer_spec_t lqer;
     lrq_odlri_spec_t odlri;

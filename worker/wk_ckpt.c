@@ -149,7 +149,8 @@ void wk_ckpt_spec_hash(const json_t *spec, uint8_t out[32])
 {
     /* Only what changes the result: not threads, eval, export or daemon fields. */
     json_t *j = json_deep_copy(spec);
-    const char *drop[] = {"threads", "eval", "export", "name", "priority", "max_attempts"};
+    const char *drop[] = {"threads", "eval", "export", "name", "priority", "max_attempts",
+                          "tasks" /* how many processes share the blocks, not what they compute */};
     for (size_t i = 0; i < sizeof drop / sizeof *drop; i++) json_object_del(j, drop[i]);
     char *s = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
     struct sha256_ctx c;

@@ -28,6 +28,10 @@ typedef struct wk_job {
     json_t *artifacts;            /* [{path, size, sha256}] after export (in the done event) */
     const volatile sig_atomic_t *stop; /* set by SIGTERM/SIGINT */
     double t0;
+    /* Task mode (lrq-worker run --blocks A-B, docs/daemon.md "Block-parallel tasks"): reconstruct
+     * blocks [task_b0, task_b1) only, from the FP model's inputs; task_b1 = 0: the whole job. */
+    int task_b0, task_b1;
+    const char *spec_path;        /* the spec file (a coordinating worker hands it to its tasks) */
 } wk_job_t;
 
 /* Exit statuses of `lrq-worker run` (docs/worker-protocol.md). */
@@ -37,6 +41,10 @@ int wk_job_run(wk_job_t *job, lrq_err_t *err);
 static inline eng_mm_t *wk_job_mm_fp32(const wk_job_t *job) { return job->mm_fp32 ? job->mm_fp32 : job->mm; }
 /* LRQ / FlexRound block-wise reconstruction with checkpoint/resume into job->ql. */
 int wk_recon_run(wk_job_t *job, double frac0, double frac1, lrq_err_t *err);
+/* The coordinator of a job with spec.tasks > 1 (wk_tasks.c): runs the block ranges as child
+ * `lrq-worker run --blocks A-B` processes, relays their events, restarts a killed one; returns
+ * when every range's block files are written (then wk_recon_run assembles). */
+int wk_tasks_run(wk_job_t *job, double frac0, double frac1, lrq_err_t *err);
 /* Weight rounding for the whole model with RTN into job->ql. */
 int wk_rtn_run(wk_job_t *job, double frac0, double frac1, lrq_err_t *err);
 

@@ -1,6 +1,6 @@
 /* lrq-worker — runs one quantization job, or evaluates / samples a model.
  *
- *   lrq-worker run --spec job.json --workdir DIR
+ *   lrq-worker run --spec job.json --workdir DIR [--blocks A-B]
  *   lrq-worker eval --model M [--tokenizer T] [--quantized DIR] --data D --seq-len T [--max-windows K] [--threads N]
  *   lrq-worker generate --model M [--tokenizer T] [--steps N]
  *   lrq-worker validate --spec job.json
@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 #include <cblas.h>
 #include "wk_job.h"
@@ -32,7 +33,7 @@ static void on_signal(int sig)
 
 static void usage(FILE *f)
 {
-    fputs("usage: lrq-worker run --spec SPEC.json --workdir DIR\n"
+    fputs("usage: lrq-worker run --spec SPEC.json --workdir DIR [--blocks A-B]\n"
           "       lrq-worker eval --model M [--tokenizer T] [--quantized DIR] --data D [--seq-len 256]\n"
           "                       [--max-windows K] [--threads N] [--batch 4] [--activation ACT.json]\n"
           "       lrq-worker generate --model M [--tokenizer T] [--steps 256]\n"
@@ -42,7 +43,9 @@ static void usage(FILE *f)
           "run: progress events (JSON lines) on stdout, the log on stderr, results in DIR\n"
           "(docs/worker-protocol.md). Exit status: 0 done; 65 permanent failure (bad spec\n"
           "value, unreadable or corrupt input, disk full); 75 stopped by SIGTERM/SIGINT\n"
-          "after a checkpoint (run again to resume); 70 or other: transient failure.\n",
+          "after a checkpoint (run again to resume); 70 or other: transient failure.\n"
+          "--blocks A-B: task mode of a \"pipeline\": \"parallel\" lrq/flexround job: reconstruct\n"
+          "blocks A..B-1 from the FP model's inputs into DIR/ckpt and stop (no eval, no export).\n",
           f);
 }
 
@@ -56,15 +59,25 @@ static int is_permanent(int rc)
 
 static int cmd_run(int argc, char **argv)
 {
-    static const struct option opts[] = {{"spec", 1, 0, 's'}, {"workdir", 1, 0, 'w'}, {0, 0, 0, 0}};
-    const char *spec = NULL, *workdir = NULL;
-    int o;
+    static const struct option opts[] = {{"spec", 1, 0, 's'}, {"workdir", 1, 0, 'w'}, {"blocks", 1, 0, 'b'}, {0, 0, 0, 0}};
+    const char *spec = NULL, *workdir = NULL, *blocks = NULL;
+    int o, b0 = 0, b1 = 0;
     while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         if (o == 's') spec = optarg;
         else if (o == 'w') workdir = optarg;
+        else if (o == 'b') blocks = optarg;
         else { usage(stderr); return 64; }
     }
     if (!spec || !workdir) { usage(stderr); return 64; }
+    if (blocks) {
+        char tail = 0;
+        if (sscanf(blocks, "%d-%d%c", &b0, &b1, &tail) != 2 || b0 < 0 || b1 <= b0) {
+            fprintf(stderr, "lrq-worker: --blocks: expected A-B with 0 <= A < B (got '%s')\n", blocks);
+            return WK_EXIT_FAIL;
+        }
+        /* A task dies with its coordinator (which restarts it), never outlives it. */
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+    }
     struct sigaction sa = {0};
     sa.sa_handler = on_signal;
     sigaction(SIGTERM, &sa, NULL);
@@ -80,8 +93,15 @@ static int cmd_run(int argc, char **argv)
         return WK_EXIT_FAIL;
     }
     snprintf(job.workdir, sizeof job.workdir, "%s", workdir);
-    wk_proto_init(&job.proto, workdir);
+    job.spec_path = spec;
+    job.task_b0 = b0;
+    job.task_b1 = b1;
+    /* A task's events go to its coordinator only (stdout); DIR/progress.jsonl is the job's. */
+    wk_proto_init(&job.proto, blocks ? NULL : workdir);
     rc = lrq_spec_load_file(spec, &job.spec, &job.spec_json, &err);
+    if (!rc && blocks && (job.spec.pipeline != LRQ_PIPE_PARALLEL ||
+                          (job.spec.method != LRQ_M_LRQ && job.spec.method != LRQ_M_FLEXROUND)))
+        rc = lrq_err_field(&err, "--blocks", "needs a spec with \"pipeline\": \"parallel\" and method lrq or flexround");
     if (!rc) {
         wk_log(&job.proto, "job %s: method %s, W%d%s%s", spec, lrq_method_name[job.spec.method], job.spec.bits,
                job.spec.group_size ? " group " : " per-channel", job.spec.group_size ? "" : "");

@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <unistd.h>
 #include "wk_job.h"
 #include "wk_ckpt.h"
@@ -53,6 +54,8 @@ typedef struct recon {
     float *xb, *yb, *dy;            /* (B,T,D) */
     uint8_t spec_hash[32];
     char ckdir[4096];
+    char stname[64];                /* state.ckpt, or task-AAA-BBB.ckpt in task mode */
+    int b0, b1;                     /* blocks this run reconstructs: [b0, b1) */
     /* per-block training state */
     eng_lrq_t lq[ENG_NLIN];
     eng_block_w_t wblk;             /* FP views of the block being trained (norms used) */
@@ -142,7 +145,7 @@ static int write_state(recon_t *R, int block, long iter, uint64_t rng, long adam
                        double seconds, int with_params, lrq_err_t *err)
 {
     char path[4200];
-    snprintf(path, sizeof path, "%s/state.ckpt", R->ckdir);
+    snprintf(path, sizeof path, "%s/%s", R->ckdir, R->stname);
     wk_ckw_t w;
     int rc = wk_ckw_open(&w, path, err);
     if (rc) return rc;
@@ -170,11 +173,10 @@ typedef struct resume {
 static int find_resume(recon_t *R, resume_t *rs)
 {
     memset(rs, 0, sizeof *rs);
-    const char *names[2] = {"state.ckpt", "state.ckpt.prev"};
     for (int k = 0; k < 2; k++) {
         char path[4200];
         lrq_err_t e;
-        snprintf(path, sizeof path, "%s/%s", R->ckdir, names[k]);
+        snprintf(path, sizeof path, "%s/%s%s", R->ckdir, R->stname, k ? ".prev" : "");
         wk_ckr_t r;
         int rc = wk_ckr_open(&r, path, &e);
         if (rc) {
@@ -184,13 +186,13 @@ static int find_resume(recon_t *R, resume_t *rs)
         size_t len;
         const ck_head_t *h = wk_ckr_get(&r, TAG_HEAD, &len);
         if (!h || len != sizeof *h || h->version != CKPT_VERSION || memcmp(h->spec_hash, R->spec_hash, 32) ||
-            (int)h->block > R->c->n_layers) {
+            (int)h->block > R->b1 || (int)h->block < R->b0) {
             wk_log(&R->job->proto, "checkpoint %s belongs to another job spec; ignoring it", path);
             wk_ckr_close(&r);
             continue;
         }
         int ok = 1;
-        for (int b = 0; b < (int)h->block && ok; b++) { /* every block it depends on verifies (read, then dropped) */
+        for (int b = R->b0; b < (int)h->block && ok; b++) { /* every block it depends on verifies (read, then dropped) */
             eng_qlinear_t q[ENG_NLIN];
             memset(q, 0, sizeof q);
             if (wk_qstore_read(R->job, b, q, &R->bh[b], &e)) {
@@ -302,6 +304,37 @@ static int dequant_block(recon_t *R, int b, eng_block_w_t *wq, lrq_err_t *err)
     return 0;
 }
 
+/* Parallel pipeline: block b's file exists and verifies (another task, or an earlier run, trained it);
+ * its losses and time go to R->bh[b]. */
+static int block_file_ok(recon_t *R, int b)
+{
+    char path[4200];
+    snprintf(path, sizeof path, "%s/block-%03d.bin", R->ckdir, b);
+    if (access(path, F_OK)) return 0;
+    eng_qlinear_t q[ENG_NLIN];
+    memset(q, 0, sizeof q);
+    lrq_err_t e = {0};
+    int rc = wk_qstore_read(R->job, b, q, &R->bh[b], &e);
+    for (int i = 0; i < ENG_NLIN; i++) eng_qlinear_close(&q[i]);
+    if (rc) wk_log(&R->job->proto, "block %d: its file is not usable (%s); training it", b, e.msg);
+    return !rc;
+}
+
+/* Task mode holds ckpt/task-A-B.lock while it runs: a second copy of one task (a restart racing
+ * a dying predecessor) waits for the first to be gone. */
+static int task_lock(recon_t *R, int *fd, lrq_err_t *err)
+{
+    char path[4200];
+    snprintf(path, sizeof path, "%s/task-%03d-%03d.lock", R->ckdir, R->b0, R->b1);
+    if ((*fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644)) < 0)
+        return lrq_errf(err, -errno, "%s: %s", path, strerror(errno));
+    while (flock(*fd, LOCK_EX)) {
+        if (errno != EINTR) return lrq_errf(err, -errno, "%s: flock: %s", path, strerror(errno));
+        if (*R->job->stop) return lrq_errf(err, LRQ_ECANCEL, "stopped by signal while waiting for %s", path);
+    }
+    return 0;
+}
+
 int wk_recon_run(wk_job_t *job, double f0, double f1, lrq_err_t *err)
 {
     const lrq_spec_t *s = &job->spec;
@@ -312,14 +345,39 @@ int wk_recon_run(wk_job_t *job, double f0, double f1, lrq_err_t *err)
     R.T = s->calib_seq_len;
     R.D = R.c->dim;
     R.B = s->batch_size;
-    int L = R.c->n_layers, rc;
+    int L = R.c->n_layers, rc, lock_fd = -1;
+    const int par = s->pipeline == LRQ_PIPE_PARALLEL;
+    char *skip = NULL;
     resume_t rs;
     memset(&rs, 0, sizeof rs);
     json_t *blocks = json_array();
     wk_ckpt_spec_hash(job->spec_json, R.spec_hash);
     snprintf(R.ckdir, sizeof R.ckdir, "%s/ckpt", job->workdir);
+    R.b0 = 0;
+    R.b1 = L;
+    snprintf(R.stname, sizeof R.stname, "state.ckpt");
+    if (job->task_b1) {
+        if (job->task_b1 > L) {
+            rc = lrq_err_field(err, "--blocks", "ends at block %d; the model has %d blocks", job->task_b1, L);
+            goto out;
+        }
+        R.b0 = job->task_b0;
+        R.b1 = job->task_b1;
+        snprintf(R.stname, sizeof R.stname, "task-%03d-%03d.ckpt", R.b0, R.b1);
+    }
     if ((rc = lrq_mkdirs(R.ckdir, err))) goto out;
-    if (!(R.bh = calloc((size_t)L, sizeof *R.bh))) { rc = lrq_errf(err, LRQ_ENOMEM, "out of memory"); goto out; }
+    if (!(R.bh = calloc((size_t)L, sizeof *R.bh)) || !(skip = calloc((size_t)L, 1))) {
+        rc = lrq_errf(err, LRQ_ENOMEM, "out of memory");
+        goto out;
+    }
+    if (job->task_b1 && (rc = task_lock(&R, &lock_fd, err))) goto out;
+    /* The coordinator of a multi-task job runs the block ranges as tasks first; what follows then
+     * assembles their block files (and trains any block still missing itself). */
+    if (par && s->tasks > 1 && !job->task_b1) {
+        if ((rc = wk_tasks_run(job, f0, f0 + 0.95 * (f1 - f0), err))) goto out;
+        f0 += 0.95 * (f1 - f0);
+        json_object_set_new(job->metrics, "tasks", json_integer(s->tasks));
+    }
 
     wk_progress(&job->proto, "calibrate", 0, 1, f0, NULL, 1);
     if ((rc = eng_data_load(s->calib_path, job->tok, R.c->vocab_size, &R.ids, &R.nids, err))) {
@@ -371,6 +429,19 @@ int wk_recon_run(wk_job_t *job, double f0, double f1, lrq_err_t *err)
 
     R.nparams = arena_size(job);
     find_resume(&R, &rs);
+    /* Parallel pipeline: a block is independent of the others, so any block whose file verifies is
+     * done (trained by a task or an earlier attempt); only the FP input has to pass through it.
+     * last = the last block this run still trains. */
+    int last = R.b1 - 1;
+    if (par) {
+        last = -1;
+        for (int b = R.b0; b < R.b1; b++) {
+            if (b < rs.block || (!(b == rs.block && rs.has_params) && block_file_ok(&R, b))) skip[b] = 1;
+            else last = b;
+        }
+        if (job->task_b1)
+            wk_log(&job->proto, "task: blocks %d..%d of %d (%d to train)", R.b0, R.b1 - 1, L, last < 0 ? 0 : last + 1 - R.b0);
+    }
     for (int i = 0; i < ENG_NLIN; i++) {
         const eng_tensor_t *t = &job->model->layers[0].lin[i];
         if (!(R.What[i] = malloc((size_t)t->rows * t->cols * sizeof(float)))) {
@@ -382,8 +453,29 @@ int wk_recon_run(wk_job_t *job, double f0, double f1, lrq_err_t *err)
     json_object_set_new(job->metrics, "calibration", json_pack("{s:i, s:i, s:I}", "samples", R.N, "seq_len", R.T,
                                                                "tokens_available", (json_int_t)R.nids));
 
-    for (int b = 0; b < L; b++) {
+    for (int b = 0; b < R.b1; b++) {
         eng_block_w_t wq;
+        if (par && (b > last || (b >= R.b0 && skip[b]))) {
+            /* nothing to train here: block b is finished (or beyond the last one still to train) */
+            if (b >= R.b0 && !job->task_b1) {
+                if (!wk_qstore_streams(job) && (rc = wk_qstore_load(job, b, err))) goto out;
+                json_array_append_new(blocks, json_pack("{s:i, s:f, s:f, s:f}", "block", b, "loss_start", R.bh[b].loss_start,
+                                                        "loss_end", R.bh[b].loss_end, "seconds", R.bh[b].seconds));
+            }
+            if (b > last) continue;
+            if ((rc = eng_runner_layer(R.runner, b, &R.wblk, err))) goto out;
+            block_apply(&R, &R.wblk, R.xfp.p, R.y.p, NULL); /* the FP input of the next block */
+            eng_model_release_layer(job->model, b);
+            swap_bufs(&R.xfp, &R.y);
+            continue;
+        }
+        if (par && b < R.b0) { /* task mode: FP blocks before the range give its input */
+            if ((rc = eng_runner_layer(R.runner, b, &R.wblk, err))) goto out;
+            block_apply(&R, &R.wblk, R.xfp.p, R.y.p, NULL);
+            eng_model_release_layer(job->model, b);
+            swap_bufs(&R.xfp, &R.y);
+            continue;
+        }
         if (rs.block == L) { /* all finished before the restart (stopped in evaluation or export): nothing to propagate */
             if (!wk_qstore_streams(job) && (rc = wk_qstore_load(job, b, err))) goto out;
             json_array_append_new(blocks, json_pack("{s:i, s:f, s:f, s:f}", "block", b, "loss_start", R.bh[b].loss_start,
@@ -511,5 +603,7 @@ out:
     eng_runner_free(R.runner);
     free(R.ids);
     free(R.bh);
+    free(skip);
+    if (lock_fd >= 0) close(lock_fd);
     return rc;
 }
