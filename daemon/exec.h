@@ -26,6 +26,8 @@ typedef struct exec_job {
     const char *log_path;   /* DIR/log: the worker's stderr, appended */
     int threads;            /* > 0: OPENBLAS_NUM_THREADS/OMP_NUM_THREADS for the worker */
     uint64_t model_bytes;   /* the model's size on disk (slurm: the memory estimate) */
+    int tasks;              /* the spec's "tasks" (1 = one worker process): the worker runs this many
+                               block tasks of `threads` each at once (worker/wk_tasks.c) */
 } exec_job_t;
 
 /* How a run ended. cause (slurm.h, enum exec_cause) is EXEC_EXITED for a plain exit;

@@ -561,7 +561,7 @@ static int xs_start(void *self, const exec_job_t *job, const exec_cbs_t *cbs, vo
                     lrq_err_t *err)
 {
     xs_t *x = self;
-    slurm_res_in_t ri = {.threads = job->threads, .model_bytes = job->model_bytes, .mem_mb = x->mem_mb,
+    slurm_res_in_t ri = {.threads = job->threads, .model_bytes = job->model_bytes, .tasks = job->tasks, .mem_mb = x->mem_mb,
                          .cache_mb = x->cache_mb, .time_limit_min = x->time_limit_min,
                          .job_timeout_s = x->job_timeout_s, .grace_s = x->grace_s};
     slurm_res_t res;

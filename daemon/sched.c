@@ -282,7 +282,8 @@ static int sched__start(lrqd_t *d, db_job_t *job, lrq_err_t *err)
     }
     if (e) { rc = e; goto fail; }
     exec_job_t ej = {.job_id = job->id, .workdir = r->workdir, .spec_path = spec_path, .log_path = log_path,
-                     .threads = threads, .model_bytes = sched__model_bytes(spec)};
+                     .threads = threads, .model_bytes = sched__model_bytes(spec),
+                     .tasks = (int)json_integer_value(json_object_get(spec, "tasks"))};
     if (d->exec.ops->adopt) {
         /* A new attempt: the previous one's Slurm id must not be adopted after a crash. */
         lrq_err_t e1;

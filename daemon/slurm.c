@@ -82,10 +82,11 @@ int slurm_parse_jobid(const char *text, int64_t *id)
 
 void slurm_resources(const slurm_res_in_t *in, slurm_res_t *o)
 {
-    o->cpus = in->threads > 0 ? in->threads : 1;
+    int tasks = in->tasks > 1 ? in->tasks : 1;
+    o->cpus = (in->threads > 0 ? in->threads : 1) * tasks;
     o->cache_mb = in->cache_mb;
     uint64_t model_mb = (in->model_bytes + (1u << 20) - 1) >> 20;
-    o->mem_mb = in->mem_mb > 0 ? in->mem_mb : (int64_t)(2 * model_mb) + in->cache_mb + 512;
+    o->mem_mb = in->mem_mb > 0 ? in->mem_mb : ((int64_t)(2 * model_mb) + in->cache_mb + 512) * tasks;
     if (in->time_limit_min > 0) o->time_min = in->time_limit_min;
     else if (in->job_timeout_s > 0) o->time_min = (in->job_timeout_s + in->grace_s + 59) / 60 + 1;
     else o->time_min = 0;

@@ -58,6 +58,7 @@ int slurm_parse_jobid(const char *text, int64_t *id);
 typedef struct slurm_res_in {
     int threads;                /* the spec's threads (already filled from the config), 0 = 1 */
     uint64_t model_bytes;       /* the model's size on disk */
+    int tasks;                  /* block tasks run at once by the job's worker (spec "tasks"), 0 = 1 */
     int64_t mem_mb;             /* slurm_mem_mb: > 0 overrides the estimate */
     int64_t cache_mb;           /* slurm_cache_mb: the activation caches' budget */
     int64_t time_limit_min;     /* slurm_time_limit_min: > 0 overrides */
@@ -69,9 +70,11 @@ typedef struct slurm_res {
     int64_t time_min;           /* --time, 0 = the partition's default */
     int64_t cache_mb;           /* LRQ_CACHE_MEM_MB for the worker */
 } slurm_res_t;
-/* Memory estimate: the model as fp32 for the per-layer conversions and the quantized
+/* CPUs: threads × tasks (a parallel-pipeline job's worker runs its block tasks side by side in
+ * the allocation). Memory estimate: the model as fp32 for the per-layer conversions and the quantized
  * copy (2 × its size on disk, the mmap counted once), the activation caches (the
- * worker keeps them under cache_mb, spilling to files beyond), 512 MB for the rest.
+ * worker keeps them under cache_mb, spilling to files beyond), 512 MB for the rest — once per
+ * task when there are tasks (each is a worker process of its own).
  * Time: job_timeout_s + grace_s rounded up to minutes, + 1, so that lrqd's own timeout
  * (a clean stop with a checkpoint) comes before Slurm's. */
 void slurm_resources(const slurm_res_in_t *in, slurm_res_t *out);

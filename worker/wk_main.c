@@ -10,6 +10,7 @@
  * SIGTERM after a checkpoint, 70 other failure (the daemon retries). */
 #include <errno.h>
 #include <getopt.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -102,6 +103,12 @@ static int cmd_run(int argc, char **argv)
     if (!rc && blocks && (job.spec.pipeline != LRQ_PIPE_PARALLEL ||
                           (job.spec.method != LRQ_M_LRQ && job.spec.method != LRQ_M_FLEXROUND)))
         rc = lrq_err_field(&err, "--blocks", "needs a spec with \"pipeline\": \"parallel\" and method lrq or flexround");
+    if (!rc && blocks && job.spec.threads <= 0) { /* "all cores" is shared by the job's tasks */
+        cpu_set_t cs;
+        int ncpu = sched_getaffinity(0, sizeof cs, &cs) == 0 ? CPU_COUNT(&cs) : 1;
+        job.spec.threads = ncpu / (job.spec.tasks > 1 ? job.spec.tasks : 1);
+        if (job.spec.threads < 1) job.spec.threads = 1;
+    }
     if (!rc) {
         wk_log(&job.proto, "job %s: method %s, W%d%s%s", spec, lrq_method_name[job.spec.method], job.spec.bits,
                job.spec.group_size ? " group " : " per-channel", job.spec.group_size ? "" : "");

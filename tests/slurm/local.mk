@@ -28,3 +28,7 @@ tests_slurm_test_slurm_unit_SOURCES = tests/slurm/test_slurm_unit.c
 tests_slurm_test_slurm_unit_CFLAGS = $(TEST_CFLAGS) $(SQLITE_CFLAGS)
 tests_slurm_test_slurm_unit_LDADD = $(DAEMON_TEST_LDADD)
 endif
+
+# Block-parallel tasks with the local executor (worker/wk_tasks.c): in make check.
+TESTS += tests/integration/test_tasks.sh
+EXTRA_DIST += tests/integration/test_tasks.sh
