@@ -43,6 +43,8 @@ static const opt_t opts[] = {
     {"slurm_mem_mb", T_INT, O(slurm_mem_mb), "0", 0, 1 << 30, "executor = slurm: --mem per job (0 = the job's estimate)"},
     {"slurm_cache_mb", T_INT, O(slurm_cache_mb), "1024", 16, 1 << 30,
      "executor = slurm: activation-cache memory per job (LRQ_CACHE_MEM_MB), part of --mem"},
+    {"slurm_max_cpus", T_INT, O(slurm_max_cpus), "0", 0, 1 << 20,
+     "executor = slurm: cap on --cpus-per-task (threads x tasks), e.g. the nodes' size (0 = no cap)"},
     {"slurm_poll_ms", T_INT, O(slurm_poll_ms), "2000", 100, 600000, "executor = slurm: squeue interval"},
     {"slurm_probe", T_BOOL, O(slurm_probe), "true", 0, 0,
      "executor = slurm: at start-up, check with a small job that a node can write state_dir"},

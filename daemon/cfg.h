@@ -28,7 +28,7 @@ typedef struct cfg {
     int no_auth, metrics_auth;
     /* executor = slurm (daemon/exec_slurm.c) */
     char *slurm_partition, *slurm_account, *slurm_sbatch_args;
-    int64_t slurm_time_limit_min, slurm_mem_mb, slurm_cache_mb, slurm_poll_ms;
+    int64_t slurm_time_limit_min, slurm_mem_mb, slurm_cache_mb, slurm_poll_ms, slurm_max_cpus;
     int slurm_probe;
 } cfg_t;
 

@@ -88,7 +88,7 @@ struct xs {
     char **extra;             /* slurm_sbatch_args split */
     int nextra;
     size_t max_line;
-    int64_t poll_ms, mem_mb, cache_mb, time_limit_min, job_timeout_s, grace_s;
+    int64_t poll_ms, mem_mb, cache_mb, time_limit_min, job_timeout_s, grace_s, max_cpus;
     uv_timer_t tick;
     uint64_t last_query, last_warn;
     uint64_t hold_until;      /* no dispatch before (slurmctld unreachable at the last sbatch) */
@@ -561,7 +561,7 @@ static int xs_start(void *self, const exec_job_t *job, const exec_cbs_t *cbs, vo
                     lrq_err_t *err)
 {
     xs_t *x = self;
-    slurm_res_in_t ri = {.threads = job->threads, .model_bytes = job->model_bytes, .tasks = job->tasks, .mem_mb = x->mem_mb,
+    slurm_res_in_t ri = {.threads = job->threads, .model_bytes = job->model_bytes, .tasks = job->tasks, .max_cpus = x->max_cpus, .mem_mb = x->mem_mb,
                          .cache_mb = x->cache_mb, .time_limit_min = x->time_limit_min,
                          .job_timeout_s = x->job_timeout_s, .grace_s = x->grace_s};
     slurm_res_t res;
@@ -813,6 +813,7 @@ int exec_slurm_new(exec_t *out, uv_loop_t *loop, const char *worker_path, const 
     x->mem_mb = cfg->slurm_mem_mb;
     x->cache_mb = cfg->slurm_cache_mb;
     x->time_limit_min = cfg->slurm_time_limit_min;
+    x->max_cpus = cfg->slurm_max_cpus;
     x->job_timeout_s = cfg->job_timeout_s;
     x->grace_s = cfg->grace_s;
     x->probe_on = cfg->slurm_probe;

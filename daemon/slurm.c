@@ -84,6 +84,7 @@ void slurm_resources(const slurm_res_in_t *in, slurm_res_t *o)
 {
     int tasks = in->tasks > 1 ? in->tasks : 1;
     o->cpus = (in->threads > 0 ? in->threads : 1) * tasks;
+    if (in->max_cpus > 0 && o->cpus > in->max_cpus) o->cpus = (int)in->max_cpus;
     o->cache_mb = in->cache_mb;
     uint64_t model_mb = (in->model_bytes + (1u << 20) - 1) >> 20;
     o->mem_mb = in->mem_mb > 0 ? in->mem_mb : ((int64_t)(2 * model_mb) + in->cache_mb + 512) * tasks;

@@ -59,6 +59,7 @@ typedef struct slurm_res_in {
     int threads;                /* the spec's threads (already filled from the config), 0 = 1 */
     uint64_t model_bytes;       /* the model's size on disk */
     int tasks;                  /* block tasks run at once by the job's worker (spec "tasks"), 0 = 1 */
+    int64_t max_cpus;           /* slurm_max_cpus: > 0 caps the CPUs (the tasks then share them) */
     int64_t mem_mb;             /* slurm_mem_mb: > 0 overrides the estimate */
     int64_t cache_mb;           /* slurm_cache_mb: the activation caches' budget */
     int64_t time_limit_min;     /* slurm_time_limit_min: > 0 overrides */
@@ -71,7 +72,7 @@ typedef struct slurm_res {
     int64_t cache_mb;           /* LRQ_CACHE_MEM_MB for the worker */
 } slurm_res_t;
 /* CPUs: threads × tasks (a parallel-pipeline job's worker runs its block tasks side by side in
- * the allocation). Memory estimate: the model as fp32 for the per-layer conversions and the quantized
+ * the allocation), at most max_cpus when that is set. Memory estimate: the model as fp32 for the per-layer conversions and the quantized
  * copy (2 × its size on disk, the mmap counted once), the activation caches (the
  * worker keeps them under cache_mb, spilling to files beyond), 512 MB for the rest — once per
  * task when there are tasks (each is a worker process of its own).

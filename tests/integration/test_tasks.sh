@@ -14,7 +14,7 @@
 # "no change for" a multiple of the reference job's duration.
 . "$(dirname "$0")/lib_real.sh"
 ITERS=300
-echo "1..7"
+echo "1..8"
 start_daemon || { echo "Bail out! lrqd did not start"; exit 1; }
 pspec() { spec "$1" "$2" ",\"pipeline\":\"parallel\"${3:-}"; }
 
@@ -26,6 +26,18 @@ c2=$CODE; b2=$(cat "$T/body")
 expect "tasks with the sequential pipeline, or out of range: 422 naming tasks" \
   '[ "$c1" = 422 ] && echo "$b1" | grep -q "\"field\":\"tasks\"" && echo "$b1" | grep -q parallel &&
    [ "$c2" = 422 ] && echo "$b2" | grep -q "\"field\":\"tasks\""' "sequential: $b1; 0: $b2"
+
+# task mode refusals of the worker itself: exit 65 with an error event naming --blocks
+mkdir -p "$T/w"
+spec seq 10 | sed "s|\"$MODEL\"|\"$SHARED/$MODEL\"|; s|\"$CALIB\"|\"$SHARED/$CALIB\"|" > "$T/seq.json"
+pspec par 10 | sed "s|\"$MODEL\"|\"$SHARED/$MODEL\"|; s|\"$CALIB\"|\"$SHARED/$CALIB\"|" > "$T/par.json"
+"$WORKER" run --blocks 0-1 --spec "$T/seq.json" --workdir "$T/w/a" > "$T/wa.out" 2>/dev/null; ra=$?
+"$WORKER" run --blocks 3-9 --spec "$T/par.json" --workdir "$T/w/b" > "$T/wb.out" 2>/dev/null; rb=$?
+"$WORKER" run --blocks 2-2 --spec "$T/par.json" --workdir "$T/w/c" > /dev/null 2>&1; rc_=$?
+expect "worker --blocks: sequential spec, range past the model, empty range → exit 65 naming --blocks" \
+  '[ $ra = 65 ] && grep -q "\"field\":\"--blocks\"" "$T/wa.out" && [ $rb = 65 ] &&
+   grep "\"field\":\"--blocks\"" "$T/wb.out" | grep -q "5 blocks" && [ $rc_ = 65 ]' \
+  "$(grep '"error"' "$T/wa.out") $(grep '"error"' "$T/wb.out")"
 
 # 2. reference (one worker) and the same job with 5 tasks
 t0=$(now)

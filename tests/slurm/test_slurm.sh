@@ -15,6 +15,9 @@
 #      a submission during the outage waits without using an attempt;
 #   8. (before 6) preempted by a job of a higher partition → requeued uncounted, resumed;
 #   9. (before 6) the Slurm time limit → failed, naming it;
+#  10. a parallel-pipeline job with "tasks": 5 runs as one Slurm job whose worker runs the 5
+#      block tasks inside the allocation (CPUs = threads × tasks, capped by slurm_max_cpus
+#      = the node's CPUs); its artifact equals the local executor's one-worker parallel job;
 #   6. a refused submission (unknown partition) → the start-up probe names sbatch's
 #      error and the queue is held; sbatch arguments lrqd sets itself are refused.
 # Slurm that cannot start FAILS the suite (Bail out), it never skips: make check-slurm
@@ -24,7 +27,7 @@
 . "$SRC/tests/slurm/cluster.sh"
 ITERS=300
 trap 'slurm_stop; cleanup' EXIT
-echo "1..19"
+echo "1..20"
 
 # Slurm's job output and the worker's files live in $T, which the "node" (this host)
 # shares with lrqd, as a cluster's nodes share the state dir.
@@ -49,7 +52,8 @@ wait_ckpt() {
     sleep 0.1
   done
 }
-slurmd_opts="--executor slurm --slurm-poll-ms 300"
+NCPU=$(nproc)
+slurmd_opts="--executor slurm --slurm-poll-ms 300 --slurm-max-cpus $NCPU"
 
 # 0. The local executor's artifact for the spec used below.
 STATE=$T/local
@@ -57,8 +61,11 @@ start_daemon || { echo "Bail out! lrqd (local) did not start"; exit 1; }
 submit "$(spec ref $ITERS)"; L=$JOB
 wait_state "$L" succeeded
 LOCAL_SHA=$(sha "$STATE/jobs/$L/artifacts/hf/model.safetensors")
+submit "$(spec pref $ITERS ',"pipeline":"parallel"')"; LP=$JOB
+wait_state "$LP" succeeded
+LOCAL_PSHA=$(sha "$STATE/jobs/$LP/artifacts/hf/model.safetensors")
 stop_daemon TERM
-diag "local executor: sha256 $LOCAL_SHA"
+diag "local executor: sha256 $LOCAL_SHA; parallel pipeline, one worker: $LOCAL_PSHA"
 
 STATE=$T/state
 # shellcheck disable=SC2086
@@ -80,6 +87,17 @@ expect "…resources from the spec: 1 CPU (threads = 1), --mem from the estimate
 expect "…artifact sha256 = the local executor's" '[ ${#A_SHA} = 64 ] && [ "$A_SHA" = "$LOCAL_SHA" ]' "sha256 $A_SHA"
 expect "…progress reached lrqd from the events file (final progress 'export', fraction 1)" \
   '[ "$(curl -s "$URL/v1/jobs/$A" | $PY -c "import sys,json; p=json.load(sys.stdin)[\"progress\"]; print(p[\"stage\"], p[\"fraction\"])")" = "export 1.0" ]'
+
+# 10. A parallel job with 5 tasks through Slurm.
+submit "$(spec ptasks $ITERS ',"pipeline":"parallel","tasks":5')"; PT=$JOB
+wait_state "$PT" succeeded
+SPT=$(sid_of "$PT")
+PT_SHA=$(sha "$STATE/jobs/$PT/artifacts/hf/model.safetensors")
+WANT_CPUS=$(( NCPU < 5 ? NCPU : 5 ))
+ntask=$(grep -c '"event":"task"' "$STATE/jobs/$PT/slurm-$SPT.out" 2>/dev/null)
+expect "tasks 5: Slurm job $SPT COMPLETED with $WANT_CPUS CPUs; its worker's 5 tasks in its events; sha256 = the local one-worker parallel job's" \
+  '[ -n "$SPT" ] && [ "$(sjob "$SPT" JobState)" = COMPLETED ] && [ "$(sjob "$SPT" NumCPUs)" = "$WANT_CPUS" ] && [ "${ntask:-0}" = 5 ] && [ "$PT_SHA" = "$LOCAL_PSHA" ] && [ "$(slurm_jobs $PT)" = "$SPT" ]' \
+  "Slurm job $SPT: $(sjob "$SPT" JobState) NumCPUs=$(sjob "$SPT" NumCPUs), $ntask task events, sha256 $PT_SHA"
 
 # 2. An operator cancels the Slurm job.
 submit "$(spec opcancel 100000)"; B=$JOB
@@ -205,5 +223,5 @@ ASAN_OPTIONS=detect_leaks=0 "$LRQD" --state-dir "$T/badargs" --listen 127.0.0.1:
   --slurm-sbatch-args "--qos=x --output=/tmp/o" > "$T/badargs.out" 2>&1; brc=$?
 expect "slurm_sbatch_args naming an option lrqd sets itself → lrqd refuses to start (exit 2), naming it" \
   '[ $brc = 2 ] && grep -q "slurm_sbatch_args: --output=/tmp/o is set by lrqd itself" "$T/badargs.out"' "$(tail -n 1 "$T/badargs.out")"
-expect "no lrq Slurm job left running or pending" '[ -z "$(squeue -h -o %i -n lrq-$A,lrq-$B,lrq-$C,lrq-$D,lrq-$E,lrq-$F,lrq-$G,lrq-$P,lrq-$Q 2>/dev/null)" ]'
+expect "no lrq Slurm job left running or pending" '[ -z "$(squeue -h -o %i -n lrq-$A,lrq-$B,lrq-$C,lrq-$D,lrq-$E,lrq-$F,lrq-$G,lrq-$P,lrq-$Q,lrq-$PT 2>/dev/null)" ]'
 exit 0

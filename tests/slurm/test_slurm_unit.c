@@ -105,6 +105,24 @@ Test(slurm_res, cpus_memory_and_time)
     cr_expect(r.mem_mb == 2 + 1024 + 512 && r.time_min == 0);
 }
 
+/* A parallel-pipeline job with "tasks": its worker runs that many block tasks side by side. */
+Test(slurm_res, tasks_multiply_cpus_and_memory)
+{
+    slurm_res_in_t in = {.threads = 2, .model_bytes = 100u << 20, .cache_mb = 64, .tasks = 5};
+    slurm_res_t r;
+    slurm_resources(&in, &r);
+    cr_expect_eq(r.cpus, 10);
+    cr_expect_eq(r.mem_mb, 5 * (2 * 100 + 64 + 512));
+    in.max_cpus = 4; /* slurm_max_cpus: the tasks share what a node has */
+    slurm_resources(&in, &r);
+    cr_expect_eq(r.cpus, 4);
+    in.max_cpus = 0;
+    in.mem_mb = 900; /* slurm_mem_mb overrides the estimate, tasks or not */
+    in.tasks = 1;
+    slurm_resources(&in, &r);
+    cr_expect(r.cpus == 2 && r.mem_mb == 900);
+}
+
 Test(slurm_args, splits_and_refuses_what_lrqd_sets)
 {
     char **a;
@@ -251,5 +269,40 @@ Test(spec_pipeline, default_sequential_parallel_and_errors)
     cr_expect_eq(parse("{\"model\":\"m\",\"method\":\"rtn\",\"pipeline\":\"parallel\"}", &s, &err), LRQ_ESPEC);
     cr_expect_str_eq(err.field, "pipeline");
     cr_assert_eq(parse("{\"model\":\"m\",\"method\":\"rtn\",\"pipeline\":\"sequential\"}", &s, &err), 0);
+    lrq_spec_close(&s);
+}
+
+Test(spec_tasks, default_one_parallel_only_and_range)
+{
+    lrq_spec_t s;
+    lrq_err_t err = {0};
+    const char *base = "{\"model\":\"m\",\"method\":\"%s\",\"calibration\":{\"path\":\"c\"}%s}";
+    char t[256];
+    snprintf(t, sizeof t, base, "lrq", ",\"pipeline\":\"parallel\"");
+    cr_assert_eq(parse(t, &s, &err), 0);
+    cr_expect_eq(s.tasks, 1, "one worker process is the default");
+    lrq_spec_close(&s);
+    snprintf(t, sizeof t, base, "flexround", ",\"pipeline\":\"parallel\",\"tasks\":5");
+    cr_assert_eq(parse(t, &s, &err), 0, "%s", err.msg);
+    cr_expect_eq(s.tasks, 5);
+    lrq_spec_close(&s);
+    snprintf(t, sizeof t, base, "lrq", ",\"pipeline\":\"parallel\",\"tasks\":1");
+    cr_assert_eq(parse(t, &s, &err), 0);
+    lrq_spec_close(&s);
+    snprintf(t, sizeof t, base, "lrq", ",\"tasks\":2");
+    cr_expect_eq(parse(t, &s, &err), LRQ_ESPEC);
+    cr_expect_str_eq(err.field, "tasks");
+    cr_expect(strstr(err.msg, "parallel") != NULL, "%s", err.msg);
+    snprintf(t, sizeof t, base, "lrq", ",\"pipeline\":\"parallel\",\"tasks\":0");
+    cr_expect_eq(parse(t, &s, &err), LRQ_ESPEC);
+    cr_expect_str_eq(err.field, "tasks");
+    snprintf(t, sizeof t, base, "lrq", ",\"pipeline\":\"parallel\",\"tasks\":257");
+    cr_expect_eq(parse(t, &s, &err), LRQ_ESPEC);
+    cr_expect_str_eq(err.field, "tasks");
+    snprintf(t, sizeof t, base, "lrq", ",\"pipeline\":\"parallel\",\"tasks\":\"5\"");
+    cr_expect_eq(parse(t, &s, &err), LRQ_ESPEC);
+    cr_expect_str_eq(err.field, "tasks");
+    snprintf(t, sizeof t, "{\"model\":\"m\",\"method\":\"gptq\",\"calibration\":{\"path\":\"c\"},\"tasks\":1}");
+    cr_assert_eq(parse(t, &s, &err), 0, "tasks 1 is today's behaviour for every method: %s", err.msg);
     lrq_spec_close(&s);
 }
