@@ -32,3 +32,10 @@ EXTRA_DIST += bench/methods_table.sh
 bench-precision: all
 	$(SHELL) $(top_srcdir)/bench/precision.sh $(abs_top_builddir) $(abs_top_srcdir)/../shared
 .PHONY: bench-precision
+
+# Wall time of the block pipelines: sequential, parallel in one worker, parallel as 2 and 5 tasks
+# (issue 14, docs/daemon.md "Block-parallel tasks"); stories260K and babyllama-tok105.
+bench-pipeline: all
+	nice -n 10 $(SHELL) $(top_srcdir)/bench/pipeline_tasks.sh $(abs_top_builddir) $(abs_top_srcdir)/../shared
+.PHONY: bench-pipeline
+EXTRA_DIST += bench/pipeline_tasks.sh
