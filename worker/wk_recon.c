@@ -306,7 +306,7 @@ static int dequant_block(recon_t *R, int b, eng_block_w_t *wq, lrq_err_t *err)
 
 /* Parallel pipeline: block b's file exists and verifies (another task, or an earlier run, trained it);
  * its losses and time go to R->bh[b]. */
-static int block_file_ok(recon_t *R, int b)
+static int recon__block_file_ok(recon_t *R, int b)
 {
     char path[4200];
     snprintf(path, sizeof path, "%s/block-%03d.bin", R->ckdir, b);
@@ -322,7 +322,7 @@ static int block_file_ok(recon_t *R, int b)
 
 /* Task mode holds ckpt/task-A-B.lock while it runs: a second copy of one task (a restart racing
  * a dying predecessor) waits for the first to be gone. */
-static int task_lock(recon_t *R, int *fd, lrq_err_t *err)
+static int recon__task_lock(recon_t *R, int *fd, lrq_err_t *err)
 {
     char path[4200];
     snprintf(path, sizeof path, "%s/task-%03d-%03d.lock", R->ckdir, R->b0, R->b1);
@@ -370,7 +370,7 @@ int wk_recon_run(wk_job_t *job, double f0, double f1, lrq_err_t *err)
         rc = lrq_errf(err, LRQ_ENOMEM, "out of memory");
         goto out;
     }
-    if (job->task_b1 && (rc = task_lock(&R, &lock_fd, err))) goto out;
+    if (job->task_b1 && (rc = recon__task_lock(&R, &lock_fd, err))) goto out;
     /* The coordinator of a multi-task job runs the block ranges as tasks first; what follows then
      * assembles their block files (and trains any block still missing itself). */
     if (par && s->tasks > 1 && !job->task_b1) {
@@ -436,7 +436,7 @@ int wk_recon_run(wk_job_t *job, double f0, double f1, lrq_err_t *err)
     if (par) {
         last = -1;
         for (int b = R.b0; b < R.b1; b++) {
-            if (b < rs.block || (!(b == rs.block && rs.has_params) && block_file_ok(&R, b))) skip[b] = 1;
+            if (b < rs.block || (!(b == rs.block && rs.has_params) && recon__block_file_ok(&R, b))) skip[b] = 1;
             else last = b;
         }
         if (job->task_b1)

@@ -45,7 +45,7 @@ typedef struct task {
 } task_t;
 
 /* Every block of [b0, b1) has a file that verifies. */
-static int range_done(wk_job_t *job, int b0, int b1)
+static int tasks__range_done(wk_job_t *job, int b0, int b1)
 {
     for (int b = b0; b < b1; b++) {
         char path[4200];
@@ -61,7 +61,7 @@ static int range_done(wk_job_t *job, int b0, int b1)
     return 1;
 }
 
-static int task_start(wk_job_t *job, task_t *t, int k, const char *self, lrq_err_t *err)
+static int tasks__start(wk_job_t *job, task_t *t, int k, const char *self, lrq_err_t *err)
 {
     int p[2];
     if (pipe2(p, O_CLOEXEC)) return lrq_errf(err, -errno, "pipe: %s", strerror(errno));
@@ -93,7 +93,7 @@ static int task_start(wk_job_t *job, task_t *t, int k, const char *self, lrq_err
 
 /* One JSON line of task k: progress is summed over the tasks; block, checkpoint and resume
  * events are passed on with the task's number and pid; its error is kept for the report. */
-static void task_line(wk_job_t *job, task_t *T, int n, int k, const char *line, double f0, double f1)
+static void tasks__line(wk_job_t *job, task_t *T, int n, int k, const char *line, double f0, double f1)
 {
     json_t *ev = json_loads(line, 0, NULL);
     const char *name = ev ? json_string_value(json_object_get(ev, "event")) : NULL;
@@ -128,7 +128,7 @@ static void task_line(wk_job_t *job, task_t *T, int n, int k, const char *line, 
 }
 
 /* Read what task k wrote; returns 1 at end of file. */
-static int task_read(wk_job_t *job, task_t *T, int n, int k, double f0, double f1)
+static int tasks__read(wk_job_t *job, task_t *T, int n, int k, double f0, double f1)
 {
     task_t *t = &T[k];
     char chunk[8192];
@@ -143,14 +143,14 @@ static int task_read(wk_job_t *job, task_t *T, int n, int k, double f0, double f
         }
         if (t->len < TASK_LINE_MAX) {
             t->buf[t->len] = 0;
-            task_line(job, T, n, k, t->buf, f0, f1);
+            tasks__line(job, T, n, k, t->buf, f0, f1);
         }
         t->len = 0;
     }
     return 0;
 }
 
-static void task_kill_all(task_t *T, int n, int sig)
+static void tasks__kill_all(task_t *T, int n, int sig)
 {
     for (int i = 0; i < n; i++)
         if (T[i].pid > 0) kill(T[i].pid, sig);
@@ -177,22 +177,22 @@ int wk_tasks_run(wk_job_t *job, double f0, double f1, lrq_err_t *err)
     wk_log(&job->proto, "parallel pipeline: %d blocks in %d tasks of %d thread%s each", L, n, job->spec.threads,
            job->spec.threads == 1 ? "" : "s");
     for (int k = 0; k < n && !rc; k++) {
-        if (range_done(job, T[k].b0, T[k].b1)) { /* finished by an earlier attempt: never run twice */
+        if (tasks__range_done(job, T[k].b0, T[k].b1)) { /* finished by an earlier attempt: never run twice */
             T[k].done = 1;
             wk_log(&job->proto, "task %d: blocks %d..%d already done", k, T[k].b0, T[k].b1 - 1);
             continue;
         }
-        if (!(rc = task_start(job, &T[k], k, self, err))) running++;
+        if (!(rc = tasks__start(job, &T[k], k, self, err))) running++;
     }
     if (rc) {
         stopping = 1;
-        task_kill_all(T, n, SIGTERM);
+        tasks__kill_all(T, n, SIGTERM);
     }
     while (running > 0) {
         if (*job->stop && !stopping) {
             stopping = 1;
             wk_log(&job->proto, "stopping: waiting for %d task%s to checkpoint", running, running == 1 ? "" : "s");
-            task_kill_all(T, n, SIGTERM);
+            tasks__kill_all(T, n, SIGTERM);
         }
         struct pollfd pf[256];
         int idx[256], m = 0;
@@ -205,12 +205,12 @@ int wk_tasks_run(wk_job_t *job, double f0, double f1, lrq_err_t *err)
         if (pr < 0 && errno != EINTR) {
             if (!rc) rc = lrq_errf(err, -errno, "poll: %s", strerror(errno));
             stopping = 1;
-            task_kill_all(T, n, SIGKILL);
+            tasks__kill_all(T, n, SIGKILL);
         }
         for (int j = 0; pr > 0 && j < m; j++) {
             int k = idx[j];
             task_t *t = &T[k];
-            if (!(pf[j].revents & (POLLIN | POLLHUP | POLLERR)) || !task_read(job, T, n, k, f0, f1)) continue;
+            if (!(pf[j].revents & (POLLIN | POLLHUP | POLLERR)) || !tasks__read(job, T, n, k, f0, f1)) continue;
             close(t->fd);
             t->fd = -1;
             int st = 0;
@@ -219,7 +219,7 @@ int wk_tasks_run(wk_job_t *job, double f0, double f1, lrq_err_t *err)
             t->pid = 0;
             running--;
             int code = WIFEXITED(st) ? WEXITSTATUS(st) : -1, sig = WIFSIGNALED(st) ? WTERMSIG(st) : 0;
-            if (code == WK_EXIT_OK && range_done(job, t->b0, t->b1)) {
+            if (code == WK_EXIT_OK && tasks__range_done(job, t->b0, t->b1)) {
                 t->done = 1;
                 wk_log(&job->proto, "task %d (pid %d): blocks %d..%d done", k, (int)was, t->b0, t->b1 - 1);
                 continue;
@@ -234,13 +234,13 @@ int wk_tasks_run(wk_job_t *job, double f0, double f1, lrq_err_t *err)
             } else {
                 wk_log(&job->proto, "task %d (pid %d) ended (%s %d) before its blocks were done; restarting it", k,
                        (int)was, sig ? "signal" : "exit status", sig ? sig : code);
-                if (!(rc = task_start(job, t, k, self, err))) {
+                if (!(rc = tasks__start(job, t, k, self, err))) {
                     running++;
                     continue;
                 }
             }
             stopping = 1;
-            task_kill_all(T, n, SIGTERM);
+            tasks__kill_all(T, n, SIGTERM);
         }
     }
     if (!rc && *job->stop) rc = lrq_errf(err, LRQ_ECANCEL, "stopped by signal; the tasks wrote their checkpoints");
