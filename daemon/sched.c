@@ -138,8 +138,7 @@ static int sched__register(lrqd_t *d, run_t *r, int64_t now, int64_t run_ms, cha
     size_t n = 0;
     lrq_err_t err;
     int rc = manifest_load(r->workdir, &metrics, &arts, &n, &err);
-    if (rc) snprintf(why, whyn, "%s", err.msg);
-    else if (r->estimate && metrics) {
+    if (!rc && r->estimate && metrics) {
         /* lrqd's disk estimate beside what the worker measured (docs/api.md, metrics) */
         json_t *mj = json_loads(metrics, 0, NULL);
         char *s = NULL;
@@ -150,6 +149,7 @@ static int sched__register(lrqd_t *d, run_t *r, int64_t now, int64_t run_ms, cha
         }
         json_decref(mj);
     }
+    if (rc) snprintf(why, whyn, "%s", err.msg);
     else if ((rc = db_job_succeed(d->db, r->job_id, now, run_ms, metrics, arts, n, &err))) {
         log_err("job %lld: recording success: %s", (long long)r->job_id, err.msg);
         snprintf(why, whyn, "could not record the result");
