@@ -67,10 +67,10 @@ models=$(cd "$models" && pwd -P)
 export OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-Haswell}
 
 T=$(mktemp -d "$models/e2e-7b.XXXXXX")
-DPID= WATCHPID= MONPID=
+DPID= MONPID=
 cleanup() {
     [ -n "$MONPID" ] && kill "$MONPID" 2>/dev/null
-    [ -n "$WATCHPID" ] && kill "$WATCHPID" 2>/dev/null
+    [ -s "$T/watch.pid" ] && kill "$(cat "$T/watch.pid")" 2>/dev/null
     if [ -n "$DPID" ] && kill -0 "$DPID" 2>/dev/null; then kill -TERM "$DPID" 2>/dev/null; wait "$DPID" 2>/dev/null; fi
     # workers of this bench's work dirs that outlived lrqd (it stops them itself; this is the backstop)
     for p in $(pgrep -f -- "--workdir $T/" 2>/dev/null); do kill -KILL "$p" 2>/dev/null; done
@@ -220,7 +220,8 @@ run_job() {
                 kills=$((kills + 1)); state=done ;;
             esac ;;
         esac
-    done < <("$build/lrqctl" -o json watch "$id" 2>>"$T/$name.watch.err"; echo "{\"event\":\"watch-exit\",\"rc\":$?}")
+    done < <(sh -c 'echo $$ > "$1"; exec "$2" -o json watch "$3"' sh "$T/watch.pid" "$build/lrqctl" "$id" 2>>"$T/$name.watch.err"
+             echo "{\"event\":\"watch-exit\",\"rc\":$?}")
     set -e
     kill "$MONPID" 2>/dev/null; wait "$MONPID" 2>/dev/null || true; MONPID=
     "$build/lrqctl" -o json status "$id" > "$T/$name.job"
