@@ -27,8 +27,8 @@
 #   --init       the quantization grid's initialisation (default minmax: mse's grid search costs
 #                minutes per linear at this width and is not what this bench measures)
 #   --keep       keep the state dirs (and the generated checkpoints are always kept)
-# A job starts only when no other lrq-worker runs on the machine (it waits for them: the machine
-# is shared, and two 7B-width jobs at once would measure each other).
+# A job starts only when no other lrq-worker above 1 GiB RSS runs on the machine (it waits for
+# them: the machine is shared, and two 7B-width jobs at once would measure each other).
 # Needs /usr/bin/time (Debian package "time"), curl, python3 (+ numpy for the generator).
 set -eu
 build=$(cd "${1:?usage: e2e-7b.sh BUILDDIR SHAREDDIR [options]}" && pwd) || exit 2
@@ -160,6 +160,20 @@ monitor() {
     done
 }
 
+# jint KEY LINE: the integer value of "KEY" in a one-line JSON object (empty if absent)
+jint() { printf '%s\n' "$2" | sed -n 's/.*"'"$1"'":\([0-9][0-9]*\).*/\1/p'; }
+
+# Other lrq-worker processes on the machine holding more than 1 GiB (a model job, not a test's
+# stories260K run): their pids, space-separated.
+big_workers() {
+    local p rss
+    for p in $(pgrep -x lrq-worker 2>/dev/null); do
+        rss=$(sed -n 's/^VmRSS:[[:space:]]*\([0-9]*\) kB/\1/p' "/proc/$p/status" 2>/dev/null)
+        [ "${rss:-0}" -gt 1048576 ] && printf '%s ' "$p"
+    done
+    return 0
+}
+
 spec_for() { # MODEL NAME
     local lrq=''
     [ "$method" = rtn ] || lrq='"lrq": {"iterations": '$iters', "lr": 5e-4, "batch_size": 2, "checkpoint_every_s": 1},'
@@ -179,8 +193,8 @@ run_job() {
     local name=$1 L=$2 kill=$3 model id wd line t kills=0 state=recon
     model=$(model_for "$L")
     local others waited=0
-    while others=$(pgrep -x lrq-worker | tr '\n' ' ') && [ -n "$others" ]; do
-        [ $((waited % 60)) = 0 ] && echo "e2e-7b: waiting for other lrq-worker processes to end (pids $others)" >&2
+    while others=$(big_workers) && [ -n "$others" ]; do
+        [ $((waited % 60)) = 0 ] && echo "e2e-7b: waiting for other big lrq-worker processes to end (pids $others)" >&2
         sleep 5; waited=$((waited + 5))
     done
     start_lrqd "$name"
@@ -202,9 +216,11 @@ run_job() {
         [ "$kill" = 1 ] || continue
         case $state in
         recon) # after the first iteration of block kb (1-based) has been reported
-            case $line in *'"stage":"reconstruct"'*'"block":'"$kb"','*'"iteration":1,'*|*'"stage":"reconstruct"'*'"iteration":1,'*'"block":'"$kb"','*)
-                for p in $(worker_pids "$wd"); do kill -KILL "$p" && echo "$t reconstruct block $kb iteration 1 pid $p" >> "$T/$name.kills"; done
-                kills=$((kills + 1)); state=wait_export ;;
+            case $line in *'"stage":"reconstruct"'*)
+                if [ "$(jint block "$line")" = "$kb" ] && [ "$(jint iteration "$line")" = 1 ]; then
+                    for p in $(worker_pids "$wd"); do kill -KILL "$p" && echo "$t reconstruct block $kb iteration 1 pid $p" >> "$T/$name.kills"; done
+                    kills=$((kills + 1)); state=wait_export
+                fi ;;
             esac ;;
         wait_export) # the export stage reported: kill once the hf safetensors is being written
             case $line in *'"stage":"export"'*'"done":0'*)
