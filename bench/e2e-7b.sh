@@ -34,7 +34,7 @@ set -eu
 build=$(cd "${1:?usage: e2e-7b.sh BUILDDIR SHAREDDIR [options]}" && pwd) || exit 2
 shared=$(cd "${2:?usage: e2e-7b.sh BUILDDIR SHAREDDIR [options]}" && pwd) || exit 2
 shift 2
-src=$(cd "$(dirname "$0")/.." && pwd)
+src=${LRQ_SRCDIR:-$(cd "$(dirname "$0")/.." && pwd)}
 layers=32 sweep="" kill_mode=0 models="" method=lrq iters=2 threads=${THREADS:-2} keep=0 init=minmax
 samples=8 seq=512 eval_windows=4
 while [ $# -gt 0 ]; do

@@ -253,8 +253,10 @@ void estimate_job(const lrq_spec_t *s, const estimate_shape_t *sh, uint64_t cach
         uint64_t r = (uint64_t)estimate__factor_rank(s);
         if (lrq_spec_factored(s)) factors += (m + n) * r * 4;
     }
-    if (recon)
-        out->checkpoints += L * (per_block + EST_CKPT_FILE) + 3 * (3 * estimate__block_params(s, sh) * 4 + EST_CKPT_FILE);
+    /* RTN, LRQ and FlexRound keep every finished block in ckpt/block-NNN.bin (worker/wk_qstore.h:
+     * the quantized model lives on disk); the reconstruction adds its state files. */
+    if (recon || s->method == LRQ_M_RTN) out->checkpoints += L * (per_block + EST_CKPT_FILE);
+    if (recon) out->checkpoints += 3 * (3 * estimate__block_params(s, sh) * 4 + EST_CKPT_FILE);
     if (methods) out->checkpoints += L * (per_block + factors + EST_NLIN * EST_CKPT_FILE);
 
     /* Exports (docs/formats.md): the non-linear tensors in the source dtype, the linears as each
