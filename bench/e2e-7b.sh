@@ -244,7 +244,9 @@ run_job() {
     "$build/lrqctl" -o json metrics "$id" > "$T/$name.metrics" 2>/dev/null || echo '{}' > "$T/$name.metrics"
     "$build/lrqctl" -o json artifacts "$id" > "$T/$name.artifacts" 2>/dev/null || echo '{}' > "$T/$name.artifacts"
     curl -s "$URL/v1/jobs/$id/progress" > "$T/$name.history" || true
-    du -sb "$wd" "$wd/ckpt" "$wd/artifacts/hf" "$wd/artifacts/gptq" 2>/dev/null > "$T/$name.du" || true
+    : > "$T/$name.du"   # one du per directory: du counts a file once per invocation
+    for p in "$wd" "$wd/ckpt" "$wd/artifacts/hf" "$wd/artifacts/gptq"; do du -sb "$p" >> "$T/$name.du" 2>/dev/null || true; done
+    cp "$wd/log" "$T/$name.log" 2>/dev/null || : > "$T/$name.log"
     cat "$STATE"/rusage/*.txt > "$T/$name.rusage" 2>/dev/null || true
     grep -h "resumed\|killed by signal\|exited with code\|requeue" "$STATE/lrqd.out" > "$T/$name.lrqdlog" || true
     stop_lrqd
@@ -311,17 +313,51 @@ print("quality numbers mean nothing; time, memory and disk are what this measure
 print(f"job: {metrics.get('method', '?')} W4 g128 init {metrics.get('weight', {}).get('init', '?')}, {iters} iterations/block, calibration "
       f"{metrics.get('calibration', {}).get('samples', '?')} × {metrics.get('calibration', {}).get('seq_len', '?')} tokens, "
       f"eval 4 windows, exports hf + gptq")
-print(f"{'stage':<14}{'wall s':>10}")
-for s in order:
-    print(f"{s:<14}{stage_s[s]:>10.1f}")
-print(f"{'total':<14}{t_end - t0:>10.1f}   (running → succeeded, as lrqctl watch saw it)")
+# Stages from the worker's log (1 s stamps; the last attempt's lines): the progress events alone
+# cannot split them, as the first reconstruct event comes after block 1's first iteration and the
+# evaluation reports its windows at once.
+import datetime
+def stamp(l):
+    m = re.match(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)Z lrq-worker\[(\d+)\]: (.*)", l)
+    return (datetime.datetime.strptime(m.group(1), "%Y-%m-%dT%H:%M:%S").timestamp(), m.group(2), m.group(3)) if m else None
+lines = [x for x in map(stamp, open(P("log"), errors="replace")) if x]
+if lines:
+    last_pid = lines[-1][1]
+    lines = [x for x in lines if x[1] == last_pid]
+def at(pat, last=False):
+    hits = [t for t, _, msg in lines if re.search(pat, msg)]
+    return (hits[-1] if last else hits[0]) if hits else None
+blocks = [(int(m.group(1)), float(m.group(2)), t) for t, _, msg in lines
+          for m in [re.search(r"^block (\d+)/\d+: loss .* \(([\d.]+) s\)", msg)] if m]
+start, cal = lines[0][0] if lines else None, at(r"^calibration: ")
+rows = []
+if start is not None and cal is not None: rows.append(("load", cal - start))
+if blocks and cal is not None:
+    b0 = blocks[0][2] - blocks[0][1]
+    rows.append(("calibrate (embed, targets)", b0 - cal))
+    rows.append((f"reconstruct ({len(blocks)} blocks)", blocks[-1][2] - b0))
+ev0, ev1 = at(r"^evaluating on"), at(r"^eval: ")
+if blocks and ev0: rows.append(("layer errors", ev0 - blocks[-1][2]))
+if ev0 and ev1: rows.append(("eval", ev1 - ev0))
+for k in ("hf", "gptq", "compressed-tensors", "gguf"):
+    a, b = at(rf"^exporting {k}\b"), at(rf"^{k} export verified")
+    if a and b: rows.append((f"export {k} (+ verify)", b - a))
+done = at(r"^done$", last=True)
+print(f"{'stage (worker log, 1 s stamps)':<32}{'wall s':>8}")
+for n, v in rows:
+    print(f"{n:<32}{v:>8.0f}")
+if done and start: print(f"{'worker total':<32}{done - start:>8.0f}")
+for b, sec, _ in blocks:
+    print(f"  block {b}: {sec:.1f} s (the worker's figure)")
+print(f"job running → succeeded: {t_end - t0:.1f} s (lrqctl watch; stages by first progress event: "
+      + ", ".join(f"{s} {stage_s[s]:.0f}" for s in order) + ")")
 if rss:
     print(f"worker peak RSS: {max(rss) / 1048576:.2f} GiB" + (f" (attempts: {', '.join(f'{r / 1048576:.2f}' for r in rss)} GiB)" if len(rss) > 1 else "")
           + f", wall {', '.join(wall)}   [/usr/bin/time -v]")
 print(f"lrqd peak RSS: {lrqd_kb / 1024:.1f} MiB   [VmHWM]")
 ex = est.get("exports", {})
 rows = [("activation caches", est.get("caches_bytes", 0), peak_cache, "peak mapped unlinked files"),
-        ("ckpt/", est.get("checkpoints_bytes", 0), du.get("ckpt", 0), "du at the end"),
+        ("ckpt/", est.get("checkpoints_bytes", 0), du.get("ckpt", 0), "du at the end (the estimate is its peak: 3 state copies)"),
         ("artifacts/hf", ex.get("hf", 0), du.get("hf", 0), "du at the end"),
         ("artifacts/gptq", ex.get("gptq", 0), du.get("gptq", 0), "du at the end"),
         ("work dir total", est.get("total_bytes", 0), peak_all, "peak of du + caches, sampled every 2 s")]
