@@ -224,17 +224,20 @@ static int exp__src_row(const eng_config_t *c, int k, int i)
 }
 
 /* Quantized linears consistent with the model (shapes, parameters finite, codes in range). */
-static int exp__check_ql(const eng_model_t *src, const eng_qlinear_t *ql, lrq_err_t *err)
+static int exp__check_qs(const eng_model_t *src, const eng_qsource_t *qs, lrq_err_t *err)
 {
-    if (!src || !ql) return lrq_errf(err, LRQ_EFORMAT, "export: no model or no quantized linears");
+    if (!src || !qs) return lrq_errf(err, LRQ_EFORMAT, "export: no model or no quantized linears");
     const eng_config_t *c = &src->cfg;
     if (c->rope == ENG_ROPE_INTERLEAVED && (c->head_dim <= 0 || c->head_dim % 2))
         return lrq_errf(err, LRQ_EFORMAT, "export: head_dim %d must be even to permute q/k rows", c->head_dim);
     char nm[96];
-    for (int l = 0; l < c->n_layers; l++)
+    for (int l = 0; l < c->n_layers; l++) {
+        const eng_qlinear_t *lin[ENG_NLIN];
+        int rc = qs->layer(qs->ctx, l, lin, err);
+        if (rc) return rc;
         for (int k = 0; k < ENG_NLIN; k++) {
             const eng_tensor_t *t = &src->layers[l].lin[k];
-            const eng_qlinear_t *q = &ql[(size_t)l * ENG_NLIN + k];
+            const eng_qlinear_t *q = lin[k];
             exp__lin_name(nm, sizeof nm, l, k);
             if (q->m != t->rows || q->n != t->cols)
                 return lrq_errf(err, LRQ_EFORMAT, "export: %s: quantized shape [%d, %d] != model shape [%lld, %lld]",
@@ -257,6 +260,7 @@ static int exp__check_ql(const eng_model_t *src, const eng_qlinear_t *ql, lrq_er
                     return lrq_errf(err, LRQ_EFORMAT, "export: %s: code %d at (%zu, %zu) exceeds %d-bit range", nm,
                                     q->q[i], i / q->n, i % q->n, q->bits);
         }
+    }
     return 0;
 }
 
@@ -367,22 +371,32 @@ static int exp__prepare_dir(const eng_model_t *src, const char *outdir, lrq_err_
     return 0;
 }
 
-static int exp__per_channel(const eng_model_t *src, const eng_qlinear_t *ql)
+/* 1 when every linear has one group per row; the first linear's settings in *q0 (a copy). */
+static int exp__per_channel(const eng_model_t *src, const eng_qsource_t *qs, eng_qlinear_t *q0, int *pc, lrq_err_t *err)
 {
-    for (size_t i = 0; i < (size_t)src->cfg.n_layers * ENG_NLIN; i++)
-        if (ql[i].G != 1) return 0;
-    return 1;
+    *pc = 1;
+    for (int l = 0; l < src->cfg.n_layers; l++) {
+        const eng_qlinear_t *lin[ENG_NLIN];
+        int rc = qs->layer(qs->ctx, l, lin, err);
+        if (rc) return rc;
+        if (l == 0) *q0 = *lin[0];
+        for (int k = 0; k < ENG_NLIN; k++)
+            if (lin[k]->G != 1) *pc = 0;
+    }
+    return 0;
 }
 
 /* lrq-manifest.json: producer, source, files with sha256 (fields below). The caller may extend it (job spec, hashes
  * of source/calibration data, metrics); "method" is left null for it to fill. */
 static int exp__manifest_q(const eng_model_t *src, int bits, int group, int sym, const char *outdir, const char *kind,
                            json_t *extra /* stolen, may be NULL */, exp__files_t *files, lrq_err_t *err);
-static int exp__manifest(const eng_model_t *src, const eng_qlinear_t *ql, const char *outdir, const char *kind,
+static int exp__manifest(const eng_model_t *src, const eng_qsource_t *qs, const char *outdir, const char *kind,
                          json_t *extra /* stolen, may be NULL */, exp__files_t *files, lrq_err_t *err)
 {
-    return exp__manifest_q(src, ql[0].bits, exp__per_channel(src, ql) ? 0 : ql[0].gs, ql[0].symmetric, outdir, kind,
-                           extra, files, err);
+    eng_qlinear_t q0;
+    int pc, rc = exp__per_channel(src, qs, &q0, &pc, err);
+    if (rc) { json_decref(extra); return rc; }
+    return exp__manifest_q(src, q0.bits, pc ? 0 : q0.gs, q0.symmetric, outdir, kind, extra, files, err);
 }
 
 static int exp__manifest_q(const eng_model_t *src, int bits, int group, int sym, const char *outdir, const char *kind,
@@ -513,9 +527,9 @@ static void exp__dequant(const eng_config_t *c, int k, const eng_qlinear_t *q, e
 }
 
 typedef struct exp__deq_ctx {
-    const eng_config_t *c;
-    int k;
-    const eng_qlinear_t *q;
+    const eng_model_t *src;
+    const eng_qsource_t *qs;
+    int l, k;
     eng_dtype_t dt;
     const float *dense;  /* (m,n) replaces s·(q − z) when set (eng_export_hf_dense) */
 } exp__deq_ctx_t;
@@ -524,15 +538,21 @@ typedef struct exp__deq_ctx {
  * whole dequantized model never sits in memory. */
 static int exp__deq_fill(void *ctx, void *dst, size_t nbytes, lrq_err_t *err)
 {
+    (void)nbytes;
     const exp__deq_ctx_t *x = ctx;
+    const eng_config_t *c = &x->src->cfg;
+    const eng_qlinear_t *lin[ENG_NLIN];
+    int rc = x->qs->layer(x->qs->ctx, x->l, lin, err); /* in writing order: one layer read at a time */
+    if (rc) return rc;
+    const eng_qlinear_t *q = lin[x->k];
     if (!x->dense) {
-        exp__dequant(x->c, x->k, x->q, x->dt, dst);
+        exp__dequant(c, x->k, q, x->dt, dst);
         return 0;
     }
-    for (int i = 0; i < x->q->m; i++) { /* output rows permuted as exp__dequant */
-        const float *src = x->dense + (size_t)exp__src_row(x->c, x->k, i) * x->q->n;
-        for (int j = 0; j < x->q->n; j++) {
-            size_t o = (size_t)i * x->q->n + j;
+    for (int i = 0; i < q->m; i++) { /* output rows permuted as exp__dequant */
+        const float *src = x->dense + (size_t)exp__src_row(c, x->k, i) * q->n;
+        for (int j = 0; j < q->n; j++) {
+            size_t o = (size_t)i * q->n + j;
             if (x->dt == ENG_F32) ((float *)dst)[o] = src[j];
             else if (x->dt == ENG_BF16) ((uint16_t *)dst)[o] = eng_f32_to_bf16(src[j]);
             else ((uint16_t *)dst)[o] = eng_f32_to_f16(src[j]);
@@ -541,31 +561,43 @@ static int exp__deq_fill(void *ctx, void *dst, size_t nbytes, lrq_err_t *err)
     return 0;
 }
 
-static int exp__hf(const eng_model_t *src, const eng_qlinear_t *ql, eng_dtype_t lin_dtype, const float *const *dense,
+static int exp__hf(const eng_model_t *src, const eng_qsource_t *qs, eng_dtype_t lin_dtype, const float *const *dense,
                    const char *outdir, lrq_err_t *err);
 
 int eng_export_hf(const eng_model_t *src, const eng_qlinear_t *ql, const char *outdir, lrq_err_t *err)
 {
-    return exp__hf(src, ql, (eng_dtype_t)-1, NULL, outdir, err);
+    eng_qsource_t qs;
+    eng_qsource_array(&qs, ql);
+    return exp__hf(src, &qs, (eng_dtype_t)-1, NULL, outdir, err);
 }
 
 int eng_export_hf_as(const eng_model_t *src, const eng_qlinear_t *ql, eng_dtype_t lin_dtype, const char *outdir,
                      lrq_err_t *err)
 {
-    return exp__hf(src, ql, lin_dtype, NULL, outdir, err);
+    eng_qsource_t qs;
+    eng_qsource_array(&qs, ql);
+    return exp__hf(src, &qs, lin_dtype, NULL, outdir, err);
+}
+
+int eng_export_hf_qs(const eng_model_t *src, const eng_qsource_t *qs, eng_dtype_t lin_dtype, const char *outdir,
+                     lrq_err_t *err)
+{
+    return exp__hf(src, qs, lin_dtype, NULL, outdir, err);
 }
 
 int eng_export_hf_dense(const eng_model_t *src, const eng_qlinear_t *ql, const float *const *dense, const char *outdir,
                         lrq_err_t *err)
 {
-    return exp__hf(src, ql, (eng_dtype_t)-1, dense, outdir, err);
+    eng_qsource_t qs;
+    eng_qsource_array(&qs, ql);
+    return exp__hf(src, &qs, (eng_dtype_t)-1, dense, outdir, err);
 }
 
-/* lin_dtype < 0: the source's dtype; dense NULL: s·(q − z) from ql. */
-static int exp__hf(const eng_model_t *src, const eng_qlinear_t *ql, eng_dtype_t lin_dtype, const float *const *dense,
+/* lin_dtype < 0: the source's dtype; dense NULL: s·(q − z) from qs. */
+static int exp__hf(const eng_model_t *src, const eng_qsource_t *qs, eng_dtype_t lin_dtype, const float *const *dense,
                    const char *outdir, lrq_err_t *err)
 {
-    int rc = exp__check_ql(src, ql, err);
+    int rc = exp__check_qs(src, qs, err);
     if (rc) return rc;
     if ((rc = exp__prepare_dir(src, outdir, err))) return rc;
 
@@ -588,12 +620,12 @@ static int exp__hf(const eng_model_t *src, const eng_qlinear_t *ql, eng_dtype_t 
         snprintf(nm, sizeof nm, "model.layers.%d.input_layernorm.weight", l);
         exp__add_copy(w, nm, &L->attn_norm, 1);
         for (int k = 0; k < ENG_NLIN; k++) {
-            const eng_qlinear_t *q = &ql[(size_t)l * ENG_NLIN + k];
+            const eng_tensor_t *t = &L->lin[k]; /* exp__check_qs: the quantized shapes are the model's */
             eng_dtype_t dt = (int)lin_dtype >= 0 ? lin_dtype : L->lin[k].dtype;
-            size_t nb = (size_t)q->m * q->n * exp__dt_size(dt);
+            size_t nb = (size_t)t->rows * t->cols * exp__dt_size(dt);
             exp__deq_ctx_t *x = &dc[(size_t)l * ENG_NLIN + k];
-            *x = (exp__deq_ctx_t){c, k, q, dt, dense ? dense[(size_t)l * ENG_NLIN + k] : NULL};
-            int64_t shape[2] = {q->m, q->n};
+            *x = (exp__deq_ctx_t){src, qs, l, k, dt, dense ? dense[(size_t)l * ENG_NLIN + k] : NULL};
+            int64_t shape[2] = {t->rows, t->cols};
             snprintf(nm, sizeof nm, "model.layers.%d.%s.weight", l, eng_lin_hf_name[k]);
             eng_st_writer_add_gen(w, nm, exp__dt_name(dt), 2, shape, nb, exp__deq_fill, x);
             if (k == ENG_O) {
@@ -614,7 +646,7 @@ static int exp__hf(const eng_model_t *src, const eng_qlinear_t *ql, eng_dtype_t 
         json_object_set_new(cfgj, "torch_dtype", json_string(exp__torch_dtype(lin_dtype)));
     if (!rc) rc = exp__write_json(outdir, "config.json", cfgj, &files, err);
     if (!rc) rc = exp__copy_side_files(src, outdir, &files, err);
-    if (!rc) rc = exp__manifest(src, ql, outdir, "hf", NULL, &files, err);
+    if (!rc) rc = exp__manifest(src, qs, outdir, "hf", NULL, &files, err);
 out:
     json_decref(cfgj);
     exp__files_free(&files);
@@ -626,10 +658,10 @@ out:
 /* ---- gptq ---- */
 
 /* Common parameters of all linears; refuses what GPTQ loaders cannot take. */
-static int exp__gptq_params(const eng_model_t *src, const eng_qlinear_t *ql, int *bits, int *sym, int *group,
+static int exp__gptq_params(const eng_model_t *src, const eng_qsource_t *qs, int *bits, int *sym, int *group,
                             lrq_err_t *err)
 {
-    if (!src || !ql) return lrq_errf(err, LRQ_EFORMAT, "gptq export: no model or no quantized linears");
+    if (!src || !qs) return lrq_errf(err, LRQ_EFORMAT, "gptq export: no model or no quantized linears");
     const eng_config_t *c = &src->cfg;
     size_t nl = (size_t)c->n_layers * ENG_NLIN;
     if (nl == 0) return lrq_errf(err, LRQ_EFORMAT, "gptq export: model has no layers");
@@ -646,17 +678,23 @@ static int exp__gptq_params(const eng_model_t *src, const eng_qlinear_t *ql, int
                                 nm, (long long)t->rows, (long long)t->cols, (long long)t->rows, (long long)t->cols);
             }
         }
-    int b = ql[0].bits, s = ql[0].symmetric, pc = exp__per_channel(src, ql), gs = pc ? -1 : ql[0].gs;
+    eng_qlinear_t q0;
+    int pc, rc = exp__per_channel(src, qs, &q0, &pc, err);
+    if (rc) return rc;
+    int b = q0.bits, s = q0.symmetric, gs = pc ? -1 : q0.gs;
     if (b != 2 && b != 3 && b != 4 && b != 8)
         return lrq_errf(err, LRQ_EUNSUPP, "gptq export: %d-bit weights not supported (GPTQ loaders take 2, 3, 4, 8)", b);
     for (size_t i = 0; i < nl; i++) {
+        const eng_qlinear_t *lin[ENG_NLIN];
+        if (i % ENG_NLIN == 0 && (rc = qs->layer(qs->ctx, (int)(i / ENG_NLIN), lin, err))) return rc;
+        const eng_qlinear_t *q = lin[i % ENG_NLIN];
         exp__lin_name(nm, sizeof nm, (int)(i / ENG_NLIN), (int)(i % ENG_NLIN));
-        if (ql[i].bits != b || !ql[i].symmetric != !s)
+        if (q->bits != b || !q->symmetric != !s)
             return lrq_errf(err, LRQ_EUNSUPP, "gptq export: %s: %d-bit %s differs from the first layer (%d-bit %s); "
-                            "a GPTQ checkpoint has one setting", nm, ql[i].bits, ql[i].symmetric ? "sym" : "asym",
+                            "a GPTQ checkpoint has one setting", nm, q->bits, q->symmetric ? "sym" : "asym",
                             b, s ? "sym" : "asym");
-        if (!pc && ql[i].gs != gs)
-            return lrq_errf(err, LRQ_EUNSUPP, "gptq export: %s: group size %d differs from %d", nm, ql[i].gs, gs);
+        if (!pc && q->gs != gs)
+            return lrq_errf(err, LRQ_EUNSUPP, "gptq export: %s: group size %d differs from %d", nm, q->gs, gs);
     }
     *bits = b;
     *sym = s;
@@ -667,7 +705,9 @@ static int exp__gptq_params(const eng_model_t *src, const eng_qlinear_t *ql, int
 int eng_export_gptq_check(const eng_model_t *src, const eng_qlinear_t *ql, lrq_err_t *err)
 {
     int b, s, g;
-    return exp__gptq_params(src, ql, &b, &s, &g, err);
+    eng_qsource_t qs;
+    eng_qsource_array(&qs, ql);
+    return exp__gptq_params(src, &qs, &b, &s, &g, err);
 }
 
 /* 32 codes (< 2^bits) into `bits` words: value i at bit bits·i of the little-endian
@@ -704,8 +744,8 @@ static int exp__gptq_validate(const eng_qlinear_t *q, int sym, const char *nm, l
 
 typedef struct exp__gptq_ctx {
     const eng_config_t *c;
-    const eng_qlinear_t *q;
-    int k, sym, what;   /* 0 qweight, 1 qzeros, 2 scales, 3 g_idx */
+    const eng_qsource_t *qs;
+    int l, k, sym, what;   /* 0 qweight, 1 qzeros, 2 scales, 3 g_idx */
 } exp__gptq_ctx_t;
 
 /* eng_st_fill_fn: one GPTQ tensor packed straight into the writer's scratch, so the packed model
@@ -713,9 +753,11 @@ typedef struct exp__gptq_ctx {
 static int exp__gptq_fill(void *ctx, void *dst, size_t nbytes, lrq_err_t *err)
 {
     (void)nbytes;
-    (void)err;
     const exp__gptq_ctx_t *x = ctx;
-    const eng_qlinear_t *q = x->q;
+    const eng_qlinear_t *lin[ENG_NLIN];
+    int rc = x->qs->layer(x->qs->ctx, x->l, lin, err); /* in writing order: one layer read at a time */
+    if (rc) return rc;
+    const eng_qlinear_t *q = lin[x->k];
     const eng_config_t *c = x->c;
     const int bits = q->bits, K = q->n, N = q->m, G = q->G, k = x->k;
     uint32_t v[32], wd[8];
@@ -754,9 +796,16 @@ static int exp__gptq_fill(void *ctx, void *dst, size_t nbytes, lrq_err_t *err)
 
 int eng_export_gptq(const eng_model_t *src, const eng_qlinear_t *ql, const char *outdir, lrq_err_t *err)
 {
+    eng_qsource_t qs;
+    eng_qsource_array(&qs, ql);
+    return eng_export_gptq_qs(src, &qs, outdir, err);
+}
+
+int eng_export_gptq_qs(const eng_model_t *src, const eng_qsource_t *qs, const char *outdir, lrq_err_t *err)
+{
     int bits, sym, group;
-    int rc = exp__gptq_params(src, ql, &bits, &sym, &group, err);
-    if (!rc) rc = exp__check_ql(src, ql, err);
+    int rc = exp__gptq_params(src, qs, &bits, &sym, &group, err);
+    if (!rc) rc = exp__check_qs(src, qs, err);
     if (rc) return rc;
 
     const eng_config_t *c = &src->cfg;
@@ -773,8 +822,10 @@ int eng_export_gptq(const eng_model_t *src, const eng_qlinear_t *ql, const char 
     }
     /* validate everything before touching outdir: a refused export leaves no directory */
     for (size_t i = 0; i < nl && !rc; i++) {
+        const eng_qlinear_t *lin[ENG_NLIN];
+        if (i % ENG_NLIN == 0 && (rc = qs->layer(qs->ctx, (int)(i / ENG_NLIN), lin, err))) break;
         exp__lin_name(nm, sizeof nm, (int)(i / ENG_NLIN), (int)(i % ENG_NLIN));
-        rc = exp__gptq_validate(&ql[i], sym, nm, err);
+        rc = exp__gptq_validate(lin[i % ENG_NLIN], sym, nm, err);
     }
     if (rc || (rc = exp__prepare_dir(src, outdir, err))) goto out;
 
@@ -784,8 +835,8 @@ int eng_export_gptq(const eng_model_t *src, const eng_qlinear_t *ql, const char 
         snprintf(nm, sizeof nm, "model.layers.%d.input_layernorm.weight", l);
         exp__add_copy(w, nm, &L->attn_norm, 1);
         for (int k = 0; k < ENG_NLIN; k++) {
-            const eng_qlinear_t *q = &ql[(size_t)l * ENG_NLIN + k];
-            int64_t K = q->n, N = q->m, G = q->G;
+            const eng_tensor_t *t = &L->lin[k]; /* exp__check_qs: shapes are the model's, groups as the first */
+            int64_t K = t->cols, N = t->rows, G = eng_quant_ngroups((int)K, group < 0 ? (int)K : group);
             int64_t shp[4][2] = {{K / 32 * bits, N}, {G, N / 32 * bits}, {G, N}, {K, 0}};
             size_t nb[4] = {(size_t)(K / 32 * bits * N) * 4, (size_t)(G * (N / 32) * bits) * 4, (size_t)(G * N) * 2,
                             (size_t)K * 4};
@@ -793,7 +844,7 @@ int eng_export_gptq(const eng_model_t *src, const eng_qlinear_t *ql, const char 
             static const char *const dt[4] = {"I32", "I32", "F16", "I32"};
             for (int wh = 0; wh < 4; wh++) {
                 exp__gptq_ctx_t *x = &pk[((size_t)l * ENG_NLIN + k) * 4 + wh];
-                *x = (exp__gptq_ctx_t){c, q, k, sym, wh};
+                *x = (exp__gptq_ctx_t){c, qs, l, k, sym, wh};
                 snprintf(nm, sizeof nm, "model.layers.%d.%s.%s", l, eng_lin_hf_name[k], suf[wh]);
                 eng_st_writer_add_gen(w, nm, dt[wh], wh == 3 ? 1 : 2, shp[wh], nb[wh], exp__gptq_fill, x);
             }
@@ -832,7 +883,7 @@ int eng_export_gptq(const eng_model_t *src, const eng_qlinear_t *ql, const char 
             json_array_append_new(notes, json_string("current vLLM loads GPTQ only for 4- and 8-bit symmetric "
                                                      "weights; use transformers (optimum + gptqmodel) or GPTQModel"));
         json_t *extra = json_pack("{s:s, s:o}", "checkpoint_format", fmt, "notes", notes ? notes : json_array());
-        rc = exp__manifest(src, ql, outdir, "gptq", extra, &files, err);
+        rc = exp__manifest(src, qs, outdir, "gptq", extra, &files, err);
     }
 out:
     json_decref(qc);

@@ -28,12 +28,18 @@ int eng_export_hf_dense(const eng_model_t *src, const eng_qlinear_t *ql, const f
 /* GPTQ v1 (sym) / gptq_v2 (asym) packed checkpoint, bits 2/3/4/8. Refuses layers whose
  * in/out features are not multiples of 32, naming the layer and shape. */
 int eng_export_gptq(const eng_model_t *src, const eng_qlinear_t *ql, const char *outdir, lrq_err_t *err);
+/* The same, reading the quantized model one layer at a time (eng_qsource_t). */
+int eng_export_gptq_qs(const eng_model_t *src, const eng_qsource_t *qs, const char *outdir, lrq_err_t *err);
 /* Check only: 0 when eng_export_gptq would accept these shapes/bits. */
 int eng_export_gptq_check(const eng_model_t *src, const eng_qlinear_t *ql, lrq_err_t *err);
 
 /* hf with the seven linears written in `lin_dtype` instead of the source's (ENG_F32 keeps an exact
  * copy of the evaluated weights of a 16-bit source; config.json then says float32). */
 int eng_export_hf_as(const eng_model_t *src, const eng_qlinear_t *ql, eng_dtype_t lin_dtype, const char *outdir,
+                     lrq_err_t *err);
+
+/* eng_export_hf_as reading the quantized model one layer at a time (eng_qsource_t). */
+int eng_export_hf_qs(const eng_model_t *src, const eng_qsource_t *qs, eng_dtype_t lin_dtype, const char *outdir,
                      lrq_err_t *err);
 
 /* Post-export verification (docs/formats.md, Evaluated = exported): re-read the artifact in dir with

@@ -37,6 +37,10 @@ struct eng_runner {
     const float **over;            /* [L][ENG_NLIN] overrides */
     const eng_lowrank_t **lr;      /* [L][ENG_NLIN] low-rank factors, NULL = none */
     struct eng_actq_layer *aq;     /* [L] activation quantizers (borrowed), NULL = none */
+    eng_linear_fn lin_fn;          /* per-layer linear source, NULL = the model's */
+    void *lin_ctx;
+    int fn_layer[ENG_NLIN];        /* layer whose lin_fn output lin_buf holds, -1 */
+    int release;                   /* drop each layer's file pages after use */
 };
 
 static int f32_view(const eng_tensor_t *t)
@@ -97,7 +101,7 @@ int eng_runner_new(const eng_model_t *m, int B, int T, eng_pool_t *pool, eng_run
     r->over = calloc((size_t)c->n_layers * ENG_NLIN, sizeof *r->over);
     r->lr = calloc((size_t)c->n_layers * ENG_NLIN, sizeof *r->lr);
     if (!r->ws || !r->x || !r->y || !r->xn || !r->over || !r->lr) goto nomem;
-    for (int i = 0; i < ENG_NLIN; i++) r->lin_layer[i] = -1;
+    for (int i = 0; i < ENG_NLIN; i++) r->lin_layer[i] = r->fn_layer[i] = -1;
     r->norm_layer[0] = r->norm_layer[1] = -1;
     /* scratch only for tensors that cannot be viewed in place */
     for (int l = 0; l < c->n_layers; l++) {
@@ -145,6 +149,21 @@ void eng_runner_set_lowrank(eng_runner_t *r, int l, int lin, const eng_lowrank_t
     r->lr[(size_t)l * ENG_NLIN + lin] = f && f->k ? f : NULL;
 }
 
+int eng_runner_set_linear_fn(eng_runner_t *r, eng_linear_fn fn, void *ctx, lrq_err_t *err)
+{
+    r->lin_fn = fn;
+    r->lin_ctx = ctx;
+    for (int i = 0; i < ENG_NLIN; i++) {
+        r->fn_layer[i] = r->lin_layer[i] = -1; /* lin_buf now holds neither */
+        const eng_tensor_t *t = &r->m->layers[0].lin[i];
+        if (fn && !r->lin_buf[i] && !(r->lin_buf[i] = malloc(eng_tensor_numel(t) * sizeof(float))))
+            return lrq_errf(err, LRQ_ENOMEM, "runner: out of memory for a layer's linears");
+    }
+    return 0;
+}
+
+void eng_runner_set_release(eng_runner_t *r, int on) { r->release = on; }
+
 const eng_rope_tab_t *eng_runner_rope(const eng_runner_t *r) { return &r->rope; }
 
 void eng_runner_set_actq(eng_runner_t *r, struct eng_actq_layer *aq) { r->aq = aq; }
@@ -179,7 +198,14 @@ int eng_runner_layer(eng_runner_t *r, int l, eng_block_w_t *w, lrq_err_t *err)
     for (int i = 0; i < ENG_NLIN; i++) {
         const float *o = r->over[(size_t)l * ENG_NLIN + i];
         if (o) w->lin[i] = o;
-        else if ((rc = view_or_convert(&lt->lin[i], r->lin_buf[i], &r->lin_layer[i], l, &w->lin[i], err)))
+        else if (r->lin_fn) {
+            if (r->fn_layer[i] != l) {
+                r->fn_layer[i] = -1;
+                if ((rc = r->lin_fn(r->lin_ctx, l, i, r->lin_buf[i], err))) return rc;
+                r->fn_layer[i] = l;
+            }
+            w->lin[i] = r->lin_buf[i];
+        } else if ((rc = view_or_convert(&lt->lin[i], r->lin_buf[i], &r->lin_layer[i], l, &w->lin[i], err)))
             return rc;
     }
     return 0;
@@ -245,6 +271,7 @@ static int runner_hidden(eng_runner_t *r, const int32_t *tokens, int B, int T, c
         if ((rc = eng_runner_layer(r, l, &w, err))) return rc;
         eng_block_ws_set_lowrank(r->ws, r->lr + (size_t)l * ENG_NLIN);
         eng_block_forward(c, &w, &r->rope, x, y, r->ws, B, T);
+        if (r->release) eng_model_release_layer(r->m, l);
         float *t = x;
         x = y;
         y = t;

@@ -16,6 +16,14 @@ void eng_runner_free(eng_runner_t *r);
 void eng_runner_set_mm(eng_runner_t *r, eng_mm_t *mm);
 /* Use w (m×n fp32, borrowed, NULL = back to the model's) for linear `lin` of layer l. */
 void eng_runner_set_linear(eng_runner_t *r, int l, int lin, const float *w);
+/* Linears supplied per layer by fn (e.g. dequantized from the job's store on disk) wherever no
+ * override is set: fn fills W (the model tensor's rows × cols, fp32) for (l, lin); the runner keeps
+ * one layer of them, so a quantized model is never held in fp32 at once. NULL fn = the model's. */
+typedef int (*eng_linear_fn)(void *ctx, int l, int lin, float *W, lrq_err_t *err);
+int eng_runner_set_linear_fn(eng_runner_t *r, eng_linear_fn fn, void *ctx, lrq_err_t *err);
+/* Release the model's file pages of each layer once a forward is past it (eng_model_release), so
+ * that a forward over a model larger than RAM keeps one layer resident; off by default. */
+void eng_runner_set_release(eng_runner_t *r, int on);
 /* Low-rank factors (borrowed, NULL = none) added to linear `lin` of layer l in the forward
  * (factored methods: y = x Ŵᵀ + (x Rᵀ) Lᵀ, eng_lowrank.h). */
 void eng_runner_set_lowrank(eng_runner_t *r, int l, int lin, const eng_lowrank_t *f);

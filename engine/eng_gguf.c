@@ -129,7 +129,7 @@ static int gg__check_tok(const eng_model_t *src, const eng_tok_t *tok, lrq_err_t
     if (!eng_tok_scored(tok))
         return lrq_errf(err, LRQ_EUNSUPP, "gguf export: the tokenizer is a tokenizer.json (merge ranks, no "
                         "SentencePiece scores); llama.cpp's SentencePiece vocabulary needs piece scores: give the "
-                        "llama2.c tokenizer.bin of the model");
+                        "model's SentencePiece tokenizer.model or its llama2.c tokenizer.bin");
     int nv = eng_tok_vocab_size(tok);
     if (nv != src->cfg.vocab_size)
         return lrq_errf(err, LRQ_EUNSUPP, "gguf export: the tokenizer has %d pieces but the model's vocabulary is %d; "
@@ -305,13 +305,11 @@ static int gg__metadata(const eng_model_t *src, const eng_tok_t *tok, int main_t
         }
         n++;
     }
-    if (!rc) { /* llama_token_type: 1 normal, 2 unknown, 3 control, 6 byte */
+    if (!rc) { /* llama_token_type = SentencePiece's piece type: 1 normal, 2 unknown, 3 control, 4 user
+                * defined, 5 unused, 6 byte (a .model stores them; eng_tok_type derives them otherwise) */
         rc = kv_arr(b, "tokenizer.ggml.token_type", GV_I32, (uint64_t)nv);
         for (int id = 0; id < nv && !rc; id++) {
-            int len, by;
-            const char *p = eng_tok_piece(tok, id, &len, NULL);
-            int32_t ty = id == eng_tok_unk(tok) ? 2 : (id == eng_tok_bos(tok) || id == eng_tok_eos(tok)) ? 3
-                       : gg__is_byte_piece(p, len, &by) ? 6 : 1;
+            int32_t ty = eng_tok_type(tok, id);
             rc = lrq_buf_append(b, &ty, 4);
         }
         n++;

@@ -721,6 +721,14 @@ void eng_model_release(const eng_model_t *m, const eng_tensor_t *t)
     if (hi > lo) madvise((void *)lo, hi - lo, MADV_DONTNEED);
 }
 
+void eng_model_release_layer(const eng_model_t *m, int l)
+{
+    if (!m || l < 0 || l >= m->cfg.n_layers) return;
+    eng_model_release(m, &m->layers[l].attn_norm);
+    eng_model_release(m, &m->layers[l].ffn_norm);
+    for (int k = 0; k < ENG_NLIN; k++) eng_model_release(m, &m->layers[l].lin[k]);
+}
+
 typedef struct { const eng_model_t *m; lrq_err_t *err; } model_scan_t;
 
 static int model__check_one(const eng_tensor_t *t, void *ctx)

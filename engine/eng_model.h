@@ -83,6 +83,8 @@ int eng_model_check_finite(const eng_model_t *m, lrq_err_t *err);
 /* Hint: done with t for now; its file pages may be dropped from RSS (madvise DONTNEED on
  * the private read-only mapping; later reads re-fault them). No-op for owned copies. */
 void eng_model_release(const eng_model_t *m, const eng_tensor_t *t);
+/* eng_model_release for the norms and linears of layer l. */
+void eng_model_release_layer(const eng_model_t *m, int l);
 /* Total bytes of weights (for estimates). */
 size_t eng_model_weight_bytes(const eng_model_t *m);
 const char *eng_dtype_name(eng_dtype_t dt); /* "F32", "F16", "BF16" */

@@ -1,10 +1,13 @@
-/* eng_tok.c — tokenizers: llama2.c tokenizer.bin and HF tokenizer.json (SentencePiece BPE).
+/* eng_tok.c — tokenizers: llama2.c tokenizer.bin, SentencePiece .model (BPE) and HF
+ * tokenizer.json (SentencePiece BPE).
  *
- * Both formats load into one representation: pieces with "▁" shown as " " (as llama2.c
+ * All three formats load into one representation: pieces with "▁" shown as " " (as llama2.c
  * exports them), a piece → id hash, and a pair map (left id, right id) → (merged id,
  * score). For tokenizer.bin a pair exists wherever the concatenation of two pieces is a
- * piece (scored by that piece's score: exactly llama2.c's `str_lookup(a ++ b)`); for
- * tokenizer.json it is a `merges` entry scored by −rank.
+ * piece (scored by that piece's score: exactly llama2.c's `str_lookup(a ++ b)`); a .model
+ * gets the same pairs, but only between NORMAL pieces (SentencePiece never produces
+ * control, unknown or byte pieces from text); for tokenizer.json a pair is a `merges`
+ * entry scored by −rank.
  *
  * Encoding reproduces llama2.c run.c `encode` (optional BOS, dummy-prefix " ", one
  * symbol per UTF-8 char (≤ 4 bytes) or byte fallback, then repeatedly merge the
@@ -14,6 +17,7 @@
 #include "lrq_buf.h"
 #include "lrq_fs.h"
 #include "eng_tok.h"
+#include "eng_spm.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -38,7 +42,8 @@ struct eng_tok {
     char *blob;            /* all pieces, NUL-terminated */
     size_t *off;           /* [n] offset of each piece in blob */
     int *len;              /* [n] piece length in bytes */
-    float *score;          /* [n] (tokenizer.bin scores; unused for json) */
+    float *score;          /* [n] (tokenizer.bin / .model scores; unused for json) */
+    uint8_t *type;         /* [n] SentencePiece piece types (ENG_SPM_*) */
     int *canon;            /* [n] lowest id with the same piece */
     int *ht;               /* piece hash: ids, -1 = empty */
     size_t ht_cap;
@@ -50,6 +55,7 @@ struct eng_tok {
     int dummy_prefix;      /* prepend " " to non-empty text */
     int space_id;          /* id of " " (-1: use byte fallback) */
     int scored;            /* scores are SentencePiece's (tokenizer.bin), not merge ranks */
+    int normal_only;       /* .model: only NORMAL pieces are looked up and merged */
 };
 
 /* ------------------------------------------------------------------------- */
@@ -84,6 +90,9 @@ static size_t tok__pow2(size_t n)
     return c;
 }
 
+/* Pieces that text can produce (by lookup or merge). */
+static int tok__textual(const eng_tok_t *t, int id) { return !t->normal_only || t->type[id] == ENG_SPM_NORMAL; }
+
 /* Build the piece hash and canon[]; the lowest id wins for duplicate pieces. */
 static int tok__build_hash(eng_tok_t *t)
 {
@@ -94,6 +103,10 @@ static int tok__build_hash(eng_tok_t *t)
     memset(t->ht, 0xff, t->ht_cap * sizeof *t->ht);
     size_t mask = t->ht_cap - 1;
     for (int id = 0; id < t->n; id++) {
+        if (!tok__textual(t, id)) {
+            t->canon[id] = id;
+            continue;
+        }
         int found = tok__lookup(t, tok__piece(t, id), (size_t)t->len[id]);
         if (found >= 0) {
             t->canon[id] = found;
@@ -149,6 +162,7 @@ void eng_tok_free(eng_tok_t *t)
     free(t->off);
     free(t->len);
     free(t->score);
+    free(t->type);
     free(t->canon);
     free(t->ht);
     free(t->pairs);
@@ -164,11 +178,52 @@ static eng_tok_t *tok__alloc(int n, size_t blob_len)
     t->off = calloc((size_t)n, sizeof *t->off);
     t->len = calloc((size_t)n, sizeof *t->len);
     t->score = calloc((size_t)n, sizeof *t->score);
-    if (!t->blob || !t->off || !t->len || !t->score) {
+    t->type = calloc((size_t)n, sizeof *t->type);
+    if (!t->blob || !t->off || !t->len || !t->score || !t->type) {
         eng_tok_free(t);
         return NULL;
     }
     return t;
+}
+
+/* "<0xXX>" (SentencePiece writes two upper-case hex digits) → XX, else -1. */
+static int tok__byte_piece(const char *p, int len)
+{
+    static const char hx[] = "0123456789ABCDEF";
+    if (len != 6 || memcmp(p, "<0x", 3) || p[5] != '>' || !p[3] || !p[4]) return -1;
+    const char *h = strchr(hx, p[3]), *l = strchr(hx, p[4]);
+    return h && l ? (int)((h - hx) * 16 + (l - hx)) : -1;
+}
+
+/* Types of a vocabulary that does not store them (tokenizer.bin, tokenizer.json): what
+ * SentencePiece gives those pieces, and what the GGUF export has always written. */
+static void tok__derive_types(eng_tok_t *t)
+{
+    for (int id = 0; id < t->n; id++)
+        t->type[id] = id == t->unk ? ENG_SPM_UNKNOWN
+                    : id == t->bos || id == t->eos ? ENG_SPM_CONTROL
+                    : tok__byte_piece(tok__piece(t, id), t->len[id]) >= 0 ? ENG_SPM_BYTE : ENG_SPM_NORMAL;
+}
+
+/* Every split of every (textual) piece into two textual pieces is a mergeable pair,
+ * scored by the whole piece's score. Needs the hash. */
+static int tok__split_pairs(eng_tok_t *t)
+{
+    size_t npairs = 0;
+    for (int id = 0; id < t->n; id++) npairs += t->len[id] > 1 ? (size_t)t->len[id] - 1 : 0;
+    if (tok__pairs_alloc(t, npairs)) return -1;
+    for (int id = 0; id < t->n; id++) {
+        if (t->canon[id] != id || !tok__textual(t, id)) continue;
+        const char *p = tok__piece(t, id);
+        uint64_t h = 1469598103934665603ull; /* FNV-1a of the prefix, extended byte by byte */
+        for (int k = 1; k < t->len[id]; k++) {
+            h = (h ^ (uint8_t)p[k - 1]) * 1099511628211ull;
+            int a = tok__lookup_h(t, p, (size_t)k, h), b;
+            if (a >= 0 && (b = tok__lookup(t, p + k, (size_t)(t->len[id] - k))) >= 0)
+                tok__pair_add(t, a, b, id, t->score[id]);
+        }
+    }
+    return 0;
 }
 
 /* ------------------------------------------------------------------------- */
@@ -200,7 +255,7 @@ static int tok__load_bin(const uint8_t *buf, size_t n, const char *path, eng_tok
     eng_tok_t *t = tok__alloc(nv, blob);
     if (!t) return lrq_errf(err, LRQ_ENOMEM, "%s: out of memory", path);
     o = 4;
-    size_t bo = 0, npairs = 0;
+    size_t bo = 0;
     for (int i = 0; i < nv; i++) {
         int32_t l;
         memcpy(&t->score[i], buf + o, 4);
@@ -211,30 +266,24 @@ static int tok__load_bin(const uint8_t *buf, size_t n, const char *path, eng_tok
         t->len[i] = l;
         bo += (size_t)l + 1;
         o += 8 + (size_t)l;
-        npairs += l > 1 ? (size_t)l - 1 : 0;
     }
     t->bos = 1;
     t->eos = 2;
     t->unk = 0;
     t->dummy_prefix = 1;
-    t->byte_fallback = 1;
     t->scored = 1;
-    for (int b = 0; b < 256; b++) t->byte_id[b] = 3 + b < nv ? 3 + b : -1; /* llama2.c: id = byte + 3 */
-    if (tok__build_hash(t) || tok__pairs_alloc(t, npairs)) {
+    /* llama2.c falls back to id = byte + 3. That is right only when those ids are the byte
+     * pieces; a vocabulary without them (babyllama-tok105) was trained with SentencePiece
+     * mapping unknown characters to <unk>, so lrq does that instead of picking pieces at
+     * random offsets. */
+    t->byte_fallback = nv >= 259;
+    for (int b = 0; b < 256 && t->byte_fallback; b++)
+        t->byte_fallback = tok__byte_piece(tok__piece(t, 3 + b), t->len[3 + b]) == b;
+    for (int b = 0; b < 256; b++) t->byte_id[b] = t->byte_fallback ? 3 + b : -1;
+    tok__derive_types(t);
+    if (tok__build_hash(t) || tok__split_pairs(t)) {
         eng_tok_free(t);
         return lrq_errf(err, LRQ_ENOMEM, "%s: out of memory", path);
-    }
-    /* Every split of every piece into two pieces is a mergeable pair. */
-    for (int id = 0; id < nv; id++) {
-        if (t->canon[id] != id) continue;
-        const char *p = tok__piece(t, id);
-        uint64_t h = 1469598103934665603ull; /* FNV-1a of the prefix, extended byte by byte */
-        for (int k = 1; k < t->len[id]; k++) {
-            h = (h ^ (uint8_t)p[k - 1]) * 1099511628211ull;
-            int a = tok__lookup_h(t, p, (size_t)k, h), b;
-            if (a >= 0 && (b = tok__lookup(t, p + k, (size_t)(t->len[id] - k))) >= 0)
-                tok__pair_add(t, a, b, id, t->score[id]);
-        }
     }
     t->space_id = tok__lookup(t, " ", 1);
     *out = t;
@@ -445,12 +494,156 @@ static int tok__load_json(const uint8_t *buf, size_t n, const char *path, eng_to
     t->byte_fallback = byte_fallback;
     t->dummy_prefix = tok__json_dummy_prefix(root);
     t->space_id = tok__lookup(t, " ", 1);
+    tok__derive_types(t);
 out:
     free(pieces);
     json_decref(root);
     if (rc) eng_tok_free(t);
     else *out = t;
     return rc;
+}
+
+/* ------------------------------------------------------------------------- */
+/* SentencePiece .model (eng_spm.c decodes the protobuf)                       */
+
+static const char *const tok__type_name[] = {"?", "NORMAL", "UNKNOWN", "CONTROL", "USER_DEFINED", "UNUSED", "BYTE"};
+
+/* What lrq's encoder implements, checked before anything is built. */
+static int tok__spm_check(const eng_spm_t *m, const char *path, lrq_err_t *err)
+{
+    static const char *const mt[] = {"?", "UNIGRAM", "BPE", "WORD", "CHAR"};
+    if (m->model_type != ENG_SPM_BPE)
+        return lrq_errf(err, LRQ_EUNSUPP, "%s: SentencePiece model type %s is not supported (only BPE: lrq's encoder "
+                        "merges pieces by score, which is not how a %s model segments text)", path,
+                        mt[m->model_type], mt[m->model_type]);
+    if (m->ws_suffix)
+        return lrq_errf(err, LRQ_EUNSUPP, "%s: trainer_spec.treat_whitespace_as_suffix is set; lrq's encoder puts the "
+                        "whitespace marker in front of words only", path);
+    if (!m->escape_ws)
+        return lrq_errf(err, LRQ_EUNSUPP, "%s: normalizer_spec.escape_whitespaces is false; lrq's encoder always "
+                        "writes spaces as \"\xE2\x96\x81\"", path);
+    if (m->charsmap_len)
+        return lrq_errf(err, LRQ_EUNSUPP, "%s: normalizer \"%.*s\" has a precompiled character map (%zu bytes, e.g. "
+                        "NFKC); lrq does not normalize text, so only the identity normalizer is supported", path,
+                        (int)(m->norm_name_len < 64 ? m->norm_name_len : 64),
+                        m->norm_name ? (const char *)m->norm_name : "", m->charsmap_len);
+    if (m->n < 3) return lrq_errf(err, LRQ_EFORMAT, "%s: %d pieces; need at least <unk>, <s>, </s>", path, m->n);
+    static const char *const idn[] = {"trainer_spec.unk_id", "trainer_spec.bos_id", "trainer_spec.eos_id"};
+    const int64_t ids[] = {m->unk_id, m->bos_id, m->eos_id};
+    for (int k = 0; k < 3; k++) {
+        if (ids[k] == -1 && k > 0)
+            return lrq_errf(err, LRQ_EUNSUPP, "%s: %s is -1 (the model has no %s); lrq encodes every document as "
+                            "<s> text and needs both", path, idn[k], k == 1 ? "BOS" : "EOS");
+        if (ids[k] < 0 || ids[k] >= m->n)
+            return lrq_errf(err, LRQ_EFORMAT, "%s: %s = %lld is not a piece id (0..%d)", path, idn[k],
+                            (long long)ids[k], m->n - 1);
+    }
+    if (m->unk_id == m->bos_id || m->unk_id == m->eos_id || m->bos_id == m->eos_id)
+        return lrq_errf(err, LRQ_EFORMAT, "%s: unk_id %lld, bos_id %lld, eos_id %lld are not distinct", path,
+                        (long long)m->unk_id, (long long)m->bos_id, (long long)m->eos_id);
+    const eng_spm_piece_t *u = &m->pieces[m->unk_id];
+    if (u->type != ENG_SPM_UNKNOWN)
+        return lrq_errf(err, LRQ_EFORMAT, "%s: piece %lld (trainer_spec.unk_id, offset %zu) has type %s, not UNKNOWN",
+                        path, (long long)m->unk_id, u->off, tok__type_name[u->type]);
+    int have[256] = {0}, nbytes = 0;
+    for (int i = 0; i < m->n; i++) {
+        const eng_spm_piece_t *p = &m->pieces[i];
+        int plen = p->len > 64 ? 64 : (int)p->len;
+        if (p->len > TOK_MAX_PIECE)
+            return lrq_errf(err, LRQ_EFORMAT, "%s: piece %d (offset %zu) is %u bytes long (limit %d)", path, i, p->off,
+                            p->len, TOK_MAX_PIECE);
+        if (!isfinite(p->score))
+            return lrq_errf(err, LRQ_EFORMAT, "%s: piece %d (offset %zu) has a non-finite score", path, i, p->off);
+        if (p->type == ENG_SPM_USER_DEFINED || p->type == ENG_SPM_UNUSED)
+            return lrq_errf(err, LRQ_EUNSUPP, "%s: piece %d \"%.*s\" (offset %zu) is %s; lrq's encoder does not "
+                            "implement %s pieces", path, i, plen, (const char *)p->s, p->off, tok__type_name[p->type],
+                            p->type == ENG_SPM_UNUSED ? "unused (resegmented)" : "user-defined (matched before BPE)");
+        if (p->type == ENG_SPM_BYTE) {
+            int b = tok__byte_piece((const char *)p->s, (int)p->len);
+            if (b < 0)
+                return lrq_errf(err, LRQ_EFORMAT, "%s: piece %d \"%.*s\" (offset %zu) has type BYTE but is not "
+                                "<0xXX>", path, i, plen, (const char *)p->s, p->off);
+            if (have[b])
+                return lrq_errf(err, LRQ_EFORMAT, "%s: piece %d (offset %zu): byte piece <0x%02X> defined twice", path,
+                                i, p->off, b);
+            have[b] = 1;
+            nbytes++;
+        }
+    }
+    if (m->byte_fallback && nbytes != 256)
+        return lrq_errf(err, LRQ_EFORMAT, "%s: trainer_spec.byte_fallback is set but the model has %d of the 256 byte "
+                        "pieces", path, nbytes);
+    return 0;
+}
+
+/* The vocabulary as llama2.c's tokenizer.py exports it to tokenizer.bin ("▁" → " ", BOS
+ * and EOS written "\n<s>\n", "\n</s>\n"), plus the types, special ids, byte fallback and
+ * dummy prefix the .bin cannot carry. */
+static int tok__load_spm(const uint8_t *buf, size_t n, const char *path, eng_tok_t **out, lrq_err_t *err)
+{
+    eng_spm_t m;
+    int rc = eng_spm_parse(buf, n, path, &m, err);
+    if (rc) return rc;
+    if ((rc = tok__spm_check(&m, path, err))) {
+        eng_spm_close(&m);
+        return rc;
+    }
+    size_t blob = 0;
+    for (int i = 0; i < m.n; i++) blob += (size_t)m.pieces[i].len + 3;
+    eng_tok_t *t = tok__alloc(m.n, blob);
+    if (!t) {
+        eng_spm_close(&m);
+        return lrq_errf(err, LRQ_ENOMEM, "%s: out of memory", path);
+    }
+    t->unk = (int)m.unk_id;
+    t->bos = (int)m.bos_id;
+    t->eos = (int)m.eos_id;
+    size_t bo = 0;
+    for (int i = 0; i < m.n; i++) {
+        const eng_spm_piece_t *p = &m.pieces[i];
+        char *d = t->blob + bo;
+        size_t l = p->len;
+        int deco = (i == t->bos && l == 3 && !memcmp(p->s, "<s>", 3)) || (i == t->eos && l == 4 && !memcmp(p->s, "</s>", 4));
+        if (deco) {
+            d[0] = '\n';
+            memcpy(d + 1, p->s, l);
+            d[l + 1] = '\n';
+            d[l + 2] = '\0';
+            l += 2;
+        } else {
+            memcpy(d, p->s, l);
+            d[l] = '\0';
+            l = tok__unmeta(d, l);
+        }
+        t->off[i] = bo;
+        t->len[i] = (int)l;
+        t->score[i] = p->score;
+        t->type[i] = (uint8_t)p->type;
+        bo += (size_t)p->len + 3;
+    }
+    t->dummy_prefix = m.add_dummy_prefix;
+    t->byte_fallback = m.byte_fallback;
+    t->scored = 1;
+    t->normal_only = 1;
+    for (int b = 0; b < 256; b++) t->byte_id[b] = -1;
+    for (int i = 0; i < m.n; i++)
+        if (t->type[i] == ENG_SPM_BYTE) t->byte_id[tok__byte_piece(tok__piece(t, i), t->len[i])] = i;
+    eng_spm_close(&m);
+    if (tok__build_hash(t) || tok__split_pairs(t)) {
+        eng_tok_free(t);
+        return lrq_errf(err, LRQ_ENOMEM, "%s: out of memory", path);
+    }
+    /* SentencePiece refuses a piece defined twice; only NORMAL ones are hashed here. */
+    for (int i = 0; i < t->n; i++)
+        if (t->canon[i] != i) {
+            int c = t->canon[i];
+            rc = lrq_errf(err, LRQ_EFORMAT, "%s: pieces %d and %d are both \"%.64s\"", path, c, i, tok__piece(t, i));
+            eng_tok_free(t);
+            return rc;
+        }
+    t->space_id = tok__lookup(t, " ", 1);
+    *out = t;
+    return 0;
 }
 
 /* ------------------------------------------------------------------------- */
@@ -463,6 +656,9 @@ static int tok__read_file(const char *path, uint8_t **buf, size_t *n, lrq_err_t 
 int eng_tok_load_mem(const uint8_t *buf, size_t n, const char *path, eng_tok_t **out, lrq_err_t *err)
 {
     *out = NULL;
+    size_t pl = path ? strlen(path) : 0;
+    if ((pl >= 6 && !strcmp(path + pl - 6, ".model")) || eng_spm_sniff(buf, n))
+        return tok__load_spm(buf, n, path, out, err);
     size_t i = 0;
     while (i < n && isspace(buf[i])) i++;
     if (i < n && buf[i] == '{') return tok__load_json(buf, n, path, out, err);
@@ -498,9 +694,12 @@ int eng_tok_locate(const char *model_path, const char *explicit_path, char **out
         dir = !sl ? strdup(".") : sl == model_path ? strdup("/") : strndup(model_path, (size_t)(sl - model_path));
     }
     if (!dir) return lrq_errf(err, LRQ_ENOMEM, "out of memory");
-    static const char *const names[] = {"tokenizer.json", "tokenizer.bin"};
+    /* The HF names first (tokenizer.json, which also carries added tokens, before the
+     * SentencePiece original), then the llama2.c naming, its .bin export before a .model
+     * (the same vocabulary when both exist; the first match keeps earlier choices). */
+    static const char *const names[] = {"tokenizer.json", "tokenizer.model", "tokenizer.bin"};
     char *p = NULL;
-    for (size_t i = 0; i < 2; i++) {
+    for (size_t i = 0; i < 3; i++) {
         if (asprintf(&p, "%s/%s", dir, names[i]) < 0) {
             free(dir);
             return lrq_errf(err, LRQ_ENOMEM, "out of memory");
@@ -512,24 +711,27 @@ int eng_tok_locate(const char *model_path, const char *explicit_path, char **out
         }
         free(p);
     }
-    /* tok*.bin (glob sorts): the llama2.c convention, e.g. tok512.bin */
-    if (asprintf(&p, "%s/tok*.bin", dir) < 0) {
-        free(dir);
-        return lrq_errf(err, LRQ_ENOMEM, "out of memory");
+    /* tok*.bin, then tok*.model (glob sorts): the llama2.c convention, e.g. tok512.bin */
+    static const char *const pats[] = {"tok*.bin", "tok*.model"};
+    for (size_t i = 0; i < 2; i++) {
+        if (asprintf(&p, "%s/%s", dir, pats[i]) < 0) {
+            free(dir);
+            return lrq_errf(err, LRQ_ENOMEM, "out of memory");
+        }
+        glob_t g;
+        int gr = glob(p, 0, NULL, &g);
+        free(p);
+        if (gr == 0 && g.gl_pathc > 0) {
+            *out_path = strdup(g.gl_pathv[0]);
+            globfree(&g);
+            free(dir);
+            return *out_path ? 0 : lrq_errf(err, LRQ_ENOMEM, "out of memory");
+        }
+        if (gr == 0) globfree(&g);
     }
-    glob_t g;
-    int gr = glob(p, 0, NULL, &g);
-    free(p);
-    if (gr == 0 && g.gl_pathc > 0) {
-        *out_path = strdup(g.gl_pathv[0]);
-        globfree(&g);
-        free(dir);
-        return *out_path ? 0 : lrq_errf(err, LRQ_ENOMEM, "out of memory");
-    }
-    if (gr == 0) globfree(&g);
     int rc = lrq_errf(err, LRQ_ENOTFOUND,
-                      "no tokenizer beside model %s (looked for tokenizer.json, tokenizer.bin, tok*.bin in %s); "
-                      "give one explicitly", model_path, dir);
+                      "no tokenizer beside model %s (looked for tokenizer.json, tokenizer.model, tokenizer.bin, "
+                      "tok*.bin, tok*.model in %s); give one explicitly", model_path, dir);
     free(dir);
     return rc;
 }
@@ -540,6 +742,7 @@ int eng_tok_eos(const eng_tok_t *t) { return t->eos; }
 int eng_tok_unk(const eng_tok_t *t) { return t->unk; }
 int eng_tok_scored(const eng_tok_t *t) { return t->scored; }
 int eng_tok_dummy_prefix(const eng_tok_t *t) { return t->dummy_prefix; }
+int eng_tok_type(const eng_tok_t *t, int id) { return t && id >= 0 && id < t->n ? t->type[id] : 0; }
 
 const char *eng_tok_piece(const eng_tok_t *t, int id, int *len, float *score)
 {
@@ -617,7 +820,7 @@ int eng_tok_encode(const eng_tok_t *t, const char *text, size_t len, int bos, in
     if (bos) sym[ns++] = t->bos;
     if (len > 0 && t->dummy_prefix) {
         if (t->space_id >= 0) sym[ns++] = t->space_id;
-        else if (t->byte_id[' '] >= 0) sym[ns++] = t->byte_id[' '];
+        else if (t->byte_fallback && t->byte_id[' '] >= 0) sym[ns++] = t->byte_id[' '];
         else sym[ns++] = t->unk;
     }
     /* One symbol per UTF-8 character (a lead byte plus ≤ 3 continuation bytes), or its bytes. */
@@ -626,13 +829,10 @@ int eng_tok_encode(const eng_tok_t *t, const char *text, size_t len, int bos, in
         while (j < len && ((uint8_t)text[j] & 0xC0) == 0x80 && j - i < 4) j++;
         int id = tok__lookup(t, text + i, j - i);
         if (id >= 0) sym[ns++] = id;
+        else if (!t->byte_fallback) sym[ns++] = t->unk; /* no byte pieces: <unk> per character */
         else {
             for (size_t k = i; k < j; k++) {
                 int b = t->byte_id[(uint8_t)text[k]];
-                if (b < 0 && !t->byte_fallback) { /* tokenizer.json without byte_fallback: <unk> per char */
-                    sym[ns++] = t->unk;
-                    break;
-                }
                 if (b < 0) {
                     rc = lrq_errf(err, LRQ_EFORMAT,
                                   "tokenizer: byte 0x%02X at offset %zu has no piece and no byte-fallback id",

@@ -24,7 +24,7 @@ mkdir -p "$out" && out=$(cd "$out" && pwd) || exit 2
 cc=${CC:-clang}
 case "$cc" in *clang*) ;; *) cc=clang ;; esac   # configure's CC=gcc must not leak in via make
 jobs=${FUZZ_JOBS:-1}
-all="spec safetensors llama2c hf tok_bin tok_json lines router ckpt"
+all="spec safetensors llama2c hf tok_bin tok_json tok_spm lines router ckpt"
 harnesses=${FUZZ_HARNESSES:-$all}
 
 if ! command -v "$cc" >/dev/null 2>&1; then
@@ -34,10 +34,10 @@ fi
 
 # Sources and pkg-config modules per harness.
 srcs_of() {
-    io="engine/eng_st_read.c engine/eng_model.c engine/eng_tok.c engine/eng_data.c common/lrq_err.c common/lrq_fs.c common/lrq_buf.c"
+    io="engine/eng_st_read.c engine/eng_model.c engine/eng_tok.c engine/eng_spm.c engine/eng_data.c common/lrq_err.c common/lrq_fs.c common/lrq_buf.c"
     case $1 in
     spec) echo "common/lrq_spec.c common/lrq_err.c" ;;
-    safetensors | llama2c | hf | tok_bin | tok_json) echo "$io" ;;
+    safetensors | llama2c | hf | tok_bin | tok_json | tok_spm) echo "$io" ;;
     lines) echo "daemon/lines.c common/lrq_err.c" ;;
     router) echo "daemon/router.c daemon/routes.c daemon/db.c common/lrq_err.c common/lrq_fs.c common/lrq_buf.c" ;;
     ckpt) echo "worker/wk_ckpt.c common/lrq_fs.c common/lrq_err.c" ;;

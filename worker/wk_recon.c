@@ -21,6 +21,7 @@
 #include <unistd.h>
 #include "wk_job.h"
 #include "wk_ckpt.h"
+#include "wk_qstore.h"
 #include "eng_forward.h"
 #include "wk_act.h"
 #include "lrq_fs.h"
@@ -29,10 +30,6 @@
 #define TAG_PARM WK_TAG('P', 'A', 'R', 'M')
 #define TAG_ADMM WK_TAG('A', 'D', 'M', 'M')
 #define TAG_ADMV WK_TAG('A', 'D', 'M', 'V')
-#define TAG_BHDR WK_TAG('B', 'H', 'D', 'R')
-#define TAG_CODE(i) WK_TAG('Q', 'C', '0' + (i), 0)
-#define TAG_SCAL(i) WK_TAG('Q', 'S', '0' + (i), 0)
-#define TAG_ZERO(i) WK_TAG('Q', 'Z', '0' + (i), 0)
 #define CKPT_VERSION 1
 
 typedef struct ck_head {
@@ -42,12 +39,6 @@ typedef struct ck_head {
     double loss_start, seconds;
     uint8_t spec_hash[32];
 } ck_head_t;
-
-typedef struct blk_head {
-    uint32_t version, block;
-    double loss_start, loss_end, seconds;
-    uint8_t spec_hash[32];
-} blk_head_t;
 
 typedef struct recon {
     wk_job_t *job;
@@ -69,7 +60,7 @@ typedef struct recon {
     float *Wfp[ENG_NLIN];
     float *params, *grads, *am, *av;
     size_t nparams;
-    blk_head_t *bh;                 /* [L] headers of finished blocks read at resume */
+    wk_blk_meta_t *bh;              /* [L] losses and times of finished blocks read at resume */
 } recon_t;
 
 
@@ -167,63 +158,6 @@ static int write_state(recon_t *R, int block, long iter, uint64_t rng, long adam
     return wk_ckw_commit(&w, path, 1, err);
 }
 
-static int write_block(recon_t *R, int b, double loss_start, double loss_end, double seconds, lrq_err_t *err)
-{
-    char path[4200];
-    snprintf(path, sizeof path, "%s/block-%03d.bin", R->ckdir, b);
-    wk_ckw_t w;
-    int rc = wk_ckw_open(&w, path, err);
-    if (rc) return rc;
-    blk_head_t h = {.version = CKPT_VERSION, .block = (uint32_t)b, .loss_start = loss_start, .loss_end = loss_end,
-                    .seconds = seconds};
-    memcpy(h.spec_hash, R->spec_hash, 32);
-    wk_ckw_put(&w, TAG_BHDR, &h, sizeof h);
-    for (int i = 0; i < ENG_NLIN; i++) {
-        const eng_qlinear_t *q = &R->job->ql[b * ENG_NLIN + i];
-        wk_ckw_put(&w, TAG_CODE(i), q->q, (size_t)q->m * q->n);
-        wk_ckw_put(&w, TAG_SCAL(i), q->scale, (size_t)q->m * q->G * sizeof(float));
-        wk_ckw_put(&w, TAG_ZERO(i), q->zero, (size_t)q->m * q->G * sizeof(float));
-    }
-    return wk_ckw_commit(&w, path, 0, err);
-}
-
-/* Load a finished block's codes into job->ql[b]. */
-static int read_block(recon_t *R, int b, blk_head_t *hout, lrq_err_t *err)
-{
-    char path[4200];
-    snprintf(path, sizeof path, "%s/block-%03d.bin", R->ckdir, b);
-    wk_ckr_t r;
-    int rc = wk_ckr_open(&r, path, err);
-    if (rc) return rc;
-    size_t len;
-    const blk_head_t *h = wk_ckr_get(&r, TAG_BHDR, &len);
-    if (!h || len != sizeof *h || h->version != CKPT_VERSION || h->block != (uint32_t)b ||
-        memcmp(h->spec_hash, R->spec_hash, 32)) {
-        wk_ckr_close(&r);
-        return lrq_errf(err, LRQ_EFORMAT, "%s: belongs to another job spec or version", path);
-    }
-    *hout = *h;
-    for (int i = 0; i < ENG_NLIN && !rc; i++) {
-        const eng_tensor_t *t = &R->job->model->layers[b].lin[i];
-        eng_qlinear_t *q = &R->job->ql[b * ENG_NLIN + i];
-        eng_qlinear_close(q);
-        if ((rc = eng_qlinear_init(q, (int)t->rows, (int)t->cols, &R->job->qcfg, err))) break;
-        size_t lc, ls, lz;
-        const void *pc = wk_ckr_get(&r, TAG_CODE(i), &lc), *ps = wk_ckr_get(&r, TAG_SCAL(i), &ls),
-                   *pz = wk_ckr_get(&r, TAG_ZERO(i), &lz);
-        size_t mg = (size_t)q->m * q->G * sizeof(float);
-        if (!pc || !ps || !pz || lc != (size_t)q->m * q->n || ls != mg || lz != mg) {
-            rc = lrq_errf(err, LRQ_EFORMAT, "%s: linear %s has the wrong size", path, eng_lin_short_name[i]);
-            break;
-        }
-        memcpy(q->q, pc, lc);
-        memcpy(q->scale, ps, ls);
-        memcpy(q->zero, pz, lz);
-    }
-    wk_ckr_close(&r);
-    return rc;
-}
-
 typedef struct resume {
     int block;            /* first block not finished */
     int has_params;       /* mid-block state present */
@@ -256,11 +190,14 @@ static int find_resume(recon_t *R, resume_t *rs)
             continue;
         }
         int ok = 1;
-        for (int b = 0; b < (int)h->block && ok; b++) {
-            if (read_block(R, b, &R->bh[b], &e)) {
+        for (int b = 0; b < (int)h->block && ok; b++) { /* every block it depends on verifies (read, then dropped) */
+            eng_qlinear_t q[ENG_NLIN];
+            memset(q, 0, sizeof q);
+            if (wk_qstore_read(R->job, b, q, &R->bh[b], &e)) {
                 wk_log(&R->job->proto, "checkpoint %s: %s", path, e.msg);
                 ok = 0;
             }
+            for (int i = 0; i < ENG_NLIN; i++) eng_qlinear_close(&q[i]);
         }
         if (ok && h->nparams) {
             size_t lp, lm, lv;
@@ -351,13 +288,17 @@ static void swap_bufs(wk_buf_t *a, wk_buf_t *b)
     *b = t;
 }
 
-static int dequant_block(recon_t *R, int b, eng_block_w_t *wq)
+/* Ŵ of a finished block into What (its codes are read back from the store when they left memory). */
+static int dequant_block(recon_t *R, int b, eng_block_w_t *wq, lrq_err_t *err)
 {
+    int rc = wk_qstore_load(R->job, b, err);
+    if (rc) return rc;
     *wq = R->wblk;
     for (int i = 0; i < ENG_NLIN; i++) {
         eng_qlinear_dequant(&R->job->ql[b * ENG_NLIN + i], R->What[i]);
         wq->lin[i] = R->What[i];
     }
+    wk_qstore_drop(R->job, b);
     return 0;
 }
 
@@ -443,14 +384,21 @@ int wk_recon_run(wk_job_t *job, double f0, double f1, lrq_err_t *err)
 
     for (int b = 0; b < L; b++) {
         eng_block_w_t wq;
+        if (rs.block == L) { /* all finished before the restart (stopped in evaluation or export): nothing to propagate */
+            if (!wk_qstore_streams(job) && (rc = wk_qstore_load(job, b, err))) goto out;
+            json_array_append_new(blocks, json_pack("{s:i, s:f, s:f, s:f}", "block", b, "loss_start", R.bh[b].loss_start,
+                                                    "loss_end", R.bh[b].loss_end, "seconds", R.bh[b].seconds));
+            continue;
+        }
         if ((rc = eng_runner_layer(R.runner, b, &R.wblk, err))) goto out;
         block_apply(&R, &R.wblk, R.xfp.p, R.y.p, NULL);
         /* pipeline "parallel": every block learns from the FP model's input (blocks independent). */
         if (s->pipeline == LRQ_PIPE_PARALLEL) memcpy(R.xq.p, R.xfp.p, total * sizeof(float));
         R.wblk.aq = wk_act_recon_layer(job, b); /* quantized block only: simulate_during_reconstruction */
         if (b < rs.block) { /* finished before the restart: only propagate X_q */
-            dequant_block(&R, b, &wq);
+            if ((rc = dequant_block(&R, b, &wq, err))) goto out;
             block_apply(&R, &wq, R.xq.p, R.xq.p, NULL);
+            eng_model_release_layer(job->model, b);
             json_array_append_new(blocks, json_pack("{s:i, s:f, s:f, s:f}", "block", b, "loss_start", R.bh[b].loss_start,
                                                     "loss_end", R.bh[b].loss_end, "seconds", R.bh[b].seconds));
             swap_bufs(&R.xfp, &R.y);
@@ -515,11 +463,18 @@ int wk_recon_run(wk_job_t *job, double f0, double f1, lrq_err_t *err)
             if ((rc = eng_qlinear_init(q, R.lq[i].m, R.lq[i].n, &job->qcfg, err))) goto out;
             eng_lrq_freeze(&R.lq[i], q);
         }
-        dequant_block(&R, b, &wq);
+        wq = R.wblk;
+        for (int i = 0; i < ENG_NLIN; i++) {
+            eng_qlinear_dequant(&job->ql[b * ENG_NLIN + i], R.What[i]);
+            wq.lin[i] = R.What[i];
+        }
         double loss_end = block_apply(&R, &wq, R.xq.p, R.xq.p, R.y.p);
         if ((rc = eng_mm_status(job->mm, err)) || (rc = eng_mm_status(job->mm_fp32, err))) goto out;
         double secs = secs0 + wk_now() - tb;
-        if ((rc = write_block(&R, b, loss_start, loss_end, secs, err))) goto out;
+        wk_blk_meta_t meta = {loss_start, loss_end, secs};
+        if ((rc = wk_qstore_write(job, b, &meta, err))) goto out;
+        wk_qstore_drop(job, b); /* the file holds it now (docs/memory.md) */
+        eng_model_release_layer(job->model, b);
         if ((rc = write_state(&R, b + 1, 0, 0, 0, 0, 0, 0, err))) goto out;
         wk_emit(&job->proto, json_pack("{s:s, s:i, s:i, s:f, s:f, s:f}", "event", "block", "block", b, "blocks", L,
                                        "loss_start", loss_start, "loss_end", loss_end, "seconds", secs));

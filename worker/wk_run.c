@@ -15,6 +15,7 @@
 #include "eng_gguf.h"
 #include "eng_half.h"
 #include "wk_act.h"
+#include "wk_qstore.h"
 #include "lrq_fs.h"
 #include "lrq_sha256.h"
 
@@ -66,6 +67,11 @@ int wk_rtn_run(wk_job_t *job, double f0, double f1, lrq_err_t *err)
             if ((rc = eng_tensor_to_f32(t, W, err))) break;
             if ((rc = eng_qlinear_init(q, (int)t->rows, (int)t->cols, &job->qcfg, err))) break;
             eng_quant_rtn(job->pool, W, &job->qcfg, q);
+            if (i == ENG_NLIN - 1) { /* the layer is final: to its file, out of memory (wk_qstore.h) */
+                if ((rc = wk_qstore_write(job, l, NULL, err))) break;
+                wk_qstore_drop(job, l);
+                eng_model_release_layer(job->model, l);
+            }
             done++;
             wk_progress(&job->proto, "rtn", done, total, f0 + (f1 - f0) * done / total, NULL, done == total);
             if (*job->stop) rc = lrq_errf(err, LRQ_ECANCEL, "stopped by signal");
@@ -75,22 +81,28 @@ int wk_rtn_run(wk_job_t *job, double f0, double f1, lrq_err_t *err)
     return rc;
 }
 
-/* Per-layer relative weight error, and (keep) dequantized copies for evaluation. Those copies
- * hold the quantized linears in fp32 at once: fine for small models; evaluating a 7B model
- * in-job needs ~4 bytes per weight of RAM (the standalone `eval --quantized` streams layers). */
-static int layer_errors(wk_job_t *job, float **deq, int keep, lrq_err_t *err)
+/* Per-layer relative weight error ‖W − Ŵ‖/‖W‖ (and with the factors), one layer in memory at a time. */
+static int layer_errors(wk_job_t *job, lrq_err_t *err)
 {
     const eng_config_t *c = &job->model->cfg;
     json_t *layers = json_array();
+    wk_qsrc_t src;
+    eng_qsource_t qs;
+    wk_qsrc_init(&src, job, &qs);
     for (int l = 0; l < c->n_layers; l++) {
+        const eng_qlinear_t *lin[ENG_NLIN];
+        int rc = qs.layer(qs.ctx, l, lin, err);
+        if (rc) { wk_qsrc_close(&src); json_decref(layers); return rc; }
         for (int i = 0; i < ENG_NLIN; i++) {
             const eng_tensor_t *t = &job->model->layers[l].lin[i];
             size_t n = eng_tensor_numel(t);
             float *W = malloc(n * sizeof *W), *D = malloc(n * sizeof *D);
-            if (!W || !D) { free(W); free(D); json_decref(layers); return lrq_errf(err, LRQ_ENOMEM, "out of memory"); }
-            int rc = eng_tensor_to_f32(t, W, err);
-            if (rc) { free(W); free(D); json_decref(layers); return rc; }
-            eng_qlinear_dequant(&job->ql[l * ENG_NLIN + i], D);
+            if (!W || !D) {
+                free(W); free(D); wk_qsrc_close(&src); json_decref(layers);
+                return lrq_errf(err, LRQ_ENOMEM, "out of memory");
+            }
+            if ((rc = eng_tensor_to_f32(t, W, err))) { free(W); free(D); wk_qsrc_close(&src); json_decref(layers); return rc; }
+            eng_qlinear_dequant(lin[i], D);
             char name[64];
             snprintf(name, sizeof name, "layers.%d.%s", l, eng_lin_short_name[i]);
             json_t *ent = json_pack("{s:s, s:f, s:f}", "name", name, "weight_rel_error", eng_quant_rel_error(W, D, n),
@@ -106,16 +118,22 @@ static int layer_errors(wk_job_t *job, float **deq, int keep, lrq_err_t *err)
             }
             json_array_append_new(layers, ent);
             free(W);
-            if (keep) deq[l * ENG_NLIN + i] = D;
-            else free(D);
+            free(D);
         }
+        eng_model_release_layer(job->model, l);
     }
+    wk_qsrc_close(&src);
     json_object_set_new(job->metrics, "layers", layers);
     return 0;
 }
 
-static int run_eval(wk_job_t *job, float **deq, double f0, double f1, lrq_err_t *err)
+/* The quantized runner reads its linears one layer at a time from the store (wk_qsrc_linear):
+ * s·(q − z), rounded to round_dtype (>= 0) when that is what the hf export holds. */
+static int run_eval(wk_job_t *job, int round_dtype, double f0, double f1, lrq_err_t *err)
 {
+    wk_qsrc_t src;
+    wk_qsrc_init(&src, job, NULL);
+    src.round_dtype = round_dtype;
     const lrq_spec_t *s = &job->spec;
     int32_t *ids = NULL;
     size_t n = 0;
@@ -131,11 +149,11 @@ static int run_eval(wk_job_t *job, float **deq, double f0, double f1, lrq_err_t 
     if ((rc = eng_runner_new(job->model, B, s->eval_seq_len, job->pool, &q, err))) goto out;
     eng_runner_set_mm(fp, wk_job_mm_fp32(job));
     eng_runner_set_mm(q, wk_job_mm_fp32(job));
-    for (int l = 0; l < job->model->cfg.n_layers; l++)
-        for (int i = 0; i < ENG_NLIN; i++) {
-            eng_runner_set_linear(q, l, i, deq[l * ENG_NLIN + i]);
-            if (job->lr) eng_runner_set_lowrank(q, l, i, &job->lr[l * ENG_NLIN + i]); /* y += (x Rᵀ) Lᵀ */
-        }
+    eng_runner_set_release(fp, 1); /* one layer of the source resident at a time */
+    eng_runner_set_release(q, 1);
+    if ((rc = eng_runner_set_linear_fn(q, wk_qsrc_linear, &src, err))) goto out;
+    for (int l = 0; job->lr && l < job->model->cfg.n_layers; l++)
+        for (int i = 0; i < ENG_NLIN; i++) eng_runner_set_lowrank(q, l, i, &job->lr[l * ENG_NLIN + i]); /* y += (x Rᵀ) Lᵀ */
     eng_runner_set_actq(q, wk_act_eval_layers(job)); /* weight-activation settings (NULL = weight-only) */
     eng_eval_result_t r;
     eval_ctx_t ctx = {job, f0, f1};
@@ -147,6 +165,7 @@ static int run_eval(wk_job_t *job, float **deq, double f0, double f1, lrq_err_t 
 out:
     eng_runner_free(fp);
     eng_runner_free(q);
+    wk_qsrc_close(&src);
     free(ids);
     return rc;
 }
@@ -243,12 +262,25 @@ static int verified(wk_job_t *job, const char *kind, int rc, lrq_err_t *err)
     return rc;
 }
 
+static int run_export_qs(wk_job_t *job, export_ctx_t *xc, const eng_qsource_t *qs, lrq_err_t *err);
+
+/* Every export reads the quantized model one layer at a time from the store. */
 static int run_export(wk_job_t *job, export_ctx_t *xc, lrq_err_t *err)
+{
+    int rc;
+    wk_qsrc_t src;
+    eng_qsource_t qs;
+    wk_qsrc_init(&src, job, &qs);
+    rc = run_export_qs(job, xc, &qs, err);
+    wk_qsrc_close(&src);
+    return rc;
+}
+
+static int run_export_qs(wk_job_t *job, export_ctx_t *xc, const eng_qsource_t *qsp, lrq_err_t *err)
 {
     char dir[4096];
     int rc;
-    eng_qsource_t qs;
-    eng_qsource_array(&qs, job->ql);
+    eng_qsource_t qs = *qsp;
     if (job->spec.export_hf) {
         snprintf(dir, sizeof dir, "%s/artifacts/hf", job->workdir);
         if (job->lr) { /* factored: the hf file holds Ŵ + L·R merged, the factored artifact the exact parts */
@@ -258,7 +290,7 @@ static int run_export(wk_job_t *job, export_ctx_t *xc, lrq_err_t *err)
             if ((rc = manifest_augment(job, xc, dir, "hf", rt, err))) return rc;
         } else {
             wk_log(&job->proto, "exporting hf checkpoint to %s (linears in %s)", dir, eng_dtype_name(xc->hf_dtype));
-            if ((rc = eng_export_hf_as(job->model, job->ql, xc->hf_dtype, dir, err))) return rc;
+            if ((rc = eng_export_hf_qs(job->model, &qs, xc->hf_dtype, dir, err))) return rc;
             if ((rc = verified(job, "hf", eng_export_verify_hf(dir, job->model, &qs, err), err))) return rc;
             json_t *rt = json_pack("{s:[{s:s}, {s:s}, {s:s, s:s}]}", "runtimes", "name", "transformers", "name", "vLLM",
                                    "name", "llama.cpp", "notes", "after convert_hf_to_gguf.py");
@@ -272,7 +304,7 @@ static int run_export(wk_job_t *job, export_ctx_t *xc, lrq_err_t *err)
     if (job->spec.export_gptq) {
         snprintf(dir, sizeof dir, "%s/artifacts/gptq", job->workdir);
         wk_log(&job->proto, "exporting gptq checkpoint to %s", dir);
-        if ((rc = eng_export_gptq(job->model, job->ql, dir, err))) return rc;
+        if ((rc = eng_export_gptq_qs(job->model, &qs, dir, err))) return rc;
         if ((rc = verified(job, "gptq", eng_export_verify_gptq(dir, job->model, &qs, err), err))) return rc;
         int b = job->spec.bits, sym = job->spec.symmetric;
         json_t *rt = sym && (b == 4 || b == 8)
@@ -358,7 +390,6 @@ int wk_job_run(wk_job_t *job, lrq_err_t *err)
     lrq_spec_t *s = &job->spec;
     int rc;
     char *tok_path = NULL;
-    float **deq = NULL;
     job->t0 = wk_now();
     job->metrics = json_object();
     job->qcfg = (eng_qcfg_t){.bits = s->bits, .group_size = s->group_size, .symmetric = s->symmetric,
@@ -455,15 +486,9 @@ int wk_job_run(wk_job_t *job, lrq_err_t *err)
     else rc = wk_recon_run(job, 0.02, qend, err);
     if (rc) goto out;
 
-    if (!(deq = calloc(nq, sizeof *deq))) { rc = lrq_errf(err, LRQ_ENOMEM, "out of memory"); goto out; }
-    if ((rc = layer_errors(job, deq, has_eval, err))) goto out;
-    for (size_t i = 0; eval_round && has_eval && i < nq; i++) { /* the hf file's own weights */
-        size_t n = (size_t)job->ql[i].m * job->ql[i].n;
-        for (size_t e = 0; e < n; e++)
-            deq[i][e] = job->model->dtype == ENG_BF16 ? eng_bf16_to_f32(eng_f32_to_bf16(deq[i][e]))
-                                                      : eng_f16_to_f32(eng_f32_to_f16(deq[i][e]));
-    }
-    if (has_eval && (rc = run_eval(job, deq, qend, 0.97, err))) goto out;
+    if ((rc = layer_errors(job, err))) goto out;
+    /* eval_round: the hf file's own weights, s·(q − z) rounded to the source dtype */
+    if (has_eval && (rc = run_eval(job, eval_round ? (int)job->model->dtype : -1, qend, 0.97, err))) goto out;
     json_object_set_new(job->metrics, "evaluated", json_pack("{s:s, s:i}", "weights",
                                                              eval_round ? "s*(q-z) rounded to the source dtype (the hf export)"
                                                                         : "s*(q-z) in float32 (every export dequantizes to it)",
@@ -492,10 +517,6 @@ int wk_job_run(wk_job_t *job, lrq_err_t *err)
     if (rc) goto out;
     wk_progress(&job->proto, "export", 1, 1, 1.0, NULL, 1);
 out:
-    if (deq) {
-        for (size_t i = 0; i < nq; i++) free(deq[i]);
-        free(deq);
-    }
     free(tok_path);
     wk_act_close(job);
     eng_mm_free(job->mm_fp32);

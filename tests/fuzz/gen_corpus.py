@@ -48,6 +48,40 @@ out("tok_json", "small.json", json.dumps({
     "model": {"type": "BPE", "byte_fallback": True, "unk_token": "<unk>", "vocab": vocab,
               "merges": ["\u2581 a", ["a", "b"]]}}).encode())
 
+
+# SentencePiece .model (fuzz_tok_spm): protobuf wire format written here
+def pv(v):
+    o = b""
+    while True:
+        c = v & 0x7F
+        v >>= 7
+        o += bytes([c | (0x80 if v else 0)])
+        if not v:
+            return o
+
+
+def pf(num, wt, payload):
+    if wt == 2:
+        payload = pv(len(payload)) + payload
+    return pv(num << 3 | wt) + payload
+
+
+def spm(pcs, bpe=2, byte_fallback=1, junk=False):
+    m = b""
+    for s, score, ty in pcs:
+        m += pf(1, 2, pf(1, 2, s.encode()) + pf(2, 5, struct.pack("<f", score)) + pf(3, 0, pv(ty)))
+    tr = pf(3, 0, pv(bpe)) + pf(35, 0, pv(byte_fallback)) + pf(40, 0, pv(0)) + pf(41, 0, pv(1)) + pf(42, 0, pv(2))
+    if junk:  # unknown fields of every wire type, a group included
+        tr += pf(7, 2, b"text") + pf(10, 5, struct.pack("<f", 1.0)) + pf(99, 1, b"\0" * 8) + pv(100 << 3 | 3) + \
+            pf(1, 0, pv(5)) + pv(100 << 3 | 4)
+    return m + pf(2, 2, tr) + pf(3, 2, pf(1, 2, b"identity") + pf(3, 0, pv(1)) + pf(4, 0, pv(0)))
+
+
+base = [("<unk>", 0.0, 2), ("<s>", 0.0, 3), ("</s>", 0.0, 3)]
+norm = [("\u2581", -1.0, 1), ("a", -2.0, 1), ("b", -3.0, 1), ("\u2581a", 0.0, 1), ("ab", -0.5, 1), ("\u2581ab", -0.25, 1)]
+out("tok_spm", "bytes.model", spm(base + [("<0x%02X>" % i, 0.0, 6) for i in range(256)] + norm))
+out("tok_spm", "nobytes.model", spm(base + norm, byte_fallback=0, junk=True))
+
 # job specs (fuzz_spec): a minimal and a full valid one, typical refusals
 out("spec", "rtn.json", b'{"model":"m.bin","method":"rtn"}')
 out("spec", "full.json", json.dumps({

@@ -20,5 +20,5 @@ endif
 EXTRA_DIST += scripts/fuzz.sh tests/fuzz/README.md tests/fuzz/gen_corpus.py \
 	tests/fuzz/fuzz_spec.c tests/fuzz/fuzz_safetensors.c tests/fuzz/fuzz_llama2c.c tests/fuzz/fuzz_hf.c \
 	tests/fuzz/fuzz_tok_bin.c \
-	tests/fuzz/fuzz_tok_json.c tests/fuzz/fuzz_lines.c tests/fuzz/fuzz_router.c tests/fuzz/fuzz_ckpt.c \
+	tests/fuzz/fuzz_tok_json.c tests/fuzz/fuzz_tok_spm.c tests/fuzz/fuzz_lines.c tests/fuzz/fuzz_router.c tests/fuzz/fuzz_ckpt.c \
 	tests/fuzz/corpus tests/fuzz/dict tests/fuzz/regress

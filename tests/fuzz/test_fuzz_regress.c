@@ -31,6 +31,9 @@
 #define LLVMFuzzerTestOneInput fz_one_tok_json
 #include "fuzz_tok_json.c"
 #undef LLVMFuzzerTestOneInput
+#define LLVMFuzzerTestOneInput fz_one_tok_spm
+#include "fuzz_tok_spm.c"
+#undef LLVMFuzzerTestOneInput
 #define LLVMFuzzerTestOneInput fz_one_lines
 #include "fuzz_lines.c"
 #undef LLVMFuzzerTestOneInput
@@ -87,6 +90,7 @@ Test(fuzz_replay, llama2c) { fz_replay("llama2c", fz_one_llama2c); }
 Test(fuzz_replay, hf) { fz_replay("hf", fz_one_hf); }
 Test(fuzz_replay, tok_bin) { fz_replay("tok_bin", fz_one_tok_bin); }
 Test(fuzz_replay, tok_json) { fz_replay("tok_json", fz_one_tok_json); }
+Test(fuzz_replay, tok_spm) { fz_replay("tok_spm", fz_one_tok_spm); }
 Test(fuzz_replay, lines) { fz_replay("lines", fz_one_lines); }
 Test(fuzz_replay, router) { fz_replay("router", fz_one_router); }
 Test(fuzz_replay, ckpt) { fz_replay("ckpt", fz_one_ckpt); }
@@ -163,6 +167,17 @@ Test(fuzz_seeds, valid_spec_checkpoint_and_models_are_accepted)
         fz_hf_rm(dir, "s.safetensors");
         fz_hf_rm(dir, "model.safetensors.index.json");
         cr_assert_eq(rmdir(dir), 0);
+        free(b);
+    }
+
+    /* Both SentencePiece seeds load (with and without byte pieces, the second with unknown fields). */
+    const char *spm_seeds[] = {"corpus/tok_spm/bytes.model", "corpus/tok_spm/nobytes.model"};
+    for (int i = 0; i < 2; i++) {
+        char *b = fz_slurp(spm_seeds[i], &n);
+        eng_tok_t *t;
+        cr_assert_eq(eng_tok_load_mem((const uint8_t *)b, n, spm_seeds[i], &t, &err), 0, "%s", err.msg);
+        cr_assert_eq(eng_tok_vocab_size(t), i == 0 ? 265 : 9);
+        eng_tok_free(t);
         free(b);
     }
 }

@@ -17,6 +17,8 @@
 #     permutation gives tens of percent or garbage.
 #  4. babyllama-tok105 (a vocabulary without byte pieces) is refused up front, naming llama.cpp's
 #     reason, before any quantization.
+#  5. stories260K with "tokenizer": tok512.model (SentencePiece protobuf): llama.cpp's tokenization
+#     of eval.txt with that GGUF equals lrq's token stream from the .model, id for id.
 set -u
 SRC=${LRQ_SRCDIR:-$(cd "$(dirname "$0")/../.." && pwd)}
 BLD=${LRQ_BUILDDIR:-$SRC}
@@ -40,12 +42,23 @@ if ! command -v "$NODE" >/dev/null || [ ! -d "$SRC/tests/interop/node_modules/no
 fi
 T=$(mktemp -d "${TMPDIR:-/tmp}/lrq-interop.XXXXXX")
 trap 'if [ $fails -ne 0 ] || [ -n "${KEEP:-}" ]; then echo "# kept $T"; else rm -rf "$T"; fi' EXIT
-echo "1..9"
+echo "1..10"
 llama() { (cd "$SRC/tests/interop" && "$NODE" "$DRV" "$@"); }
 
 job() { # job NAME SPEC-JSON → runs lrq-worker, 0 on success
   printf '%s\n' "$2" > "$T/$1.json"
   OPENBLAS_NUM_THREADS=1 "$W" run --spec "$T/$1.json" --workdir "$T/$1" > "$T/$1.events" 2> "$T/$1.log"
+}
+same_ids() { # LRQ.json LLAMA.json: lrq's stream vs llama.cpp's per-document lists, id for id
+  "$PY" - "$1" "$2" <<'EOF'
+import json, sys
+a = json.load(open(sys.argv[1])); b = [t for d in json.load(open(sys.argv[2])) for t in d]
+print("# %d tokens (lrq), %d (llama.cpp)" % (len(a), len(b)))
+for i, (x, y) in enumerate(zip(a, b)):
+    if x != y:
+        print("# first difference at %d: lrq %s, llama.cpp %s" % (i, a[i:i + 8], b[i:i + 8])); break
+sys.exit(0 if a == b and len(a) > 1000 else 1)
+EOF
 }
 jq_py() { "$PY" -c "import json,sys; d=json.load(open(sys.argv[1])); print($2)" "$3"; }
 
@@ -55,15 +68,7 @@ if job rtn "{\"model\": \"$M/stories260K.bin\", \"method\": \"rtn\",
   \"export\": [\"gguf\", \"hf\"], \"gguf\": {\"type\": \"f32\"}, \"seed\": 0, \"threads\": 1}"; then
   "$W" tokenize --model "$M/stories260K.bin" --data "$EVAL" > "$T/ids_lrq.json" 2>"$T/tok.err"
   llama tokenize "$T/rtn/artifacts/gguf/model.gguf" "$EVAL" > "$T/ids_llama.json" 2>"$T/tok2.err"
-  if "$PY" - "$T/ids_lrq.json" "$T/ids_llama.json" <<'EOF'
-import json, sys
-a = json.load(open(sys.argv[1])); b = [t for d in json.load(open(sys.argv[2])) for t in d]
-print("# %d tokens (lrq), %d (llama.cpp)" % (len(a), len(b)))
-for i, (x, y) in enumerate(zip(a, b)):
-    if x != y:
-        print("# first difference at %d: lrq %s, llama.cpp %s" % (i, a[i:i + 8], b[i:i + 8])); break
-sys.exit(0 if a == b else 1)
-EOF
+  if same_ids "$T/ids_lrq.json" "$T/ids_llama.json"
   then ok "llama.cpp tokenizes eval.txt exactly as lrq (stories260K GGUF tokenizer metadata)"
   else nok "tokenization differs"; fi
   "$W" generate --model "$T/rtn/artifacts/hf" --tokenizer "$M/tok512.bin" --steps 100 > "$T/gen_lrq.txt" 2>&1
@@ -119,4 +124,15 @@ if [ -f "$B/model5000.bin" ]; then
     ok "babyllama-tok105 gguf refused before quantizing, naming llama.cpp's reason"
   else nok "babyllama-tok105: exit $st"; tail -3 "$T/baby.log" | sed 's/^/# /'; fi
 else ok "# SKIP babyllama-tok105 not found"; fi
+
+# ---- 5: a GGUF whose tokenizer metadata came from the SentencePiece .model
+if job spm "{\"model\": \"$M/stories260K.bin\", \"tokenizer\": \"$M/tok512.model\", \"method\": \"rtn\",
+  \"weight\": {\"bits\": 4, \"group_size\": 32, \"symmetric\": true, \"init\": \"minmax\"},
+  \"export\": [\"gguf\"], \"gguf\": {\"type\": \"f32\"}, \"seed\": 0, \"threads\": 1}"; then
+  "$W" tokenize --model "$M/stories260K.bin" --tokenizer "$M/tok512.model" --data "$EVAL" > "$T/ids_spm_lrq.json" 2>"$T/tok3.err"
+  llama tokenize "$T/spm/artifacts/gguf/model.gguf" "$EVAL" > "$T/ids_spm_llama.json" 2>"$T/tok4.err"
+  if same_ids "$T/ids_spm_lrq.json" "$T/ids_spm_llama.json"
+  then ok "llama.cpp tokenizes eval.txt exactly as lrq (GGUF exported with tokenizer tok512.model)"
+  else nok "tokenization differs (tokenizer tok512.model)"; fi
+else nok "RTN job with tok512.model failed"; sed 's/^/# /' "$T/spm.log" | tail -5; fi
 [ $fails -eq 0 ]
