@@ -247,7 +247,8 @@ run_job() {
     : > "$T/$name.du"   # one du per directory: du counts a file once per invocation
     for p in "$wd" "$wd/ckpt" "$wd/artifacts/hf" "$wd/artifacts/gptq"; do du -sb "$p" >> "$T/$name.du" 2>/dev/null || true; done
     cp "$wd/log" "$T/$name.log" 2>/dev/null || : > "$T/$name.log"
-    cat "$STATE"/rusage/*.txt > "$T/$name.rusage" 2>/dev/null || true
+    # attempts in the order they ended (mtime), not by pid
+    ls -tr "$STATE"/rusage/*.txt 2>/dev/null | while IFS= read -r f; do cat "$f"; done > "$T/$name.rusage"
     grep -h "resumed\|killed by signal\|exited with code\|requeue" "$STATE/lrqd.out" > "$T/$name.lrqdlog" || true
     stop_lrqd
     echo "$LRQD_HWM" > "$T/$name.lrqd"
