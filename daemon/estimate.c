@@ -270,7 +270,9 @@ void estimate_job(const lrq_spec_t *s, const estimate_shape_t *sh, uint64_t cach
         uint64_t m, n;
         estimate__lin(sh, i, &m, &n);
         uint64_t G = estimate__groups(n, s->group_size), K = n, Nn = m, f = estimate__factors(s, m, n);
-        if (s->export_hf) out->hf += L * m * n * (packed ? 4 : es);   /* beside a packed export: F32 */
+        /* beside a packed export F32 (every export dequantizes to the same fp32 Ŵ), except for the
+         * factored methods, whose hf file holds Ŵ + L·R merged in the source dtype */
+        if (s->export_hf) out->hf += L * m * n * (packed && !lrq_spec_factored(s) ? 4 : es);
         if (s->export_gptq)   /* qweight, qzeros (I32), scales (F16), g_idx (I32) */
             out->gptq += L * (K / 32 * bits * Nn * 4 + G * (Nn / 32) * bits * 4 + G * Nn * 2 + K * 4 + f);
         if (s->export_ct) {
