@@ -19,6 +19,7 @@
 #                        [--method lrq|rtn] [--iters N] [--init minmax|mse] [--threads N] [--keep]
 #   --layers N   depth of the checkpoint (default 32; width is always Llama-2-7B's)
 #   --sweep L…   the same job at each depth in a row; a peak-RSS table and whether it grows > 10 %
+#                (exit status 1 if it does; --kill: 1 if an artifact differs)
 #   --kill       run the job once uninterrupted, then again with the worker SIGKILLed once in the
 #                middle of reconstruction and once in the middle of the hf export (both triggered by
 #                the job's own progress events and files, not by timers), lrqd resuming it; compares
@@ -400,6 +401,7 @@ for s in S:
           f"{s['lrqd_kb'] / 1024:>10.1f}{s['est'] / 2**30:>14.2f}{s['peak_disk'] / 2**30:>15.2f}")
 g = max(s["worker_rss_kb"] for s in S) / min(s["worker_rss_kb"] for s in S) - 1
 print(f"peak RSS grows {g:.1%} from {Ls[0]} to {Ls[-1]} layers: " + ("within 10 %" if g <= 0.10 else "MORE THAN 10 % (grows with depth)"))
+sys.exit(0 if g <= 0.10 else 1)
 EOPY
 elif [ "$kill_mode" = 1 ]; then
     run_job "L$layers-ref" "$layers" 0; report "L$layers-ref" "$layers"
