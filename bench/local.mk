@@ -39,3 +39,13 @@ bench-pipeline: all
 	nice -n 10 $(SHELL) $(top_srcdir)/bench/pipeline_tasks.sh $(abs_top_builddir) $(abs_top_srcdir)/../shared
 .PHONY: bench-pipeline
 EXTRA_DIST += bench/pipeline_tasks.sh
+
+# A Llama-2-7B-shaped job end to end through lrqd and lrqctl (issue 15; docs/e2e-7b.md): writes the
+# synthetic checkpoint once under ../bench-models (13.5 GB at 32 layers), then per-stage time, peak
+# RSS, disk against lrqd's estimate and the paper schedule's extrapolated time. Hours, not part of
+# make check. E2E_ARGS: e.g. "--layers 2", "--sweep '2 4 8'", "--layers 2 --kill".
+E2E_ARGS ?= --layers 32
+bench-e2e-7b: all
+	nice -n 10 bash $(top_srcdir)/bench/e2e-7b.sh $(abs_top_builddir) $(abs_top_srcdir)/../shared $(E2E_ARGS)
+.PHONY: bench-e2e-7b
+EXTRA_DIST += bench/e2e-7b.sh

@@ -8,7 +8,7 @@ libdaemon_la_SOURCES = daemon/db.c daemon/db.h daemon/lines.c daemon/lines.h dae
 	daemon/jobjson.c daemon/jobjson.h daemon/metrics.c daemon/metrics.h daemon/range.c daemon/range.h \
 	daemon/auth.c daemon/auth.h daemon/manifest.c daemon/manifest.h daemon/confine.c daemon/confine.h \
 	daemon/decim.c daemon/decim.h daemon/hist.c daemon/hist.h \
-	daemon/slurm.c daemon/slurm.h
+	daemon/slurm.c daemon/slurm.h daemon/estimate.c daemon/estimate.h
 nodist_libdaemon_la_SOURCES = daemon/schema.c
 libdaemon_la_CFLAGS = $(AM_CFLAGS) $(SQLITE_CFLAGS)
 libdaemon_la_LIBADD = $(SQLITE_LIBS)
@@ -36,7 +36,7 @@ EXTRA_DIST += schema/0001_init.sql schema/0002_progress.sql schema/0003_slurm.sq
 # Unit tests.
 DAEMON_UNIT = tests/unit/test_db tests/unit/test_router tests/unit/test_lines tests/unit/test_cfg \
 	tests/unit/test_policy tests/unit/test_range tests/unit/test_auth tests/unit/test_jobjson tests/unit/test_manifest tests/unit/test_confine \
-	tests/unit/test_decim tests/unit/test_hist
+	tests/unit/test_decim tests/unit/test_hist tests/unit/test_estimate
 check_PROGRAMS += $(DAEMON_UNIT)
 TESTS += $(DAEMON_UNIT)
 # Every daemon unit test is tests/unit/NAME.c linked with the testable core.
@@ -65,6 +65,8 @@ tests_unit_test_decim_CFLAGS = $(TEST_CFLAGS) $(SQLITE_CFLAGS)
 tests_unit_test_decim_LDADD = $(DAEMON_TEST_LDADD)
 tests_unit_test_hist_CFLAGS = $(TEST_CFLAGS) $(SQLITE_CFLAGS)
 tests_unit_test_hist_LDADD = $(DAEMON_TEST_LDADD)
+tests_unit_test_estimate_CFLAGS = $(TEST_CFLAGS) $(SQLITE_CFLAGS)
+tests_unit_test_estimate_LDADD = $(DAEMON_TEST_LDADD)
 
 bin_PROGRAMS += lrqd
 lrqd_SOURCES = daemon/main.c daemon/lrqd.h daemon/log.c daemon/log.h \

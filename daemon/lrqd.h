@@ -43,6 +43,7 @@ typedef struct run {
     int garbage;           /* non-JSON stdout lines seen */
     int64_t ext_id;        /* slurm: the attempt's Slurm job id (0 until sbatch answered) */
     int queued_remote;     /* slurm: waiting in Slurm's queue (no timeouts yet) */
+    json_t *estimate;      /* estimate_json of the job's disk use, added to its metrics (owned; may be NULL) */
 } run_t;
 
 /* How the dispatcher reports what happened to jobs, upwards: main.c wires

@@ -13,6 +13,7 @@
 #include "lrq_buf.h"
 #include "lrq_clock.h"
 #include "lrq_fs.h"
+#include "estimate.h"
 #include "manifest.h"
 #include "lines.h"
 #include "lrqd.h"
@@ -68,6 +69,7 @@ static void sched__remove(lrqd_t *d, run_t *r)
         if (*p == r) { *p = r->next; break; }
     d->nruns--;
     json_decref(r->progress);
+    json_decref(r->estimate);
     free(r->last_error);
     free(r->workdir);
     free(r);
@@ -136,6 +138,17 @@ static int sched__register(lrqd_t *d, run_t *r, int64_t now, int64_t run_ms, cha
     size_t n = 0;
     lrq_err_t err;
     int rc = manifest_load(r->workdir, &metrics, &arts, &n, &err);
+    if (!rc && r->estimate && metrics) {
+        /* lrqd's disk estimate beside what the worker measured (docs/api.md, metrics) */
+        json_t *mj = json_loads(metrics, 0, NULL);
+        char *s = NULL;
+        if (json_is_object(mj) && !json_object_set(mj, "disk_estimate", r->estimate) &&
+            (s = json_dumps(mj, JSON_COMPACT))) {
+            free(metrics);
+            metrics = s;
+        }
+        json_decref(mj);
+    }
     if (rc) snprintf(why, whyn, "%s", err.msg);
     else if ((rc = db_job_succeed(d->db, r->job_id, now, run_ms, metrics, arts, n, &err))) {
         log_err("job %lld: recording success: %s", (long long)r->job_id, err.msg);
@@ -245,11 +258,17 @@ static const exec_cbs_t sched__cbs = {.on_line = on_line, .on_overlong = on_over
 
 static uint64_t sched__model_bytes(json_t *spec);
 
-static int sched__start(lrqd_t *d, db_job_t *job, lrq_err_t *err)
+/* estimate: estimate_json of the job (stolen; may be NULL). */
+static int sched__start(lrqd_t *d, db_job_t *job, json_t *estimate, lrq_err_t *err)
 {
     const exec_cbs_t cbs = sched__cbs;
     run_t *r = calloc(1, sizeof *r);
-    if (!r || !(r->workdir = sched_workdir(d, job->id))) { free(r); return lrq_errf(err, LRQ_ENOMEM, "out of memory"); }
+    if (!r || !(r->workdir = sched_workdir(d, job->id))) {
+        free(r);
+        json_decref(estimate);
+        return lrq_errf(err, LRQ_ENOMEM, "out of memory");
+    }
+    r->estimate = estimate;
     r->d = d;
     r->job_id = job->id;
     char spec_path[PATH_MAX], log_path[PATH_MAX];
@@ -275,8 +294,20 @@ static int sched__start(lrqd_t *d, db_job_t *job, lrq_err_t *err)
     int e = lrq_write_atomic(spec_path, text, tl + 1, err);
     text[tl] = 0;
     if (!e) {
-        char line[256];
+        char line[512];
         int n = snprintf(line, sizeof line, "lrqd: attempt %d/%d starting\n", job->attempts, job->max_attempts);
+        json_t *ex = json_object_get(estimate, "exports"), *v;
+        const char *k;
+        if (estimate && n < (int)sizeof line) {
+            n += snprintf(line + n, sizeof line - n, "lrqd: disk estimate %lld MB: caches %lld, checkpoints %lld",
+                          (long long)(json_integer_value(json_object_get(estimate, "total_bytes")) >> 20),
+                          (long long)(json_integer_value(json_object_get(estimate, "caches_bytes")) >> 20),
+                          (long long)(json_integer_value(json_object_get(estimate, "checkpoints_bytes")) >> 20));
+            json_object_foreach(ex, k, v) if (n < (int)sizeof line)
+                n += snprintf(line + n, sizeof line - n, ", %s %lld", k, (long long)(json_integer_value(v) >> 20));
+            if (n < (int)sizeof line) n += snprintf(line + n, sizeof line - n, " (MB)\n");
+            if (n >= (int)sizeof line) { n = (int)sizeof line - 1; line[n - 1] = '\n'; }
+        }
         int lfd = open(log_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
         if (lfd >= 0) { if (write(lfd, line, n) < 0) { /* the log line is best effort */ } close(lfd); }
     }
@@ -308,6 +339,7 @@ static int sched__start(lrqd_t *d, db_job_t *job, lrq_err_t *err)
 fail:
     json_decref(spec);
     free(text);
+    json_decref(r->estimate);
     free(r->workdir);
     free(r);
     return rc;
@@ -337,10 +369,10 @@ static uint64_t sched__model_bytes(json_t *spec)
     return bytes;
 }
 
-static uint64_t sched__space_needed(const char *spec_text)
+/* Without a shape (an unreadable config: the worker will say why and fail the job), the
+ * old rule of thumb: checkpoints ≤ S, hf ≈ S, gptq ≈ S/2. */
+static uint64_t sched__space_rough(json_t *spec)
 {
-    json_t *spec = json_loads(spec_text, 0, NULL);
-    if (!spec) return 0;
     uint64_t bytes = sched__model_bytes(spec);
     int hf = 1, gptq = 0;
     json_t *ex = json_object_get(spec, "export"), *it;
@@ -352,8 +384,41 @@ static uint64_t sched__space_needed(const char *spec_text)
             if (json_is_string(it) && !strcmp(json_string_value(it), "gptq")) gptq = 1;
         }
     }
-    json_decref(spec);
     return bytes + (hf ? bytes : 0) + (gptq ? bytes / 2 : 0);
+}
+
+/* The job's disk estimate (daemon/estimate.h): bytes needed, *out its estimate_json (or NULL
+ * when the shape could not be read). Caches go to disk beyond the limit the worker will apply:
+ * slurm_cache_mb under Slurm, else lrqd's own LRQ_CACHE_MEM_MB (inherited) or a quarter of RAM. */
+static uint64_t sched__space_needed(lrqd_t *d, int64_t id, const char *spec_text, json_t **out)
+{
+    *out = NULL;
+    json_t *spec = json_loads(spec_text, 0, NULL);
+    if (!spec) return 0;
+    lrq_spec_t s;
+    lrq_err_t err;
+    estimate_shape_t sh;
+    uint64_t need;
+    if (lrq_spec_parse(spec, &s, &err)) {
+        need = sched__space_rough(spec);
+    } else {
+        if (estimate_shape_load(s.model, &sh, &err)) {
+            log_warn("job %lld: disk estimate: %s; using 2.5 × the model's size", (long long)id, err.msg);
+            need = sched__space_rough(spec);
+        } else {
+            long pages = sysconf(_SC_PHYS_PAGES), psz = sysconf(_SC_PAGESIZE);
+            uint64_t phys = pages > 0 && psz > 0 ? (uint64_t)pages * (uint64_t)psz : 0;
+            uint64_t limit = d->exec.ops->adopt ? (uint64_t)d->cfg.slurm_cache_mb << 20
+                                                : estimate_cache_limit(getenv("LRQ_CACHE_MEM_MB"), phys);
+            estimate_t e;
+            estimate_job(&s, &sh, limit, &e);
+            need = e.total;
+            *out = estimate_json(&e);
+        }
+        lrq_spec_close(&s);
+    }
+    json_decref(spec);
+    return need;
 }
 
 static void sched__dispatch(uv_timer_t *t)
@@ -378,7 +443,8 @@ static void sched__dispatch(uv_timer_t *t)
         int rc = db_job_claim(d->db, (int64_t)lrq_wall_ms(), &job, &err);
         if (rc < 0) { log_err("claim: %s", err.msg); return; }
         if (rc == 0) return;
-        uint64_t need = sched__space_needed(job.spec) + ((uint64_t)d->cfg.min_free_mb << 20);
+        json_t *est = NULL;
+        uint64_t need = sched__space_needed(d, job.id, job.spec, &est) + ((uint64_t)d->cfg.min_free_mb << 20);
         if (!statvfs(d->cfg.state_dir, &vs) && (uint64_t)vs.f_bavail * vs.f_frsize < need) {
             /* Hold: back to the queue, attempt not counted, the reason visible on the job. */
             char why[300];
@@ -392,10 +458,11 @@ static void sched__dispatch(uv_timer_t *t)
             }
             if (db_job_requeue(d->db, job.id, 0, why, (int64_t)lrq_wall_ms(), 0, &err) < 0)
                 log_err("job %lld: %s", (long long)job.id, err.msg);
+            json_decref(est);
             db_job_clear(&job);
             return;
         }
-        if (sched__start(d, &job, &err)) {
+        if (sched__start(d, &job, est, &err)) {
             log_err("job %lld: cannot start the worker: %s", (long long)job.id, err.msg);
             char why[1100];
             snprintf(why, sizeof why, "cannot start the worker: %s", err.msg);

@@ -17,7 +17,7 @@
 # the uninterrupted run's artifact bit for bit.
 # Skipped (ok # SKIP) only if this machine cannot mount a tmpfs.
 . "$(dirname "$0")/lib_real.sh"
-PLAN=11
+PLAN=12
 echo "1..$PLAN"
 ITERS=300
 PG=4096
@@ -149,5 +149,17 @@ wait_state "$J4" succeeded
 expect "per-job disk estimate: job held queued with 'waiting for disk space' on it; released when space returns" \
   '[ "$st" = queued ] && echo "$why" | grep -q "waiting for disk space: needs about" && [ "$(job_field $J4 state)" = succeeded ]' \
   "held: $st ($why); then $(job_field "$J4" state)"
+# The estimate lrqd recorded (metrics.disk_estimate) against what the job left on disk: the hf
+# export's estimate is its files' sizes + at most the allowances (256 KiB of JSON + 160 bytes for
+# each of the 150 safetensors tensors + 4 KiB blocks of du), so used ≤ estimate ≤ used + 512 KiB;
+# the total covers the whole work dir.
+curl -s -m "$CURL_M" "$URL/v1/jobs/$J4/metrics" > "$T/m4.json"
+est=$($PY -c 'import json,sys; e=json.load(open(sys.argv[1]))["disk_estimate"]; print(e["exports"]["hf"], e["total_bytes"])' "$T/m4.json" 2>/dev/null)
+hf_used=$(du -sb "$STATE/jobs/$J4/artifacts/hf" 2>/dev/null | cut -f1)
+wd_used=$(du -sb "$STATE/jobs/$J4" 2>/dev/null | cut -f1)
+hf_est=${est% *} tot_est=${est#* }
+expect "disk estimate in the job's metrics covers what it used: hf export within its allowances, work dir below the total" \
+  '[ -n "$est" ] && [ -n "$hf_used" ] && [ "$hf_used" -le "$hf_est" ] && [ "$hf_est" -le $((hf_used + 524288)) ] && [ "$wd_used" -le "$tot_est" ]' \
+  "hf: estimate $hf_est B, used $hf_used B; work dir: estimate $tot_est B, used $wd_used B"
 stop_daemon TERM
 exit 0
