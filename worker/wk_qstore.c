@@ -53,37 +53,56 @@ int wk_qstore_write(wk_job_t *job, int b, const wk_blk_meta_t *meta, lrq_err_t *
     return wk_ckw_commit(&w, path, 0, err);
 }
 
-int wk_qstore_read(wk_job_t *job, int b, eng_qlinear_t q[ENG_NLIN], wk_blk_meta_t *meta, lrq_err_t *err)
+/* Open block b's file and check its header (spec, version, block) and every section's size against
+ * the model's shapes; r stays open on success. */
+static int qs__open(wk_job_t *job, int b, wk_ckr_t *r, wk_blk_meta_t *meta, lrq_err_t *err)
 {
     char path[4200];
     qs__path(job, b, path, sizeof path);
-    wk_ckr_t r;
-    int rc = wk_ckr_open(&r, path, err);
+    int rc = wk_ckr_open(r, path, err);
     if (rc) return rc;
     size_t len;
     uint8_t hash[32];
     wk_ckpt_spec_hash(job->spec_json, hash);
-    const blk_head_t *h = wk_ckr_get(&r, TAG_BHDR, &len);
+    const blk_head_t *h = wk_ckr_get(r, TAG_BHDR, &len);
     if (!h || len != sizeof *h || h->version != BLK_VERSION || h->block != (uint32_t)b || memcmp(h->spec_hash, hash, 32)) {
-        wk_ckr_close(&r);
+        wk_ckr_close(r);
         return lrq_errf(err, LRQ_EFORMAT, "%s: belongs to another job spec or version", path);
     }
     if (meta) *meta = (wk_blk_meta_t){h->loss_start, h->loss_end, h->seconds};
+    for (int i = 0; i < ENG_NLIN; i++) {
+        const eng_tensor_t *t = &job->model->layers[b].lin[i];
+        size_t lc, ls, lz, m = (size_t)t->rows, n = (size_t)t->cols;
+        size_t mg = m * (size_t)eng_quant_ngroups((int)n, job->qcfg.group_size) * sizeof(float);
+        if (!wk_ckr_get(r, TAG_CODE(i), &lc) || !wk_ckr_get(r, TAG_SCAL(i), &ls) || !wk_ckr_get(r, TAG_ZERO(i), &lz) ||
+            lc != m * n || ls != mg || lz != mg) {
+            wk_ckr_close(r);
+            return lrq_errf(err, LRQ_EFORMAT, "%s: linear %s has the wrong size", path, eng_lin_short_name[i]);
+        }
+    }
+    return 0;
+}
+
+int wk_qstore_check(wk_job_t *job, int b, wk_blk_meta_t *meta, lrq_err_t *err)
+{
+    wk_ckr_t r;
+    int rc = qs__open(job, b, &r, meta, err);
+    if (!rc) wk_ckr_close(&r);
+    return rc;
+}
+
+int wk_qstore_read(wk_job_t *job, int b, eng_qlinear_t q[ENG_NLIN], wk_blk_meta_t *meta, lrq_err_t *err)
+{
+    wk_ckr_t r;
+    int rc = qs__open(job, b, &r, meta, err);
+    if (rc) return rc;
     for (int i = 0; i < ENG_NLIN && !rc; i++) {
         const eng_tensor_t *t = &job->model->layers[b].lin[i];
         eng_qlinear_close(&q[i]);
         if ((rc = eng_qlinear_init(&q[i], (int)t->rows, (int)t->cols, &job->qcfg, err))) break;
-        size_t lc, ls, lz;
-        const void *pc = wk_ckr_get(&r, TAG_CODE(i), &lc), *ps = wk_ckr_get(&r, TAG_SCAL(i), &ls),
-                   *pz = wk_ckr_get(&r, TAG_ZERO(i), &lz);
-        size_t mg = (size_t)q[i].m * q[i].G * sizeof(float);
-        if (!pc || !ps || !pz || lc != (size_t)q[i].m * q[i].n || ls != mg || lz != mg) {
-            rc = lrq_errf(err, LRQ_EFORMAT, "%s: linear %s has the wrong size", path, eng_lin_short_name[i]);
-            break;
-        }
-        memcpy(q[i].q, pc, lc);
-        memcpy(q[i].scale, ps, ls);
-        memcpy(q[i].zero, pz, lz);
+        memcpy(q[i].q, wk_ckr_get(&r, TAG_CODE(i), NULL), (size_t)q[i].m * q[i].n);
+        memcpy(q[i].scale, wk_ckr_get(&r, TAG_SCAL(i), NULL), (size_t)q[i].m * q[i].G * sizeof(float));
+        memcpy(q[i].zero, wk_ckr_get(&r, TAG_ZERO(i), NULL), (size_t)q[i].m * q[i].G * sizeof(float));
     }
     wk_ckr_close(&r);
     if (rc)

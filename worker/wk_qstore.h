@@ -22,6 +22,9 @@ int wk_qstore_write(wk_job_t *job, int b, const wk_blk_meta_t *meta, lrq_err_t *
  * close them with eng_qlinear_close). A file of another spec, a bad checksum or a wrong size is
  * refused with the reason. meta may be NULL. */
 int wk_qstore_read(wk_job_t *job, int b, eng_qlinear_t q[ENG_NLIN], wk_blk_meta_t *meta, lrq_err_t *err);
+/* The same checks without reading the block into memory: 0 when its file verifies, LRQ_ENOTFOUND
+ * when there is none, else the reason. */
+int wk_qstore_check(wk_job_t *job, int b, wk_blk_meta_t *meta, lrq_err_t *err);
 /* Bring block b into job->ql from its file (no-op when it is in memory). */
 int wk_qstore_load(wk_job_t *job, int b, lrq_err_t *err);
 /* Free block b's codes, scales and zeros (when wk_qstore_streams): the file holds them. */

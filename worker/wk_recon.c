@@ -193,13 +193,10 @@ static int find_resume(recon_t *R, resume_t *rs)
         }
         int ok = 1;
         for (int b = R->b0; b < (int)h->block && ok; b++) { /* every block it depends on verifies (read, then dropped) */
-            eng_qlinear_t q[ENG_NLIN];
-            memset(q, 0, sizeof q);
-            if (wk_qstore_read(R->job, b, q, &R->bh[b], &e)) {
+            if (wk_qstore_check(R->job, b, &R->bh[b], &e)) {
                 wk_log(&R->job->proto, "checkpoint %s: %s", path, e.msg);
                 ok = 0;
             }
-            for (int i = 0; i < ENG_NLIN; i++) eng_qlinear_close(&q[i]);
         }
         if (ok && h->nparams) {
             size_t lp, lm, lv;
@@ -308,14 +305,9 @@ static int dequant_block(recon_t *R, int b, eng_block_w_t *wq, lrq_err_t *err)
  * its losses and time go to R->bh[b]. */
 static int recon__block_file_ok(recon_t *R, int b)
 {
-    char path[4200];
-    snprintf(path, sizeof path, "%s/block-%03d.bin", R->ckdir, b);
-    if (access(path, F_OK)) return 0;
-    eng_qlinear_t q[ENG_NLIN];
-    memset(q, 0, sizeof q);
     lrq_err_t e = {0};
-    int rc = wk_qstore_read(R->job, b, q, &R->bh[b], &e);
-    for (int i = 0; i < ENG_NLIN; i++) eng_qlinear_close(&q[i]);
+    int rc = wk_qstore_check(R->job, b, &R->bh[b], &e);
+    if (rc == LRQ_ENOTFOUND) return 0;
     if (rc) wk_log(&R->job->proto, "block %d: its file is not usable (%s); training it", b, e.msg);
     return !rc;
 }

@@ -48,15 +48,8 @@ typedef struct task {
 static int tasks__range_done(wk_job_t *job, int b0, int b1)
 {
     for (int b = b0; b < b1; b++) {
-        char path[4200];
-        snprintf(path, sizeof path, "%s/ckpt/block-%03d.bin", job->workdir, b);
-        if (access(path, F_OK)) return 0;
-        eng_qlinear_t q[ENG_NLIN];
-        memset(q, 0, sizeof q);
         lrq_err_t e = {0};
-        int rc = wk_qstore_read(job, b, q, NULL, &e);
-        for (int i = 0; i < ENG_NLIN; i++) eng_qlinear_close(&q[i]);
-        if (rc) return 0;
+        if (wk_qstore_check(job, b, NULL, &e)) return 0;
     }
     return 1;
 }
