@@ -45,6 +45,8 @@ static const opt_t opts[] = {
      "executor = slurm: activation-cache memory per job (LRQ_CACHE_MEM_MB), part of --mem"},
     {"slurm_max_cpus", T_INT, O(slurm_max_cpus), "0", 0, 1 << 20,
      "executor = slurm: cap on --cpus-per-task (threads x tasks), e.g. the nodes' size (0 = no cap)"},
+    {"slurm_parallel", T_STR, O(slurm_parallel), "array", 0, 0,
+     "executor = slurm: a parallel job's \"tasks\" as a job array + an assemble job (array), or inside one allocation"},
     {"slurm_poll_ms", T_INT, O(slurm_poll_ms), "2000", 100, 600000, "executor = slurm: squeue interval"},
     {"slurm_probe", T_BOOL, O(slurm_probe), "true", 0, 0,
      "executor = slurm: at start-up, check with a small job that a node can write state_dir"},
@@ -219,7 +221,7 @@ int cfg_load(cfg_t *c, int argc, char **argv, lrq_err_t *err)
 void cfg_free(cfg_t *c)
 {
     free(c->config); free(c->listen); free(c->state_dir); free(c->schema_dir); free(c->worker);
-    free(c->executor); free(c->slurm_partition); free(c->slurm_account); free(c->slurm_sbatch_args);
+    free(c->executor); free(c->slurm_partition); free(c->slurm_account); free(c->slurm_sbatch_args); free(c->slurm_parallel);
     free(c->token_file); free(c->tls_cert); free(c->tls_key); free(c->port_file); free(c->log_level);
     for (int i = 0; i < c->n_data_root; i++) free(c->data_root[i]);
     memset(c, 0, sizeof *c);

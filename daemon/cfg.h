@@ -29,6 +29,7 @@ typedef struct cfg {
     /* executor = slurm (daemon/exec_slurm.c) */
     char *slurm_partition, *slurm_account, *slurm_sbatch_args;
     int64_t slurm_time_limit_min, slurm_mem_mb, slurm_cache_mb, slurm_poll_ms, slurm_max_cpus;
+    char *slurm_parallel;        /* "array" or "allocation": how a multi-task parallel job runs */
     int slurm_probe;
 } cfg_t;
 

@@ -27,6 +27,19 @@
  *            node; until it has, ready() holds the queue (a state dir the nodes
  *            do not share would fail every job).
  *
+ *   array    a parallel job with "tasks": K (slurm_parallel = array, the default) is two Slurm
+ *            jobs: a job array of K elements, each `lrq-worker run --task $SLURM_ARRAY_TASK_ID`
+ *            (DIR/slurm-task.sh, output DIR/slurm-AID_K.out, one range of blocks each, on any
+ *            node), and the assemble job `lrq-worker run --assemble` with
+ *            --dependency=afterok:AID, which is the run lrqd records (its id is the run's).
+ *            The elements' events are followed too: their reconstruct progress is summed
+ *            (lrq_tasks.h) into the job's, their block and checkpoint events pass on with
+ *            "task". An element that fails ends the attempt: the others are stopped (SIGTERM,
+ *            they checkpoint), the assemble job cancelled, and the run ends with the element's
+ *            outcome once none of them is left; the next attempt's elements skip finished
+ *            ranges and resume the others. DIR/slurm-array.id ("AID SID") finds the array again
+ *            at adoption.
+ *
  * A run ends (on_exit, once) when its end is known and its sbatch has answered. */
 #include "cfg.h"
 #include "exec.h"
@@ -35,9 +48,11 @@
 #include "lrq_buf.h"
 #include "lrq_clock.h"
 #include "lrq_fs.h"
+#include "lrq_tasks.h"
 #include "slurm.h"
 #include <errno.h>
 #include <fcntl.h>
+#include <jansson.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
@@ -46,9 +61,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-enum { XS_TICK_MS = 250, XS_OUT_CAP = 4 << 20, XS_ERR_CAP = 16 << 10, XS_READ_PER_TICK = 64, XS_HOLD_MS = 10000 };
+/* XS_EXIT_STOPPED: the worker's "stopped after a checkpoint, run again" (docs/worker-protocol.md) */
+enum { XS_EXIT_STOPPED = 75, XS_TICK_MS = 250, XS_OUT_CAP = 4 << 20, XS_ERR_CAP = 16 << 10, XS_READ_PER_TICK = 64, XS_HOLD_MS = 10000 };
 
 typedef struct xs xs_t;
+enum { XS_ONE, XS_ASSEMBLE, XS_TASK };   /* the Slurm jobs of a run: the whole job; an array's assemble job; the array */
 typedef struct xs_cmd xs_cmd_t;
 typedef void (*xs_done_fn)(xs_t *x, void *ctx, int status, const char *out, const char *errs);
 
@@ -69,7 +86,8 @@ typedef struct xs_run {
     struct xs_run *next;
     xs_t *x;
     int64_t job_id, sid;      /* sid: the Slurm job id, 0 until known */
-    char *workdir;
+    char *workdir, *log_path;
+    slurm_res_t res;          /* what each of its Slurm jobs asks for */
     exec_cbs_t cbs;
     void *owner;
     int submitting;           /* an sbatch (or the name lookup) is in flight */
@@ -79,7 +97,26 @@ typedef struct xs_run {
     lines_t lines;
     exec_exit_t ex;
     char detail[1024];
+    /* The block tasks' job array (ntask > 0; see the top of the file). */
+    int ntask;
+    int64_t aid;              /* the array's Slurm job id, 0 until known */
+    int64_t orphan_aid;       /* adopted: an array whose assemble job lrqd never learnt of */
+    struct xs_elem *el;       /* [ntask] */
+    lrq_taskprog_t prog;
+    uint64_t t_first;         /* monotonic ms of the first element event (elapsed_s of the summed progress) */
+    int a_live;               /* elements pending or running in the last squeue answer */
+    int a_failed, a_stopped;  /* an element failed (a_ex, a_detail); the array was told to stop */
+    int m_running, m_ended;   /* the assemble job runs; it has ended (m_ex, m_detail), elements may remain */
+    exec_exit_t a_ex, m_ex;
+    char a_detail[1024], m_detail[400];
 } xs_run_t;
+
+typedef struct xs_elem {
+    xs_run_t *r;
+    int k, fd, overlong, ok;
+    lines_t lines;
+    char err[300];            /* its last error event */
+} xs_elem_t;
 
 struct xs {
     uv_loop_t *loop;
@@ -89,6 +126,7 @@ struct xs {
     int nextra;
     size_t max_line;
     int64_t poll_ms, mem_mb, cache_mb, time_limit_min, job_timeout_s, grace_s, max_cpus;
+    int array;                /* slurm_parallel = array */
     uv_timer_t tick;
     uint64_t last_query, last_warn;
     uint64_t hold_until;      /* no dispatch before (slurmctld unreachable at the last sbatch) */
@@ -218,10 +256,13 @@ static int xs__line(void *ud, char *line, size_t len)
 }
 
 static void xs__kill_sid(xs_t *x, xs_run_t *r, int sig);
+static void xs__follow_elems(xs_run_t *r);
+static void xs__array_file(xs_run_t *r);
 
 /* Read what the worker appended to its events file (bounded per tick). */
 static void xs__follow(xs_run_t *r)
 {
+    xs__follow_elems(r);
     if (!r->sid || r->overlong) return;
     if (r->fd < 0) {
         char p[PATH_MAX];
@@ -247,11 +288,104 @@ static void xs__follow(xs_run_t *r)
     }
 }
 
+/* Pass one event on to the run's owner as a line. */
+static void xs__emit(xs_run_t *r, json_t *ev)
+{
+    char *line = ev ? json_dumps(ev, JSON_COMPACT) : NULL;
+    json_decref(ev);
+    if (!line) return;   /* out of memory: one progress update fewer */
+    r->cbs.on_line(r->owner, line, strlen(line));
+    free(line);
+}
+
+/* One event of array element k: reconstruct progress summed over the elements (the job's
+ * progress until the assemble job starts); block, checkpoint and resume events passed on with
+ * the task; its error kept for the run's detail; start and done are the element's own. */
+static int xs__eline(void *ud, char *line, size_t len)
+{
+    xs_elem_t *e = ud;
+    xs_run_t *r = e->r;
+    json_t *ev = json_loadb(line, len, 0, NULL);
+    const char *name = json_string_value(json_object_get(ev, "event"));
+    long sum, total;
+    if (!r->t_first) r->t_first = lrq_mono_ms();
+    if (!name) {
+        json_decref(ev);
+        return 0;
+    }
+    if (!strcmp(name, "progress")) {
+        if (lrq_taskprog_update(&r->prog, e->k, ev, &sum, &total)) {
+            /* the span of the job's fraction the tasks fill (the worker's stage weights) */
+            json_t *sp = json_object_get(ev, "span");
+            double f0 = json_number_value(json_array_get(sp, 0)), f1 = json_number_value(json_array_get(sp, 1));
+            double f = total ? (double)sum / (double)total : 0, el = (double)(lrq_mono_ms() - r->t_first) / 1000.0;
+            if (!(f1 > f0)) f0 = 0, f1 = 1;
+            json_t *x = json_pack("{s:s, s:s, s:I, s:I, s:f, s:f, s:O?, s:I, s:O?, s:O?, s:O?, s:i, s:i}", "event", "progress",
+                                  "stage", "reconstruct", "done", (json_int_t)sum, "total", (json_int_t)total, "fraction",
+                                  f0 + (f1 - f0) * f, "elapsed_s", el, "block", json_object_get(ev, "block"), "blocks",
+                                  (json_int_t)r->prog.L, "iteration", json_object_get(ev, "iteration"), "iterations",
+                                  json_object_get(ev, "iterations"), "loss", json_object_get(ev, "loss"), "task", e->k,
+                                  "tasks", r->ntask);
+            /* ETA of the tasks still running (evaluation and export come after) */
+            if (x && f > 0.001) json_object_set_new(x, "eta_s", json_real(el * (1.0 - f) / f));
+            xs__emit(r, x);
+        }
+    } else if (!strcmp(name, "block") || !strcmp(name, "checkpoint") || !strcmp(name, "resume")) {
+        json_object_set_new(ev, "task", json_integer(e->k));
+        if (!strcmp(name, "resume")) json_object_set_new(ev, "event", json_string("task_resume")); /* not the job's */
+        xs__emit(r, json_incref(ev));
+    } else if (!strcmp(name, "error")) {
+        const char *m = json_string_value(json_object_get(ev, "message"));
+        snprintf(e->err, sizeof e->err, "%s", m ? m : "error");
+    }
+    json_decref(ev);
+    return 0;
+}
+
+static void xs__stop_array(xs_run_t *r);
+
+/* Read what the array's elements appended to their output files. */
+static void xs__follow_elems(xs_run_t *r)
+{
+    for (int k = 0; r->aid && k < r->ntask; k++) {
+        xs_elem_t *e = &r->el[k];
+        if (e->overlong) continue;
+        if (e->fd < 0) {
+            char p[PATH_MAX];
+            snprintf(p, sizeof p, "%s/slurm-%lld_%d.out", r->workdir, (long long)r->aid, k);
+            if ((e->fd = open(p, O_RDONLY | O_CLOEXEC)) < 0) continue;   /* not started yet */
+        }
+        for (int i = 0; i < XS_READ_PER_TICK; i++) {
+            char *p;
+            size_t n;
+            lines_space(&e->lines, &p, &n);
+            ssize_t got = read(e->fd, p, n);
+            if (got < 0 && errno == EINTR) continue;
+            if (got <= 0) break;
+            if (lines_commit(&e->lines, (size_t)got, xs__eline, e) == LINES_EOVERLONG) {
+                e->overlong = 1;
+                if (!r->overlong) {
+                    r->overlong = 1;
+                    r->cbs.on_overlong(r->owner);   /* sched asks for SIGKILL: scancel of both */
+                }
+                break;
+            }
+        }
+    }
+}
+
 static void xs__free_run(xs_run_t *r)
 {
     if (r->fd >= 0) close(r->fd);
     lines_close(&r->lines);
+    for (int k = 0; r->el && k < r->ntask; k++) {
+        if (r->el[k].fd >= 0) close(r->el[k].fd);
+        lines_close(&r->el[k].lines);
+    }
+    free(r->el);
+    lrq_taskprog_close(&r->prog);
     free(r->workdir);
+    free(r->log_path);
     free(r);
 }
 
@@ -299,30 +433,116 @@ static void xs__scancel_done(xs_t *x, void *ctx, int status, const char *out, co
     }
 }
 
+static void xs__scancel(xs_t *x, int64_t sid, const char *a1, const char *a2, int64_t sid2)
+{
+    char id[32], id2[32];
+    if (sid <= 0) return;
+    snprintf(id, sizeof id, "%lld", (long long)sid);
+    snprintf(id2, sizeof id2, "%lld", (long long)sid2);
+    char *argv[6];
+    int k = 0;
+    argv[k++] = "scancel";
+    if (a1) argv[k++] = (char *)a1;
+    if (a2) argv[k++] = (char *)a2;
+    argv[k++] = id;
+    if (sid2) argv[k++] = id2;
+    argv[k] = NULL;
+    xs__cmd(x, argv, xs__scancel_done, (void *)(intptr_t)sid);
+}
+
 static void xs__kill_sid(xs_t *x, xs_run_t *r, int sig)
 {
-    char id[32], sg[32];
-    snprintf(id, sizeof id, "%lld", (long long)r->sid);
-    if (sig == SIGKILL || !r->started) {
-        char *argv[] = {"scancel", id, NULL};
-        xs__cmd(x, argv, xs__scancel_done, (void *)(intptr_t)r->sid);
-    } else {
-        /* --full: the batch step is the worker itself (the script execs it). */
-        snprintf(sg, sizeof sg, "--signal=%d", sig);
-        char *argv[] = {"scancel", "--full", sg, id, NULL};
-        xs__cmd(x, argv, xs__scancel_done, (void *)(intptr_t)r->sid);
+    char sg[32];
+    snprintf(sg, sizeof sg, "--signal=%d", sig);
+    if (r->aid && !r->m_running) {
+        /* The array's phase: every element and the waiting assemble job. SIGTERM lets running
+         * elements checkpoint (exit 75); pending ones and the assemble job simply go. */
+        if (sig == SIGKILL) { xs__scancel(x, r->aid, NULL, NULL, r->sid); return; }
+        r->a_stopped = 1;
+        xs__scancel(x, r->aid, "--state=PENDING", NULL, 0);
+        xs__scancel(x, r->aid, "--full", sg, 0);
+        xs__scancel(x, r->sid, NULL, NULL, 0);
+        return;
     }
+    if (sig == SIGKILL || !r->started) xs__scancel(x, r->sid, NULL, NULL, 0);
+    else xs__scancel(x, r->sid, "--full", sg, 0);   /* --full: the batch step is the worker itself (the script execs it) */
+}
+
+/* An element failed: the attempt is over. The others checkpoint and stop, the assemble job goes;
+ * the run ends when none of them is left (xs__array_check). */
+static void xs__stop_array(xs_run_t *r)
+{
+    if (r->a_stopped || r->m_running) return;
+    log_notice("job %lld: %s; stopping its other block tasks (array %lld) and the assemble job %lld",
+               (long long)r->job_id, r->a_detail, (long long)r->aid, (long long)r->sid);
+    xs__kill_sid(r->x, r, SIGTERM);
 }
 
 /* ---- squeue --------------------------------------------------------------- */
 
-#define XS_FMT "JobID:|,State:|,Reason:|,exit_code:|,BatchHost:|,Comment:|"
+#define XS_FMT "JobID:|,ArrayJobID:|,ArrayTaskID:|,State:|,Reason:|,exit_code:|,BatchHost:|,Comment:|"
 
 static void xs__probe_row(xs_t *x, const slurm_row_t *row);
+
+static xs_run_t *xs__find_array(xs_t *x, int64_t aid)
+{
+    for (xs_run_t *r = x->runs; r; r = r->next)
+        if (r->aid == aid && !r->ended) return r;
+    return NULL;
+}
+
+static void xs__detail(const slurm_row_t *row, char *detail, size_t n)
+{
+    int why = *row->reason && strcmp(row->reason, "None");
+    snprintf(detail, n, "state %s%s%s%s%s", row->state, why ? ", " : "", why ? row->reason : "", *row->host ? ", node " : "",
+             row->host);
+}
+
+static void xs__mark_started(xs_run_t *r)
+{
+    if (r->started) return;
+    r->started = 1;
+    if (r->cbs.on_running) r->cbs.on_running(r->owner);
+}
+
+/* A row of an array element (or of elements not split yet). */
+static void xs__elem_row(xs_run_t *r, const slurm_row_t *row)
+{
+    slurm_outcome_t o;
+    slurm_map_state(row->state, row->raw, &o);
+    if (o.phase != SLURM_ENDED) {
+        r->a_live++;
+        if (o.phase == SLURM_RUNNING) xs__mark_started(r);
+        return;
+    }
+    if (row->task < 0 || row->task >= r->ntask) return;
+    xs_elem_t *e = &r->el[row->task];
+    if (o.status == 0 && !o.sig && o.cause == EXEC_EXITED) {
+        if (!e->ok) lrq_taskprog_finish(&r->prog, row->task);
+        e->ok = 1;
+        return;
+    }
+    if (r->a_failed) return;
+    r->a_failed = 1;
+    r->a_ex.status = o.sig ? -1 : o.status;
+    r->a_ex.sig = o.sig;
+    r->a_ex.cause = o.cause;
+    char d[400];
+    xs__detail(row, d, sizeof d);
+    xs__follow_elems(r);   /* its error event, if it wrote one */
+    snprintf(r->a_detail, sizeof r->a_detail, "block task %d (Slurm job %lld_%d): %s%s%s", row->task, (long long)r->aid,
+             row->task, d, *e->err ? ": " : "", e->err);
+    xs__stop_array(r);
+}
 
 static void xs__row(xs_t *x, slurm_row_t *row)
 {
     if (x->probe_sid && row->id == x->probe_sid) { xs__probe_row(x, row); return; }
+    if (row->task != -1) {
+        xs_run_t *ar = xs__find_array(x, row->id);
+        if (ar) xs__elem_row(ar, row);
+        return;
+    }
     xs_run_t *r = xs__find(x, row->id);
     if (!r) return;
     r->missing = 0;
@@ -330,16 +550,42 @@ static void xs__row(xs_t *x, slurm_row_t *row)
     slurm_map_state(row->state, row->raw, &o);
     if (!o.known) log_warn("job %lld: Slurm job %lld in state %s, unknown to lrqd: following it as running",
                            (long long)r->job_id, (long long)r->sid, row->state);
-    if (o.phase == SLURM_PENDING) return;
-    if (!r->started) {
-        r->started = 1;
-        if (r->cbs.on_running) r->cbs.on_running(r->owner);
+    if (o.phase == SLURM_PENDING) {
+        if (r->aid && !r->a_failed && !strcmp(row->reason, "DependencyNeverSatisfied")) {
+            /* an element failed and squeue no longer lists it (MinJobAge): its outcome is unknown */
+            r->a_failed = 1;
+            r->a_ex = (exec_exit_t){.status = 1, .cause = EXEC_EXITED};
+            snprintf(r->a_detail, sizeof r->a_detail, "a block task of array %lld failed (the assemble job's dependency can never be satisfied)",
+                     (long long)r->aid);
+            xs__stop_array(r);
+        }
+        return;
     }
-    if (o.phase == SLURM_RUNNING) return;
+    xs__mark_started(r);
+    if (o.phase == SLURM_RUNNING) {
+        r->m_running = 1;
+        return;
+    }
     char detail[400];
-    snprintf(detail, sizeof detail, "state %s%s%s%s%s", row->state, *row->reason && strcmp(row->reason, "None") ? ", " : "",
-             *row->reason && strcmp(row->reason, "None") ? row->reason : "", *row->host ? ", node " : "", row->host);
+    xs__detail(row, detail, sizeof detail);
+    if (r->aid) { /* the run ends when no element is left either (xs__array_check) */
+        if (!r->m_ended) {
+            r->m_ended = 1;
+            r->m_ex = (exec_exit_t){.status = o.sig ? -1 : o.status, .sig = o.sig, .cause = o.cause};
+            snprintf(r->m_detail, sizeof r->m_detail, "%s", detail);
+        }
+        return;
+    }
     xs__end(r, o.status, o.sig, o.cause, detail);
+}
+
+/* After a squeue answer: an array run whose assemble job has ended ends once no element is
+ * pending or running, with the first failed element's outcome if there was one. */
+static void xs__array_check(xs_run_t *r)
+{
+    if (!r->aid || r->ended || !r->m_ended || r->a_live) return;
+    if (r->a_failed) xs__end(r, r->a_ex.status, r->a_ex.sig, r->a_ex.cause, r->a_detail);
+    else xs__end(r, r->m_ex.status, r->m_ex.sig, r->m_ex.cause, r->m_detail);
 }
 
 /* A job squeue does not know: gone (MinJobAge) while lrqd was away. Its own files
@@ -374,6 +620,11 @@ static void xs__query_done(xs_t *x, void *ctx, int status, const char *out, cons
     /* Rows first; then whatever was asked about and not listed is missing. */
     char *text = strdup(out);
     if (!text) { free(ids); return; }
+    for (xs_run_t *r = x->runs; r; r = r->next) {
+        char key[32];
+        snprintf(key, sizeof key, ",%lld,", (long long)r->aid);
+        if (r->aid && strstr(ids, key)) r->a_live = 0;   /* counted again from this answer */
+    }
     for (char *line = text, *nl; line && *line; line = nl) {
         nl = strchr(line, '\n');
         if (nl) *nl++ = 0;
@@ -403,6 +654,16 @@ static void xs__query_done(xs_t *x, void *ctx, int status, const char *out, cons
         if (!p || !p[1]) break;
     }
     free(ids);
+    /* Ending a run may start another (on_exit): look again from the top after each. */
+    for (int again = 1; again;) {
+        again = 0;
+        for (xs_run_t *r = x->runs; r; r = r->next)
+            if (r->aid && !r->ended && r->m_ended && !r->a_live) {
+                xs__array_check(r);
+                again = 1;
+                break;
+            }
+    }
 }
 
 static void xs__query(xs_t *x)
@@ -410,14 +671,17 @@ static void xs__query(xs_t *x)
     lrq_buf_t ids = {0};
     int n = 0;
     if (lrq_buf_append(&ids, ",", 1)) return;
-    for (xs_run_t *r = x->runs; r; r = r->next)
+    for (xs_run_t *r = x->runs; r; r = r->next) {
         if (r->sid && !r->ended && !lrq_buf_printf(&ids, "%lld,", (long long)r->sid)) n++;
+        if (r->aid && !r->ended && !lrq_buf_printf(&ids, "%lld,", (long long)r->aid)) n++;
+    }
     if (x->probe_sid && !lrq_buf_printf(&ids, "%lld,", (long long)x->probe_sid)) n++;
     if (!n) { lrq_buf_free(&ids); return; }
     char *list = strndup(ids.p + 1, ids.len - 2);   /* "SID,SID" */
     char *ctx = lrq_buf_take(&ids, NULL);
     if (!list || !ctx) { free(list); free(ctx); return; }
-    char *argv[] = {"squeue", "--noheader", "--states=all", "--jobs", list, "--Format=" XS_FMT, NULL};
+    /* --array: one row per array element (ArrayJobID, ArrayTaskID) */
+    char *argv[] = {"squeue", "--noheader", "--array", "--states=all", "--jobs", list, "--Format=" XS_FMT, NULL};
     x->query_inflight = 1;
     x->last_query = lrq_mono_ms();
     xs__cmd(x, argv, xs__query_done, ctx);
@@ -449,11 +713,22 @@ static void xs__lookup_done(xs_t *x, void *ctx, int status, const char *out, con
         return;
     }
     if (!best) {
-        /* Never accepted by Slurm (lrqd died before sbatch answered): nothing runs. */
-        xs__end(r, 75, 0, EXEC_EXITED, "no Slurm job found for it");
+        /* Never accepted by Slurm (lrqd died before sbatch answered): nothing runs but, maybe,
+         * the array submitted before it, which nothing would follow now. */
+        if (r->orphan_aid) {
+            log_notice("job %lld: cancelling its block-task array %lld (its assemble job was never submitted)",
+                       (long long)r->job_id, (long long)r->orphan_aid);
+            xs__scancel(x, r->orphan_aid, NULL, NULL, 0);
+        }
+        xs__end(r, XS_EXIT_STOPPED, 0, EXEC_EXITED, "no Slurm job found for it");
         return;
     }
     r->sid = best;
+    if (r->orphan_aid) { /* the assemble job was accepted after all: follow both */
+        r->aid = r->orphan_aid;
+        r->orphan_aid = 0;
+        xs__array_file(r);
+    }
     log_notice("job %lld: found its Slurm job %lld by name", (long long)r->job_id, (long long)best);
     if (r->cbs.on_submitted) r->cbs.on_submitted(r->owner, best);
     if (r->pending_sig) xs__kill_sid(x, r, r->pending_sig);
@@ -461,30 +736,68 @@ static void xs__lookup_done(xs_t *x, void *ctx, int status, const char *out, con
 
 /* ---- sbatch --------------------------------------------------------------- */
 
+/* sbatch refused or did not answer: the run ends without a Slurm job (of its own). */
+static void xs__submit_failed(xs_t *x, xs_run_t *r, int status, const char *out, const char *errs)
+{
+    char m[1000];
+    xs__first_line(*errs ? errs : out, m, sizeof m);
+    if (!*m) snprintf(m, sizeof m, "exit %d", status);
+    if (r->aid && !r->sid) xs__scancel(x, r->aid, NULL, NULL, 0);   /* its array would run unwatched */
+    if (r->ended) { xs__maybe_finish(r); return; }   /* detached meanwhile: nothing was submitted */
+    if (slurm_unreachable(errs)) {
+        /* Hold the queue a while instead of burning every queued job's attempts. */
+        x->hold_until = lrq_mono_ms() + XS_HOLD_MS;
+        log_warn("slurm: sbatch could not reach slurmctld (%s); holding the queue for %d s", m, XS_HOLD_MS / 1000);
+        xs__end(r, 1, 0, EXEC_UNAVAILABLE, m);
+        return;
+    }
+    xs__end(r, 1, 0, EXEC_SUBMIT_FAILED, m);
+}
+
 static void xs__sbatch_done(xs_t *x, void *ctx, int status, const char *out, const char *errs)
 {
     xs_run_t *r = ctx;
     r->submitting = 0;
     int64_t sid = 0;
-    char m[1000];
     if (status || slurm_parse_jobid(out, &sid)) {
-        xs__first_line(*errs ? errs : out, m, sizeof m);
-        if (!*m) snprintf(m, sizeof m, "exit %d", status);
-        if (r->ended) { xs__maybe_finish(r); return; }   /* detached meanwhile: nothing was submitted */
-        if (slurm_unreachable(errs)) {
-            /* Hold the queue a while instead of burning every queued job's attempts. */
-            x->hold_until = lrq_mono_ms() + XS_HOLD_MS;
-            log_warn("slurm: sbatch could not reach slurmctld (%s); holding the queue for %d s", m, XS_HOLD_MS / 1000);
-            xs__end(r, 1, 0, EXEC_UNAVAILABLE, m);
-            return;
-        }
-        xs__end(r, 1, 0, EXEC_SUBMIT_FAILED, m);
+        xs__submit_failed(x, r, status, out, errs);
         return;
     }
     r->sid = sid;
+    if (r->aid) xs__array_file(r);
     if (r->cbs.on_submitted) r->cbs.on_submitted(r->owner, sid);
     if (r->ended) { xs__maybe_finish(r); return; }   /* detached while submitting: adopted at restart */
     if (r->pending_sig) xs__kill_sid(x, r, r->pending_sig);
+}
+
+static int xs__submit(xs_t *x, xs_run_t *r, int kind);
+
+/* The array is accepted: its id to the work dir, then the assemble job that waits for it. */
+static void xs__array_done(xs_t *x, void *ctx, int status, const char *out, const char *errs)
+{
+    xs_run_t *r = ctx;
+    r->submitting = 0;
+    int64_t aid = 0;
+    if (status || slurm_parse_jobid(out, &aid)) {
+        xs__submit_failed(x, r, status, out, errs);
+        return;
+    }
+    r->aid = aid;
+    xs__array_file(r);
+    log_info("job %lld: block tasks are Slurm array %lld (%d elements)", (long long)r->job_id, (long long)aid, r->ntask);
+    if (r->ended || r->pending_sig) {
+        /* detached (lrqd stopping) or stopped before the assemble job existed: nothing would
+         * follow the array, so it goes; its elements' checkpoints stay for the next attempt */
+        xs__scancel(x, aid, NULL, NULL, 0);
+        if (!r->ended) xs__end(r, r->pending_sig == SIGKILL ? 0 : XS_EXIT_STOPPED, r->pending_sig == SIGKILL ? SIGKILL : 0,
+                               EXEC_EXITED, "stopped before its assemble job was submitted");
+        else xs__maybe_finish(r);
+        return;
+    }
+    if (xs__submit(x, r, XS_ASSEMBLE)) {
+        xs__scancel(x, aid, NULL, NULL, 0);
+        xs__end(r, 1, 0, EXEC_SUBMIT_FAILED, "out of memory");
+    }
 }
 
 /* The common sbatch arguments; argv has room for 40 + nextra entries. */
@@ -517,87 +830,154 @@ static int xs__sbatch_argv(xs_t *x, char **argv, char buf[][PATH_MAX + 32], int 
 }
 
 /* DIR/slurm.sh: the thread budget, the cache budget, then exec the worker (so that
- * the batch step is the worker and scancel's signals reach it). */
-static int xs__script(xs_t *x, const exec_job_t *job, const slurm_res_t *res, char *path, size_t pn, lrq_err_t *err)
+ * the batch step is the worker and scancel's signals reach it). kind: XS_ONE (the whole job),
+ * XS_ASSEMBLE (after its array; --assemble) or XS_TASK (DIR/slurm-task.sh, an array element:
+ * --task $SLURM_ARRAY_TASK_ID). */
+static int xs__script(xs_t *x, const exec_job_t *job, const slurm_res_t *res, int kind, char *path, size_t pn, lrq_err_t *err)
 {
     lrq_buf_t b = {0};
     int t = res->cpus, rc = 0;
-    rc |= lrq_buf_printf(&b, "#!/bin/sh\n# written by lrqd: one attempt of job %lld (docs/daemon.md)\n", (long long)job->job_id);
+    rc |= lrq_buf_printf(&b, "#!/bin/sh\n# written by lrqd: %s of job %lld (docs/daemon.md)\n",
+                         kind == XS_TASK ? "the block tasks (a job array)" : kind == XS_ASSEMBLE ? "the assemble step" : "one attempt",
+                         (long long)job->job_id);
     rc |= lrq_buf_printf(&b, "OPENBLAS_NUM_THREADS=%d OMP_NUM_THREADS=%d LRQ_JOB_ID=%lld LRQ_CACHE_MEM_MB=%lld\n", t, t,
                          (long long)job->job_id, (long long)res->cache_mb);
     rc |= lrq_buf_printf(&b, "export OPENBLAS_NUM_THREADS OMP_NUM_THREADS LRQ_JOB_ID LRQ_CACHE_MEM_MB\nexec ");
     rc |= slurm_sh_quote(&b, x->worker);
-    rc |= lrq_buf_printf(&b, " run --spec ");
+    rc |= lrq_buf_printf(&b, " run%s --spec ", kind == XS_TASK ? " --task \"$SLURM_ARRAY_TASK_ID\"" : kind == XS_ASSEMBLE ? " --assemble" : "");
     rc |= slurm_sh_quote(&b, job->spec_path);
     rc |= lrq_buf_printf(&b, " --workdir ");
     rc |= slurm_sh_quote(&b, job->workdir);
     rc |= lrq_buf_printf(&b, "\n");
     if (rc) { lrq_buf_free(&b); return lrq_errf(err, LRQ_ENOMEM, "out of memory"); }
-    snprintf(path, pn, "%s/slurm.sh", job->workdir);
+    snprintf(path, pn, "%s/%s", job->workdir, kind == XS_TASK ? "slurm-task.sh" : "slurm.sh");
     rc = lrq_write_atomic(path, b.p, b.len, err);
     lrq_buf_free(&b);
     if (!rc && chmod(path, 0750)) rc = lrq_errf(err, -errno, "%s: %s", path, strerror(errno));
     return rc;
 }
 
-static xs_run_t *xs__run_new(xs_t *x, const exec_job_t *job, const exec_cbs_t *cbs, void *owner)
+/* DIR/slurm-array.id: "AID" once the array is accepted, "AID SID" once the assemble job is. */
+static void xs__array_file(xs_run_t *r)
+{
+    char p[PATH_MAX], text[64];
+    lrq_err_t e;
+    snprintf(p, sizeof p, "%s/slurm-array.id", r->workdir);
+    int n = r->sid ? snprintf(text, sizeof text, "%lld %lld\n", (long long)r->aid, (long long)r->sid)
+                   : snprintf(text, sizeof text, "%lld\n", (long long)r->aid);
+    if (lrq_write_atomic(p, text, (size_t)n, &e))
+        log_warn("job %lld: %s (a restarted lrqd would not find its array %lld)", (long long)r->job_id, e.msg, (long long)r->aid);
+}
+
+/* Read DIR/slurm-array.id: *aid, and *sid (0 when the assemble job was never accepted). */
+static int xs__array_file_read(const char *workdir, int64_t *aid, int64_t *sid)
+{
+    char p[PATH_MAX], *text = NULL;
+    long long a = 0, b = 0;
+    snprintf(p, sizeof p, "%s/slurm-array.id", workdir);
+    *aid = *sid = 0;
+    if (lrq_read_file(p, &text, NULL, 256, NULL)) return -1;
+    int n = sscanf(text, "%lld %lld", &a, &b);
+    free(text);
+    if (n < 1 || a <= 0) return -1;
+    *aid = a;
+    *sid = n == 2 && b > 0 ? b : 0;
+    return 0;
+}
+
+static xs_run_t *xs__run_new(xs_t *x, const exec_job_t *job, int ntask, const exec_cbs_t *cbs, void *owner)
 {
     xs_run_t *r = calloc(1, sizeof *r);
     if (!r) return NULL;
-    if (lines_init(&r->lines, x->max_line) || !(r->workdir = strdup(job->workdir))) {
-        lines_close(&r->lines);
-        free(r);
+    r->fd = -1;
+    if (lines_init(&r->lines, x->max_line) || !(r->workdir = strdup(job->workdir)) || !(r->log_path = strdup(job->log_path)) ||
+        (ntask && (!(r->el = calloc((size_t)ntask, sizeof *r->el)) || lrq_taskprog_init(&r->prog, ntask)))) {
+        xs__free_run(r);
         return NULL;
     }
+    r->ntask = ntask;
+    for (int k = 0; k < ntask; k++) {
+        r->el[k] = (xs_elem_t){.r = r, .k = k, .fd = -1};
+        if (lines_init(&r->el[k].lines, x->max_line)) {
+            xs__free_run(r);
+            return NULL;
+        }
+    }
     r->x = x;
-    r->fd = -1;
     r->job_id = job->job_id;
     r->cbs = *cbs;
     r->owner = owner;
     return r;
 }
 
+/* sbatch one of the run's Slurm jobs (kind: XS_ONE, XS_ASSEMBLE after r->aid, XS_TASK the array). */
+static int xs__submit(xs_t *x, xs_run_t *r, int kind)
+{
+    char **argv = calloc((size_t)x->nextra + 48, sizeof *argv);
+    char (*buf)[PATH_MAX + 32] = calloc(16, sizeof *buf);
+    if (!argv || !buf) { free(argv); free(buf); return LRQ_ENOMEM; }
+    int k = xs__sbatch_argv(x, argv, buf, r->res.cpus, r->res.mem_mb, r->res.time_min);
+    int b = 6;
+    const int task = kind == XS_TASK;
+    snprintf(buf[b], sizeof buf[b], "--job-name=lrq-%lld%s", (long long)r->job_id, task ? "-tasks" : "");
+    argv[k++] = buf[b++];
+    snprintf(buf[b], sizeof buf[b], "--comment=lrq%s:%s", task ? "-tasks" : "", r->workdir);
+    argv[k++] = buf[b++];
+    snprintf(buf[b], sizeof buf[b], "--chdir=%s", r->workdir);
+    argv[k++] = buf[b++];
+    snprintf(buf[b], sizeof buf[b], "--output=%s/slurm-%s.out", r->workdir, task ? "%A_%a" : "%j");
+    argv[k++] = buf[b++];
+    snprintf(buf[b], sizeof buf[b], "--error=%s", r->log_path);
+    argv[k++] = buf[b++];
+    argv[k++] = "--open-mode=append";
+    if (task) {
+        snprintf(buf[b], sizeof buf[b], "--array=0-%d", r->ntask - 1);
+        argv[k++] = buf[b++];
+    }
+    if (kind == XS_ASSEMBLE) {
+        /* afterok: it runs only when every element completed; a failed element ends the attempt */
+        snprintf(buf[b], sizeof buf[b], "--dependency=afterok:%lld", (long long)r->aid);
+        argv[k++] = buf[b++];
+    }
+    snprintf(buf[b], sizeof buf[b], "%s/%s", r->workdir, task ? "slurm-task.sh" : "slurm.sh");
+    argv[k++] = buf[b++];
+    argv[k] = NULL;
+    r->submitting = 1;
+    xs__cmd(x, argv, task ? xs__array_done : xs__sbatch_done, r);
+    free(argv);
+    free(buf);
+    return 0;
+}
+
 static int xs_start(void *self, const exec_job_t *job, const exec_cbs_t *cbs, void *owner, void **handle,
                     lrq_err_t *err)
 {
     xs_t *x = self;
-    slurm_res_in_t ri = {.threads = job->threads, .model_bytes = job->model_bytes, .tasks = job->tasks, .max_cpus = x->max_cpus, .mem_mb = x->mem_mb,
-                         .cache_mb = x->cache_mb, .time_limit_min = x->time_limit_min,
-                         .job_timeout_s = x->job_timeout_s, .grace_s = x->grace_s};
+    const int array = x->array && job->tasks > 1;
+    /* In an array each element is a worker of its own: the resources of one, for each. */
+    slurm_res_in_t ri = {.threads = job->threads, .model_bytes = job->model_bytes, .tasks = array ? 1 : job->tasks,
+                         .max_cpus = x->max_cpus, .mem_mb = x->mem_mb, .cache_mb = x->cache_mb,
+                         .time_limit_min = x->time_limit_min, .job_timeout_s = x->job_timeout_s, .grace_s = x->grace_s};
     slurm_res_t res;
     slurm_resources(&ri, &res);
     char script[PATH_MAX];
-    int rc = xs__script(x, job, &res, script, sizeof script, err);
+    int rc = xs__script(x, job, &res, array ? XS_ASSEMBLE : XS_ONE, script, sizeof script, err);
+    if (!rc && array) rc = xs__script(x, job, &res, XS_TASK, script, sizeof script, err);
     if (rc) return rc;
-    xs_run_t *r = xs__run_new(x, job, cbs, owner);
+    xs_run_t *r = xs__run_new(x, job, array ? job->tasks : 0, cbs, owner);
     if (!r) return lrq_errf(err, LRQ_ENOMEM, "out of memory");
-    char **argv = calloc((size_t)x->nextra + 48, sizeof *argv);
-    char (*buf)[PATH_MAX + 32] = calloc(12, sizeof *buf);
-    if (!argv || !buf) { free(argv); free(buf); xs__free_run(r); return lrq_errf(err, LRQ_ENOMEM, "out of memory"); }
-    int k = xs__sbatch_argv(x, argv, buf, res.cpus, res.mem_mb, res.time_min);
-    int b = 6;
-    snprintf(buf[b], sizeof buf[b], "--job-name=lrq-%lld", (long long)job->job_id);
-    argv[k++] = buf[b++];
-    snprintf(buf[b], sizeof buf[b], "--comment=lrq:%s", job->workdir);
-    argv[k++] = buf[b++];
-    snprintf(buf[b], sizeof buf[b], "--chdir=%s", job->workdir);
-    argv[k++] = buf[b++];
-    snprintf(buf[b], sizeof buf[b], "--output=%s/slurm-%%j.out", job->workdir);
-    argv[k++] = buf[b++];
-    snprintf(buf[b], sizeof buf[b], "--error=%s", job->log_path);
-    argv[k++] = buf[b++];
-    argv[k++] = "--open-mode=append";
-    argv[k++] = script;
-    argv[k] = NULL;
-    r->submitting = 1;
+    r->res = res;
     r->next = x->runs;
     x->runs = r;
-    log_info("job %lld: sbatch --cpus-per-task=%d --mem=%lldM --time=%lld%s%s (LRQ_CACHE_MEM_MB=%lld)",
-             (long long)job->job_id, res.cpus, (long long)res.mem_mb, (long long)res.time_min,
-             *x->partition ? " --partition=" : "", x->partition, (long long)res.cache_mb);
-    xs__cmd(x, argv, xs__sbatch_done, r);
-    free(argv);
-    free(buf);
+    log_info("job %lld: sbatch%s --cpus-per-task=%d --mem=%lldM --time=%lld%s%s (LRQ_CACHE_MEM_MB=%lld)%s",
+             (long long)job->job_id, array ? " (block tasks: a job array)" : "", res.cpus, (long long)res.mem_mb,
+             (long long)res.time_min, *x->partition ? " --partition=" : "", x->partition, (long long)res.cache_mb,
+             array ? "; then the assemble job with --dependency=afterok" : "");
+    if (xs__submit(x, r, array ? XS_TASK : XS_ONE)) {
+        x->runs = r->next;
+        xs__free_run(r);
+        return lrq_errf(err, LRQ_ENOMEM, "out of memory");
+    }
     *handle = r;
     return 0;
 }
@@ -606,11 +986,16 @@ static int xs_adopt(void *self, const exec_job_t *job, int64_t sid, const exec_c
                     lrq_err_t *err)
 {
     xs_t *x = self;
-    xs_run_t *r = xs__run_new(x, job, cbs, owner);
+    int64_t aid = 0, asid = 0;
+    /* An array run's assemble job: DIR/slurm-array.id names its array. */
+    int array = job->tasks > 1 && !xs__array_file_read(job->workdir, &aid, &asid) && (!sid || asid == sid);
+    xs_run_t *r = xs__run_new(x, job, array ? job->tasks : 0, cbs, owner);
     if (!r) return lrq_errf(err, LRQ_ENOMEM, "out of memory");
     r->next = x->runs;
     x->runs = r;
     *handle = r;
+    if (array && asid) r->aid = aid;
+    else if (array) r->orphan_aid = aid; /* the assemble job was never accepted, or is found below */
     if (sid > 0) {
         r->sid = sid;
         return 0;
@@ -814,6 +1199,12 @@ int exec_slurm_new(exec_t *out, uv_loop_t *loop, const char *worker_path, const 
     x->cache_mb = cfg->slurm_cache_mb;
     x->time_limit_min = cfg->slurm_time_limit_min;
     x->max_cpus = cfg->slurm_max_cpus;
+    const char *par = cfg->slurm_parallel ? cfg->slurm_parallel : "array";
+    if (strcmp(par, "array") && strcmp(par, "allocation")) {
+        xs_destroy(x);
+        return lrq_errf(err, LRQ_ESPEC, "slurm_parallel: \"%s\" is neither array nor allocation", par);
+    }
+    x->array = !strcmp(par, "array");
     x->job_timeout_s = cfg->job_timeout_s;
     x->grace_s = cfg->grace_s;
     x->probe_on = cfg->slurm_probe;

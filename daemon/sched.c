@@ -562,7 +562,8 @@ static int sched__adopt(lrqd_t *d, db_job_t *job, lrq_err_t *err)
     int rc = db_job_slurm_id(d->db, job->id, &sid, err);
     json_t *spec = rc ? NULL : json_loads(job->spec, 0, NULL);
     exec_job_t ej = {.job_id = job->id, .workdir = r->workdir, .spec_path = spec_path, .log_path = log_path,
-                     .model_bytes = spec ? sched__model_bytes(spec) : 0};
+                     .model_bytes = spec ? sched__model_bytes(spec) : 0,
+                     .tasks = spec ? (int)json_integer_value(json_object_get(spec, "tasks")) : 0};
     json_decref(spec);
     const exec_cbs_t cbs = sched__cbs;
     r->ext_id = sid;

@@ -40,13 +40,14 @@ void slurm_map_state(const char *st, int raw, slurm_outcome_t *o)
 
 int slurm_parse_row(char *line, slurm_row_t *row)
 {
-    char *f[6];
+    enum { NF = 8 };
+    char *f[NF];
     char *p = line;
     memset(row, 0, sizeof *row);
-    for (int i = 0; i < 6; i++) {
+    for (int i = 0; i < NF; i++) {
         char *bar = strchr(p, '|');
-        if (!bar && i < 5) return LRQ_EFORMAT;
-        if (bar && i < 5) { *bar = 0; f[i] = p; p = bar + 1; }
+        if (!bar && i < NF - 1) return LRQ_EFORMAT;
+        if (bar && i < NF - 1) { *bar = 0; f[i] = p; p = bar + 1; }
         else {
             /* the comment: everything up to the last '|' (a comment may hold '|') */
             char *last = strrchr(p, '|');
@@ -58,15 +59,25 @@ int slurm_parse_row(char *line, slurm_row_t *row)
     char *end;
     long long id = strtoll(f[0], &end, 10);
     if (end == f[0] || *end || id <= 0) return LRQ_EFORMAT;
-    long raw = strtol(f[3], &end, 10);
-    if (end == f[3] || *end || raw < 0 || raw > 0xffff) return LRQ_EFORMAT;
-    if (!*f[1]) return LRQ_EFORMAT;
+    row->task = -1;
+    if (strcmp(f[2], "N/A")) { /* an array element: the array's id and the element's index */
+        long long aid = strtoll(f[1], &end, 10);
+        if (end == f[1] || *end || aid <= 0) return LRQ_EFORMAT;
+        long k = strtol(f[2], &end, 10);
+        if (end != f[2] && !*end && k >= 0 && k <= 1 << 20) row->task = (int)k;
+        else if (*f[2]) row->task = SLURM_TASKS_PENDING; /* "0-4", "[1,3-5%2]": not split yet */
+        else return LRQ_EFORMAT;
+        id = aid;
+    }
+    long raw = strtol(f[5], &end, 10);
+    if (end == f[5] || *end || raw < 0 || raw > 0xffff) return LRQ_EFORMAT;
+    if (!*f[3]) return LRQ_EFORMAT;
     row->id = id;
-    row->state = f[1];
-    row->reason = f[2];
+    row->state = f[3];
+    row->reason = f[4];
     row->raw = (int)raw;
-    row->host = f[4];
-    row->comment = f[5];
+    row->host = f[6];
+    row->comment = f[7];
     return 0;
 }
 
@@ -103,7 +114,7 @@ int slurm_split_args(const char *s, char ***argvp, int *argcp, lrq_err_t *err)
 {
     /* lrqd sets these itself; a second value would break following the job. */
     static const char *const refused[] = {"-o", "--output", "-e", "--error", "-J", "--job-name", "--comment",
-                                          "-a", "--array", "--wrap", "--requeue", "--open-mode", "-D", "--chdir",
+                                          "-a", "--array", "-d", "--dependency", "--wrap", "--requeue", "--open-mode", "-D", "--chdir",
                                           "--parsable", "-W", "--wait", "-i", "--input", NULL};
     size_t cap = 0;
     int n = 0;

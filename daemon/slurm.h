@@ -42,11 +42,15 @@ typedef struct slurm_outcome {
  * overlaps the old attempt. */
 void slurm_map_state(const char *state, int raw, slurm_outcome_t *out);
 
-/* One line of `squeue -h -O JobID:|,State:|,Reason:|,exit_code:|,BatchHost:|,Comment:|`
- * (fields end with '|'; squeue pads nothing with that format). Fields point into
- * line, which is modified. 0, or LRQ_EFORMAT. */
+/* One line of `squeue -h -r -O JobID:|,ArrayJobID:|,ArrayTaskID:|,State:|,Reason:|,exit_code:|,
+ * BatchHost:|,Comment:|` (fields end with '|'; squeue pads nothing with that format). Fields
+ * point into line, which is modified. An array element (ArrayTaskID not "N/A") has id = the
+ * array's id and task = its index; a range ("0-4", elements not split yet) gives
+ * task = SLURM_TASKS_PENDING. 0, or LRQ_EFORMAT. */
+enum { SLURM_TASKS_PENDING = -2 };
 typedef struct slurm_row {
     int64_t id;
+    int task;                     /* array element, -1: not an array element */
     const char *state, *reason, *host, *comment;
     int raw;
 } slurm_row_t;

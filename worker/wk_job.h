@@ -31,6 +31,12 @@ typedef struct wk_job {
     /* Task mode (lrq-worker run --blocks A-B, docs/daemon.md "Block-parallel tasks"): reconstruct
      * blocks [task_b0, task_b1) only, from the FP model's inputs; task_b1 = 0: the whole job. */
     int task_b0, task_b1;
+    /* --task K (a Slurm array element): task_k = K + 1, the K-th range of lrq_task_range, resolved
+     * by wk_recon_run once L is known; 0 otherwise. task_mode: --blocks or --task (no eval, no export). */
+    int task_k, task_mode;
+    /* --assemble: a multi-task job whose tasks ran elsewhere (the array): use their block files
+     * (train any block still missing) instead of spawning the tasks. */
+    int assemble;
     const char *spec_path;        /* the spec file (a coordinating worker hands it to its tasks) */
 } wk_job_t;
 

@@ -34,7 +34,7 @@ static void on_signal(int sig)
 
 static void usage(FILE *f)
 {
-    fputs("usage: lrq-worker run --spec SPEC.json --workdir DIR [--blocks A-B]\n"
+    fputs("usage: lrq-worker run --spec SPEC.json --workdir DIR [--blocks A-B | --task K | --assemble]\n"
           "       lrq-worker eval --model M [--tokenizer T] [--quantized DIR] --data D [--seq-len 256]\n"
           "                       [--max-windows K] [--threads N] [--batch 4] [--activation ACT.json]\n"
           "       lrq-worker generate --model M [--tokenizer T] [--steps 256]\n"
@@ -46,7 +46,10 @@ static void usage(FILE *f)
           "value, unreadable or corrupt input, disk full); 75 stopped by SIGTERM/SIGINT\n"
           "after a checkpoint (run again to resume); 70 or other: transient failure.\n"
           "--blocks A-B: task mode of a \"pipeline\": \"parallel\" lrq/flexround job: reconstruct\n"
-          "blocks A..B-1 from the FP model's inputs into DIR/ckpt and stop (no eval, no export).\n",
+          "blocks A..B-1 from the FP model's inputs into DIR/ckpt and stop (no eval, no export).\n"
+          "--task K: the same for the K-th of the spec's \"tasks\" ranges (a Slurm array element;\n"
+          "K beyond the blocks: nothing to do). --assemble: such a job once its tasks have run\n"
+          "elsewhere: their block files, then evaluation and export (missing blocks trained here).\n",
           f);
 }
 
@@ -60,16 +63,26 @@ static int is_permanent(int rc)
 
 static int cmd_run(int argc, char **argv)
 {
-    static const struct option opts[] = {{"spec", 1, 0, 's'}, {"workdir", 1, 0, 'w'}, {"blocks", 1, 0, 'b'}, {0, 0, 0, 0}};
-    const char *spec = NULL, *workdir = NULL, *blocks = NULL;
-    int o, b0 = 0, b1 = 0;
+    static const struct option opts[] = {{"spec", 1, 0, 's'},   {"workdir", 1, 0, 'w'},  {"blocks", 1, 0, 'b'},
+                                         {"task", 1, 0, 'k'},   {"assemble", 0, 0, 'a'}, {0, 0, 0, 0}};
+    const char *spec = NULL, *workdir = NULL, *blocks = NULL, *task = NULL;
+    int o, b0 = 0, b1 = 0, task_index = -1, assemble = 0;
     while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         if (o == 's') spec = optarg;
         else if (o == 'w') workdir = optarg;
         else if (o == 'b') blocks = optarg;
+        else if (o == 'k') task = optarg;
+        else if (o == 'a') assemble = 1;
         else { usage(stderr); return 64; }
     }
-    if (!spec || !workdir) { usage(stderr); return 64; }
+    if (!spec || !workdir || (!!blocks + !!task + assemble) > 1) { usage(stderr); return 64; }
+    if (task) {
+        char tail = 0;
+        if (sscanf(task, "%d%c", &task_index, &tail) != 1 || task_index < 0 || task_index > 65535) {
+            fprintf(stderr, "lrq-worker: --task: expected an index 0..65535 (got '%s')\n", task);
+            return WK_EXIT_FAIL;
+        }
+    }
     if (blocks) {
         char tail = 0;
         if (sscanf(blocks, "%d-%d%c", &b0, &b1, &tail) != 2 || b0 < 0 || b1 <= b0) {
@@ -97,12 +110,16 @@ static int cmd_run(int argc, char **argv)
     job.spec_path = spec;
     job.task_b0 = b0;
     job.task_b1 = b1;
-    /* A task's events go to its coordinator only (stdout); DIR/progress.jsonl is the job's. */
-    wk_proto_init(&job.proto, blocks ? NULL : workdir);
+    job.task_k = task ? task_index + 1 : 0;
+    job.task_mode = blocks || task;
+    job.assemble = assemble;
+    /* A task's events go to its coordinator (or Slurm's output file) only; DIR/progress.jsonl is the job's. */
+    wk_proto_init(&job.proto, job.task_mode ? NULL : workdir);
     rc = lrq_spec_load_file(spec, &job.spec, &job.spec_json, &err);
-    if (!rc && blocks && (job.spec.pipeline != LRQ_PIPE_PARALLEL ||
-                          (job.spec.method != LRQ_M_LRQ && job.spec.method != LRQ_M_FLEXROUND)))
-        rc = lrq_err_field(&err, "--blocks", "needs a spec with \"pipeline\": \"parallel\" and method lrq or flexround");
+    if (!rc && (job.task_mode || assemble) &&
+        (job.spec.pipeline != LRQ_PIPE_PARALLEL || (job.spec.method != LRQ_M_LRQ && job.spec.method != LRQ_M_FLEXROUND)))
+        rc = lrq_err_field(&err, blocks ? "--blocks" : task ? "--task" : "--assemble",
+                           "needs a spec with \"pipeline\": \"parallel\" and method lrq or flexround");
     if (!rc && blocks && job.spec.threads <= 0) { /* "all cores" is shared by the job's tasks */
         cpu_set_t cs;
         int ncpu = sched_getaffinity(0, sizeof cs, &cs) == 0 ? CPU_COUNT(&cs) : 1;

@@ -22,6 +22,7 @@
 #include <unistd.h>
 #include "wk_job.h"
 #include "wk_ckpt.h"
+#include "lrq_tasks.h"
 #include "wk_qstore.h"
 #include "eng_forward.h"
 #include "wk_act.h"
@@ -348,6 +349,15 @@ int wk_recon_run(wk_job_t *job, double f0, double f1, lrq_err_t *err)
     R.b0 = 0;
     R.b1 = L;
     snprintf(R.stname, sizeof R.stname, "state.ckpt");
+    if (job->task_k) { /* --task K: the K-th range, as the coordinator would split them */
+        int n = lrq_task_count(s->tasks, L);
+        if (job->task_k > n) {
+            wk_log(&job->proto, "task %d: the model's %d blocks are in tasks 0..%d; nothing to do", job->task_k - 1, L, n - 1);
+            rc = 0;
+            goto out;
+        }
+        lrq_task_range(job->task_k - 1, n, L, &job->task_b0, &job->task_b1);
+    }
     if (job->task_b1) {
         if (job->task_b1 > L) {
             rc = lrq_err_field(err, "--blocks", "ends at block %d; the model has %d blocks", job->task_b1, L);
@@ -365,8 +375,8 @@ int wk_recon_run(wk_job_t *job, double f0, double f1, lrq_err_t *err)
     if (job->task_b1 && (rc = recon__task_lock(&R, &lock_fd, err))) goto out;
     /* The coordinator of a multi-task job runs the block ranges as tasks first; what follows then
      * assembles their block files (and trains any block still missing itself). */
-    if (par && s->tasks > 1 && !job->task_b1) {
-        if ((rc = wk_tasks_run(job, f0, f0 + 0.95 * (f1 - f0), err))) goto out;
+    if (par && s->tasks > 1 && !job->task_mode) {
+        if (!job->assemble && (rc = wk_tasks_run(job, f0, f0 + 0.95 * (f1 - f0), err))) goto out;
         f0 += 0.95 * (f1 - f0);
         json_object_set_new(job->metrics, "tasks", json_integer(s->tasks));
     }
@@ -536,9 +546,11 @@ int wk_recon_run(wk_job_t *job, double f0, double f1, lrq_err_t *err)
             double l = train_step(&R, &rng, it, adam_t);
             loss_ema = loss_ema < 0 ? l : 0.95 * loss_ema + 0.05 * l;
             double frac = f0 + (f1 - f0) * (b + (double)(it + 1) / s->iterations) / L;
-            wk_progress(&job->proto, "reconstruct", (long)b * s->iterations + it + 1, (long)L * s->iterations, frac,
-                        json_pack("{s:i, s:i, s:I, s:I, s:f}", "block", b + 1, "blocks", L, "iteration", (json_int_t)(it + 1),
-                                  "iterations", (json_int_t)s->iterations, "loss", loss_ema),
+            json_t *x = json_pack("{s:i, s:i, s:I, s:I, s:f}", "block", b + 1, "blocks", L, "iteration", (json_int_t)(it + 1),
+                                  "iterations", (json_int_t)s->iterations, "loss", loss_ema);
+            /* a task's: the share of the job's fraction the coordinator gives all tasks (wk_tasks.c) */
+            if (x && job->task_mode) json_object_set_new(x, "span", json_pack("[f, f]", f0, f0 + 0.95 * (f1 - f0)));
+            wk_progress(&job->proto, "reconstruct", (long)b * s->iterations + it + 1, (long)L * s->iterations, frac, x,
                         it + 1 == s->iterations);
         }
         for (int i = 0; i < ENG_NLIN; i++) {

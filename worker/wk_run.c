@@ -484,7 +484,7 @@ int wk_job_run(wk_job_t *job, lrq_err_t *err)
     if (s->method == LRQ_M_RTN) rc = wk_rtn_run(job, 0.02, qend, err);
     else if (s->method >= LRQ_M_GPTQ) rc = wk_methods_run(job, 0.02, qend, err);
     else rc = wk_recon_run(job, 0.02, qend, err);
-    if (rc || job->task_b1) goto out; /* task mode (--blocks): its block files are the result */
+    if (rc || job->task_mode) goto out; /* task mode (--blocks, --task): its block files are the result */
 
     if ((rc = layer_errors(job, err))) goto out;
     /* eval_round: the hf file's own weights, s·(q − z) rounded to the source dtype */

@@ -24,6 +24,7 @@
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include "lrq_tasks.h"
 #include "wk_job.h"
 #include "wk_qstore.h"
 
@@ -37,7 +38,6 @@ typedef struct task {
     pid_t pid;                  /* 0: not running */
     int fd;                     /* read end of its stdout, -1 */
     int starts, done;
-    long iters;                 /* iterations finished in its range, from its progress */
     char err[1200];             /* its last error event */
     int err_permanent;          /* it exited 65 */
     size_t len;
@@ -86,27 +86,22 @@ static int tasks__start(wk_job_t *job, task_t *t, int k, const char *self, lrq_e
 
 /* One JSON line of task k: progress is summed over the tasks; block, checkpoint and resume
  * events are passed on with the task's number and pid; its error is kept for the report. */
-static void tasks__line(wk_job_t *job, task_t *T, int n, int k, const char *line, double f0, double f1)
+static void tasks__line(wk_job_t *job, task_t *T, lrq_taskprog_t *tp, int k, const char *line, double f0, double f1)
 {
     json_t *ev = json_loads(line, 0, NULL);
     const char *name = ev ? json_string_value(json_object_get(ev, "event")) : NULL;
-    const long iters = job->spec.iterations, L = job->model->cfg.n_layers;
+    long sum, total;
     if (!name) {
         json_decref(ev);
         return;
     }
     if (!strcmp(name, "progress")) {
-        const char *stage = json_string_value(json_object_get(ev, "stage"));
-        if (stage && !strcmp(stage, "reconstruct")) {
-            long d = (long)json_integer_value(json_object_get(ev, "done")) - (long)T[k].b0 * iters;
-            if (d >= 0 && d <= (long)(T[k].b1 - T[k].b0) * iters) T[k].iters = d;
-            long sum = 0;
-            for (int i = 0; i < n; i++) sum += T[i].done ? (long)(T[i].b1 - T[i].b0) * iters : T[i].iters;
+        if (lrq_taskprog_update(tp, k, ev, &sum, &total)) {
             json_t *x = json_pack("{s:O?, s:I, s:O?, s:O?, s:O?, s:i, s:i}", "block", json_object_get(ev, "block"),
-                                  "blocks", (json_int_t)L, "iteration", json_object_get(ev, "iteration"), "iterations",
+                                  "blocks", (json_int_t)tp->L, "iteration", json_object_get(ev, "iteration"), "iterations",
                                   json_object_get(ev, "iterations"), "loss", json_object_get(ev, "loss"), "task", k,
-                                  "tasks", n);
-            wk_progress(&job->proto, "reconstruct", sum, L * iters, f0 + (f1 - f0) * (double)sum / (double)(L * iters), x, 0);
+                                  "tasks", tp->n);
+            wk_progress(&job->proto, "reconstruct", sum, total, f0 + (f1 - f0) * (double)sum / (double)total, x, 0);
         }
     } else if (!strcmp(name, "block") || !strcmp(name, "checkpoint") || !strcmp(name, "resume")) {
         json_object_set_new(ev, "task", json_integer(k));
@@ -121,7 +116,7 @@ static void tasks__line(wk_job_t *job, task_t *T, int n, int k, const char *line
 }
 
 /* Read what task k wrote; returns 1 at end of file. */
-static int tasks__read(wk_job_t *job, task_t *T, int n, int k, double f0, double f1)
+static int tasks__read(wk_job_t *job, task_t *T, lrq_taskprog_t *tp, int k, double f0, double f1)
 {
     task_t *t = &T[k];
     char chunk[8192];
@@ -136,7 +131,7 @@ static int tasks__read(wk_job_t *job, task_t *T, int n, int k, double f0, double
         }
         if (t->len < TASK_LINE_MAX) {
             t->buf[t->len] = 0;
-            tasks__line(job, T, n, k, t->buf, f0, f1);
+            tasks__line(job, T, tp, k, t->buf, f0, f1);
         }
         t->len = 0;
     }
@@ -152,18 +147,23 @@ static void tasks__kill_all(task_t *T, int n, int sig)
 int wk_tasks_run(wk_job_t *job, double f0, double f1, lrq_err_t *err)
 {
     const int L = job->model->cfg.n_layers;
-    const int n = job->spec.tasks < L ? job->spec.tasks : L;
+    const int n = lrq_task_count(job->spec.tasks, L);
     char self[4096];
     ssize_t sl = readlink("/proc/self/exe", self, sizeof self - 1);
     if (sl <= 0) return lrq_errf(err, -errno, "/proc/self/exe: %s", strerror(errno));
     self[sl] = 0;
     if (!job->spec_path) return lrq_errf(err, LRQ_EIO, "tasks: no spec file to hand to them");
     task_t *T = calloc((size_t)n, sizeof *T);
-    if (!T) return lrq_errf(err, LRQ_ENOMEM, "out of memory");
+    lrq_taskprog_t tp;
+    if (!T || lrq_taskprog_init(&tp, n)) {
+        free(T);
+        return lrq_errf(err, LRQ_ENOMEM, "out of memory");
+    }
+    tp.L = L;
+    tp.iters = job->spec.iterations;
     int rc = 0, stopping = 0, running = 0;
     for (int k = 0; k < n; k++) {
-        T[k].b0 = (int)((long)k * L / n);
-        T[k].b1 = (int)((long)(k + 1) * L / n);
+        lrq_task_range(k, n, L, &T[k].b0, &T[k].b1);
         T[k].fd = -1;
         if (!(T[k].buf = malloc(TASK_LINE_MAX))) { rc = lrq_errf(err, LRQ_ENOMEM, "out of memory"); goto out; }
     }
@@ -172,6 +172,7 @@ int wk_tasks_run(wk_job_t *job, double f0, double f1, lrq_err_t *err)
     for (int k = 0; k < n && !rc; k++) {
         if (tasks__range_done(job, T[k].b0, T[k].b1)) { /* finished by an earlier attempt: never run twice */
             T[k].done = 1;
+            lrq_taskprog_finish(&tp, k);
             wk_log(&job->proto, "task %d: blocks %d..%d already done", k, T[k].b0, T[k].b1 - 1);
             continue;
         }
@@ -203,7 +204,7 @@ int wk_tasks_run(wk_job_t *job, double f0, double f1, lrq_err_t *err)
         for (int j = 0; pr > 0 && j < m; j++) {
             int k = idx[j];
             task_t *t = &T[k];
-            if (!(pf[j].revents & (POLLIN | POLLHUP | POLLERR)) || !tasks__read(job, T, n, k, f0, f1)) continue;
+            if (!(pf[j].revents & (POLLIN | POLLHUP | POLLERR)) || !tasks__read(job, T, &tp, k, f0, f1)) continue;
             close(t->fd);
             t->fd = -1;
             int st = 0;
@@ -214,6 +215,7 @@ int wk_tasks_run(wk_job_t *job, double f0, double f1, lrq_err_t *err)
             int code = WIFEXITED(st) ? WEXITSTATUS(st) : -1, sig = WIFSIGNALED(st) ? WTERMSIG(st) : 0;
             if (code == WK_EXIT_OK && tasks__range_done(job, t->b0, t->b1)) {
                 t->done = 1;
+                lrq_taskprog_finish(&tp, k);
                 wk_log(&job->proto, "task %d (pid %d): blocks %d..%d done", k, (int)was, t->b0, t->b1 - 1);
                 continue;
             }
@@ -243,5 +245,6 @@ out:
         free(T[k].buf);
     }
     free(T);
+    lrq_taskprog_close(&tp);
     return rc;
 }

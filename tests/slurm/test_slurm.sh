@@ -15,9 +15,15 @@
 #      a submission during the outage waits without using an attempt;
 #   8. (before 6) preempted by a job of a higher partition → requeued uncounted, resumed;
 #   9. (before 6) the Slurm time limit → failed, naming it;
-#  10. a parallel-pipeline job with "tasks": 5 runs as one Slurm job whose worker runs the 5
-#      block tasks inside the allocation (CPUs = threads × tasks, capped by slurm_max_cpus
-#      = the node's CPUs); its artifact equals the local executor's one-worker parallel job;
+#  10. a parallel-pipeline job with "tasks": 5 runs as a Slurm job array of 5 elements (one
+#      block range each) and an assemble job that waits for it (afterok); lrqd relays the
+#      elements' progress and block events; the artifact equals the local executor's
+#      one-worker parallel job's;
+#  11. an array element's worker SIGKILLed mid-range → the attempt ends (the other elements
+#      checkpoint and stop), lrqd submits a new array + assemble job, the element resumes
+#      from its task checkpoint, identical artifact;
+#  12. (after 9) slurm_parallel = allocation: the same job as one Slurm job whose worker runs
+#      the 5 tasks inside it (CPUs = threads × tasks, capped by slurm_max_cpus), identical;
 #   6. a refused submission (unknown partition) → the start-up probe names sbatch's
 #      error and the queue is held; sbatch arguments lrqd sets itself are refused.
 # Slurm that cannot start FAILS the suite (Bail out), it never skips: make check-slurm
@@ -27,7 +33,7 @@
 . "$SRC/tests/slurm/cluster.sh"
 ITERS=300
 trap 'slurm_stop; cleanup' EXIT
-echo "1..20"
+echo "1..25"
 
 # Slurm's job output and the worker's files live in $T, which the "node" (this host)
 # shares with lrqd, as a cluster's nodes share the state dir.
@@ -64,6 +70,9 @@ LOCAL_SHA=$(sha "$STATE/jobs/$L/artifacts/hf/model.safetensors")
 submit "$(spec pref $ITERS ',"pipeline":"parallel"')"; LP=$JOB
 wait_state "$LP" succeeded
 LOCAL_PSHA=$(sha "$STATE/jobs/$LP/artifacts/hf/model.safetensors")
+submit "$(spec pkref 1500 ',"pipeline":"parallel"')"; LK=$JOB
+wait_state "$LK" succeeded
+LOCAL_KSHA=$(sha "$STATE/jobs/$LK/artifacts/hf/model.safetensors")
 stop_daemon TERM
 diag "local executor: sha256 $LOCAL_SHA; parallel pipeline, one worker: $LOCAL_PSHA"
 
@@ -88,16 +97,53 @@ expect "…artifact sha256 = the local executor's" '[ ${#A_SHA} = 64 ] && [ "$A_
 expect "…progress reached lrqd from the events file (final progress 'export', fraction 1)" \
   '[ "$(curl -s "$URL/v1/jobs/$A" | $PY -c "import sys,json; p=json.load(sys.stdin)[\"progress\"]; print(p[\"stage\"], p[\"fraction\"])")" = "export 1.0" ]'
 
-# 10. A parallel job with 5 tasks through Slurm.
+# 10. A parallel job with 5 tasks through Slurm: a job array and an assemble job.
+# array_of ID: the block-task array of job ID's current attempt (DIR/slurm-array.id: "AID SID")
+array_of() { cut -d' ' -f1 "$STATE/jobs/$1/slurm-array.id" 2>/dev/null; }
+# elems AID STATE: how many elements of array AID scontrol shows in STATE
+elems() { scontrol -o show job "$1" 2>/dev/null | grep "ArrayJobId=$1 " | grep -c "JobState=$2 "; }
 submit "$(spec ptasks $ITERS ',"pipeline":"parallel","tasks":5')"; PT=$JOB
 wait_state "$PT" succeeded
-SPT=$(sid_of "$PT")
+SPT=$(sid_of "$PT"); APT=$(array_of "$PT")
 PT_SHA=$(sha "$STATE/jobs/$PT/artifacts/hf/model.safetensors")
-WANT_CPUS=$(( NCPU < 5 ? NCPU : 5 ))
-ntask=$(grep -c '"event":"task"' "$STATE/jobs/$PT/slurm-$SPT.out" 2>/dev/null)
-expect "tasks 5: Slurm job $SPT COMPLETED with $WANT_CPUS CPUs; its worker's 5 tasks in its events; sha256 = the local one-worker parallel job's" \
-  '[ -n "$SPT" ] && [ "$(sjob "$SPT" JobState)" = COMPLETED ] && [ "$(sjob "$SPT" NumCPUs)" = "$WANT_CPUS" ] && [ "${ntask:-0}" = 5 ] && [ "$PT_SHA" = "$LOCAL_PSHA" ] && [ "$(slurm_jobs $PT)" = "$SPT" ]' \
-  "Slurm job $SPT: $(sjob "$SPT" JobState) NumCPUs=$(sjob "$SPT" NumCPUs), $ntask task events, sha256 $PT_SHA"
+nblk=0
+for k in 0 1 2 3 4; do
+  [ "$(grep -c '"event":"block"' "$STATE/jobs/$PT/slurm-${APT}_$k.out" 2>/dev/null)" = 1 ] && nblk=$((nblk + 1))
+done
+expect "tasks 5: Slurm array $APT, 5 elements COMPLETED with 1 CPU each, one block each in its own output; then assemble job $SPT COMPLETED" \
+  '[ -n "$APT" ] && [ "$(elems "$APT" COMPLETED)" = 5 ] && [ "$(scontrol -o show job "$APT" | grep -c "NumCPUs=1 ")" = 5 ] && [ $nblk = 5 ] && [ "$(sjob "$SPT" JobState)" = COMPLETED ] && [ "$(sjob "$SPT" JobName)" = "lrq-$PT" ] && [ "$(slurm_jobs $PT)" = "$SPT" ]' \
+  "array $APT: $(elems "$APT" COMPLETED) COMPLETED, $nblk with one block; assemble $SPT: $(sjob "$SPT" JobState)"
+expect "…the assemble job ran no task and trained nothing: every block file verified; sha256 = the local one-worker parallel job's" \
+  '! grep -q "\"event\":\"task\"" "$STATE/jobs/$PT/slurm-$SPT.out" && ! grep -q "\"stage\":\"reconstruct\"" "$STATE/jobs/$PT/slurm-$SPT.out" && [ "$PT_SHA" = "$LOCAL_PSHA" ]' \
+  "sha256 $PT_SHA"
+hist=$(curl -s "$URL/v1/jobs/$PT/progress")
+nrec=$(printf '%s' "$hist" | $PY -c 'import sys,json; h=json.load(sys.stdin); print(sum(s["stage"]=="reconstruct" for s in h["samples"]), sorted(b["block"] for b in h["blocks"]))')
+expect "…lrqd relayed the elements' events: reconstruct progress and the 5 blocks in the job's history" \
+  '[ "${nrec#* }" = "[1, 2, 3, 4, 5]" ] && [ "${nrec%% *}" -gt 0 ]' "history: $nrec"
+
+# 11. An array element's worker SIGKILLed mid-range.
+submit "$(spec ptkill 1500 ',"pipeline":"parallel","tasks":5')"; PK=$JOB
+stall_reset
+kel=
+until [ -n "$kel" ]; do
+  APK=$(array_of "$PK")
+  [ -n "$APK" ] && kel=$(grep -l '"event":"checkpoint"' "$STATE/jobs/$PK/slurm-${APK}"_*.out 2>/dev/null | head -1)
+  case $(job_field "$PK" state) in succeeded|failed|cancelled) break ;; esac
+  stalled "$(jobs_sig)$(cat "$STATE/jobs/$PK"/slurm-*.out 2>/dev/null | wc -c)" "$STALL_S" && break
+  sleep 0.1
+done
+k=${kel##*_}; k=${k%.out}
+kpid=$(pgrep -f -- "run --task $k --spec $STATE/jobs/$PK/spec.json" | head -1)
+landed=0
+[ -n "$kpid" ] && ! grep -q '"event":"done"' "$kel" && kill -KILL "$kpid" && landed=1
+wait_state "$PK" succeeded
+APK2=$(array_of "$PK")
+expect "element $k of array $APK SIGKILLed → the attempt ended, requeued; a new array $APK2 and assemble job; succeeded on attempt 2" \
+  '[ $landed = 1 ] && [ "$(job_field $PK attempts)" = 2 ] && [ "$APK2" != "$APK" ] && grep -q "job $PK: block task $k (Slurm job ${APK}_$k): state FAILED" "$T/lrqd.out" && grep -q "job $PK: requeued (worker killed by signal 9" "$T/lrqd.out" && [ "$(slurm_jobs $PK | wc -w)" = 2 ]' \
+  "element $k pid $kpid; attempts $(job_field "$PK" attempts); $(grep "job $PK: " "$T/lrqd.out" | grep -E "block task [0-9]|requeued" | head -2 | cut -c1-200 | tr '\n' ' ')"
+expect "…element $k resumed from its task checkpoint in array $APK2; artifact identical to one uninterrupted worker's" \
+  'grep -q "\"event\":\"resume\"" "$STATE/jobs/$PK/slurm-${APK2}_$k.out" && [ "$(sha "$STATE/jobs/$PK/artifacts/hf/model.safetensors")" = "$LOCAL_KSHA" ]' \
+  "$(grep -c '"event":"resume"' "$STATE/jobs/$PK/slurm-${APK2}_$k.out" 2>/dev/null) resume events; sha256 $(sha "$STATE/jobs/$PK/artifacts/hf/model.safetensors")"
 
 # 2. An operator cancels the Slurm job.
 submit "$(spec opcancel 100000)"; B=$JOB
@@ -208,6 +254,19 @@ expect "Slurm time limit: Slurm job $SQ TIMEOUT → job $Q failed naming the lim
   "Slurm job $SQ: $(sjob "$SQ" JobState) $(sjob "$SQ" ExitCode), TimeLimit $(sjob "$SQ" TimeLimit); error: $(job_field "$Q" error)"
 stop_daemon TERM
 
+# 12. slurm_parallel = allocation: the block tasks inside one Slurm job.
+# shellcheck disable=SC2086
+start_daemon $slurmd_opts --slurm-parallel allocation || { echo "Bail out! lrqd did not restart"; exit 1; }
+submit "$(spec palloc $ITERS ',"pipeline":"parallel","tasks":5')"; PA=$JOB
+wait_state "$PA" succeeded
+SPA=$(sid_of "$PA")
+WANT_CPUS=$(( NCPU < 5 ? NCPU : 5 ))
+ntask=$(grep -c '"event":"task"' "$STATE/jobs/$PA/slurm-$SPA.out" 2>/dev/null)
+expect "slurm_parallel = allocation, tasks 5: one Slurm job $SPA COMPLETED with $WANT_CPUS CPUs, its worker's 5 tasks in its events, no array; identical artifact" \
+  '[ -n "$SPA" ] && [ "$(sjob "$SPA" JobState)" = COMPLETED ] && [ "$(sjob "$SPA" NumCPUs)" = "$WANT_CPUS" ] && [ "${ntask:-0}" = 5 ] && [ ! -e "$STATE/jobs/$PA/slurm-array.id" ] && [ "$(sha "$STATE/jobs/$PA/artifacts/hf/model.safetensors")" = "$LOCAL_PSHA" ] && [ "$(slurm_jobs $PA)" = "$SPA" ]' \
+  "Slurm job $SPA: $(sjob "$SPA" JobState) NumCPUs=$(sjob "$SPA" NumCPUs), $ntask task events"
+stop_daemon TERM
+
 # 6. A submission Slurm refuses: the probe says why and the queue is held.
 STATE=$T/badpart
 # shellcheck disable=SC2086
@@ -223,5 +282,5 @@ ASAN_OPTIONS=detect_leaks=0 "$LRQD" --state-dir "$T/badargs" --listen 127.0.0.1:
   --slurm-sbatch-args "--qos=x --output=/tmp/o" > "$T/badargs.out" 2>&1; brc=$?
 expect "slurm_sbatch_args naming an option lrqd sets itself → lrqd refuses to start (exit 2), naming it" \
   '[ $brc = 2 ] && grep -q "slurm_sbatch_args: --output=/tmp/o is set by lrqd itself" "$T/badargs.out"' "$(tail -n 1 "$T/badargs.out")"
-expect "no lrq Slurm job left running or pending" '[ -z "$(squeue -h -o %i -n lrq-$A,lrq-$B,lrq-$C,lrq-$D,lrq-$E,lrq-$F,lrq-$G,lrq-$P,lrq-$Q,lrq-$PT 2>/dev/null)" ]'
+expect "no lrq Slurm job left running or pending" '[ -z "$(squeue -h -o %i -n lrq-$A,lrq-$B,lrq-$C,lrq-$D,lrq-$E,lrq-$F,lrq-$G,lrq-$P,lrq-$Q,lrq-$PT,lrq-$PT-tasks,lrq-$PK,lrq-$PK-tasks,lrq-$PA 2>/dev/null)" ]'
 exit 0

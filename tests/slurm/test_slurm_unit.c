@@ -56,7 +56,7 @@ Test(slurm_map, end_states_carry_the_wait_status)
 
 Test(slurm_row, parses_squeue_lines)
 {
-    char l1[] = "12|FAILED|NonZeroExitCode|19200|vm|lrq:/var/lib/lrq/jobs/7|";
+    char l1[] = "12|12|N/A|FAILED|NonZeroExitCode|19200|vm|lrq:/var/lib/lrq/jobs/7|";
     slurm_row_t r;
     cr_assert_eq(slurm_parse_row(l1, &r), 0);
     cr_expect_eq(r.id, 12);
@@ -65,16 +65,32 @@ Test(slurm_row, parses_squeue_lines)
     cr_expect_eq(r.raw, 19200);
     cr_expect_str_eq(r.host, "vm");
     cr_expect_str_eq(r.comment, "lrq:/var/lib/lrq/jobs/7");
-    char l2[] = "3|PENDING|Priority|0||a|b|";   /* no host yet; a comment holding '|' */
+    char l2[] = "3|3|N/A|PENDING|Priority|0||a|b|";   /* no host yet; a comment holding '|' */
     cr_assert_eq(slurm_parse_row(l2, &r), 0);
     cr_expect_str_eq(r.host, "");
     cr_expect_str_eq(r.comment, "a|b");
-    const char *bad[] = {"", "x|RUNNING|None|0|vm||", "5||None|0|vm||", "5|RUNNING|None|zz|vm||", "5|RUNNING|None|0",
-                         "-1|RUNNING|None|0|vm||"};
+    const char *bad[] = {"", "x|x|N/A|RUNNING|None|0|vm||", "5|5|N/A||None|0|vm||", "5|5|N/A|RUNNING|None|zz|vm||",
+                         "5|5|N/A|RUNNING|None|0", "-1|-1|N/A|RUNNING|None|0|vm||", "5|RUNNING|None|0|vm||"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         char b[64];
         snprintf(b, sizeof b, "%s", bad[i]);
         cr_expect_eq(slurm_parse_row(b, &r), LRQ_EFORMAT, "%s", bad[i]);
+    }
+    /* copied from squeue -r of a real array: element 3 of array 1 has job id 1, element 2 id 5 */
+    char l3[] = "5|1|2|FAILED|NonZeroExitCode|768|vm|lrq-tasks:/x|", l4[] = "77|77|0-4%2|PENDING|Priority|0|||";
+    cr_assert_eq(slurm_parse_row(l3, &r), 0);
+    cr_expect(r.id == 1 && r.task == 2 && r.raw == 768, "array element: id %lld task %d", (long long)r.id, r.task);
+    cr_assert_eq(slurm_parse_row(l4, &r), 0);
+    cr_expect(r.id == 77 && r.task == SLURM_TASKS_PENDING);
+    char l5[] = "12|12|N/A|RUNNING|None|0|vm||";
+    cr_assert_eq(slurm_parse_row(l5, &r), 0);
+    cr_expect_eq(r.task, -1);
+    const char *bad2[] = {"5|x|2|RUNNING|None|0|vm||", "5||2|RUNNING|None|0|vm||", "5|1||RUNNING|None|0|vm||",
+                          "5|0|2|RUNNING|None|0|vm||", "5x|1|2|RUNNING|None|0|vm||"};
+    for (size_t i = 0; i < sizeof bad2 / sizeof bad2[0]; i++) {
+        char b[64];
+        snprintf(b, sizeof b, "%s", bad2[i]);
+        cr_expect_eq(slurm_parse_row(b, &r), LRQ_EFORMAT, "%s", bad2[i]);
     }
     int64_t id;
     cr_expect(slurm_parse_jobid("42\n", &id) == 0 && id == 42);
@@ -138,7 +154,7 @@ Test(slurm_args, splits_and_refuses_what_lrqd_sets)
     cr_assert_eq(slurm_split_args("", &a, &n, &err), 0);
     cr_expect(n == 0 && a[0] == NULL);
     slurm_args_free(a);
-    const char *bad[] = {"--output=x", "-o", "-ox", "--error", "--job-name=j", "-J", "--array=1-3", "--wrap", "--requeue",
+    const char *bad[] = {"--output=x", "-o", "-ox", "--error", "--job-name=j", "-J", "--array=1-3", "--dependency=afterok:1", "-d", "--wrap", "--requeue",
                          "--comment=c", "--chdir=/", "--parsable"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         cr_expect_eq(slurm_split_args(bad[i], &a, &n, &err), LRQ_ESPEC, "%s", bad[i]);
