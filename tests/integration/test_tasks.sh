@@ -14,7 +14,7 @@
 # "no change for" a multiple of the reference job's duration.
 . "$(dirname "$0")/lib_real.sh"
 ITERS=300
-echo "1..8"
+echo "1..9"
 start_daemon || { echo "Bail out! lrqd did not start"; exit 1; }
 pspec() { spec "$1" "$2" ",\"pipeline\":\"parallel\"${3:-}"; }
 
@@ -38,6 +38,17 @@ expect "worker --blocks: sequential spec, range past the model, empty range → 
   '[ $ra = 65 ] && grep -q "\"field\":\"--blocks\"" "$T/wa.out" && [ $rb = 65 ] &&
    grep "\"field\":\"--blocks\"" "$T/wb.out" | grep -q "5 blocks" && [ $rc_ = 65 ]' \
   "$(grep '"error"' "$T/wa.out") $(grep '"error"' "$T/wb.out")"
+
+# --task K (a Slurm array element): K beyond the spec's ranges has nothing to do (exit 0, no
+# block file); a bad index, a sequential spec, or two modes at once are refused
+"$WORKER" run --task 7 --spec "$T/par.json" --workdir "$T/w/d" > "$T/wd.out" 2> "$T/wd.err"; rd=$?
+"$WORKER" run --task x --spec "$T/par.json" --workdir "$T/w/e" > /dev/null 2>&1; re=$?
+"$WORKER" run --task 0 --spec "$T/seq.json" --workdir "$T/w/f" > "$T/wf.out" 2>/dev/null; rf=$?
+"$WORKER" run --task 0 --assemble --spec "$T/par.json" --workdir "$T/w/g" > /dev/null 2>&1; rg=$?
+expect "worker --task: past the ranges → exit 0 with nothing done; bad index 65; sequential spec 65 naming --task; with --assemble 64" \
+  '[ $rd = 0 ] && grep -q "task 7: the model.s 5 blocks are in tasks" "$T/wd.err" && ! ls "$T/w/d/ckpt"/block-* > /dev/null 2>&1 &&
+   [ $re = 65 ] && [ $rf = 65 ] && grep -q "\"field\":\"--task\"" "$T/wf.out" && [ $rg = 64 ]' \
+  "exit $rd $re $rf $rg; $(tail -n 1 "$T/wd.err")"
 
 # 2. reference (one worker) and the same job with 5 tasks
 t0=$(now)

@@ -250,6 +250,7 @@ Test(policy_slurm, scheduler_outcomes)
 
 /* ---- the spec's "pipeline" (common/lrq_spec.c, spec__pipeline) ---- */
 #include "common/lrq_spec.h"
+#include "common/lrq_tasks.h"
 
 static int parse(const char *text, lrq_spec_t *s, lrq_err_t *err)
 {
@@ -321,4 +322,68 @@ Test(spec_tasks, default_one_parallel_only_and_range)
     snprintf(t, sizeof t, "{\"model\":\"m\",\"method\":\"gptq\",\"calibration\":{\"path\":\"c\"},\"tasks\":1}");
     cr_assert_eq(parse(t, &s, &err), 0, "tasks 1 is today's behaviour for every method: %s", err.msg);
     lrq_spec_close(&s);
+}
+
+/* The block split shared by the local coordinator and the Slurm array (common/lrq_tasks.c). */
+Test(task_range, contiguous_cover_sizes_within_one)
+{
+    for (int L = 1; L <= 40; L++)
+        for (int tasks = 1; tasks <= L + 3; tasks++) {
+            int n = lrq_task_count(tasks, L), next = 0, lo = L, hi = 0;
+            cr_assert_eq(n, tasks < L ? tasks : L);
+            for (int k = 0; k < n; k++) {
+                int b0, b1;
+                lrq_task_range(k, n, L, &b0, &b1);
+                cr_assert_eq(b0, next, "L %d n %d k %d starts at %d", L, n, k, b0);
+                cr_assert_gt(b1, b0);
+                if (b1 - b0 < lo) lo = b1 - b0;
+                if (b1 - b0 > hi) hi = b1 - b0;
+                next = b1;
+            }
+            cr_assert_eq(next, L);
+            cr_assert_leq(hi - lo, 1);
+        }
+}
+
+static json_t *task_ev(const char *stage, long done, long L, long iters)
+{
+    return json_pack("{s:s, s:s, s:I, s:I, s:I}", "event", "progress", "stage", stage, "done", (json_int_t)done, "blocks",
+                     (json_int_t)L, "iterations", (json_int_t)iters);
+}
+
+Test(task_progress, sums_ranges_ignores_foreign_events)
+{
+    lrq_taskprog_t p;
+    long sum = -1, total = -1;
+    cr_assert_eq(lrq_taskprog_init(&p, 3), 0);
+    /* L 5, 3 tasks: [0,1) [1,3) [3,5); 10 iterations a block, 50 in all */
+    json_t *e = task_ev("reconstruct", 1 * 10 + 7, 5, 10);
+    cr_expect_eq(lrq_taskprog_update(&p, 1, e, &sum, &total), 1);
+    cr_expect(sum == 7 && total == 50, "sum %ld total %ld", sum, total);
+    json_decref(e);
+    e = task_ev("reconstruct", 10, 5, 10);   /* task 0 finished its one block */
+    lrq_taskprog_update(&p, 0, e, &sum, &total);
+    cr_expect_eq(sum, 17);
+    json_decref(e);
+    e = task_ev("reconstruct", 45, 5, 10);   /* outside task 1's range [10, 30]: kept at 7 */
+    lrq_taskprog_update(&p, 1, e, &sum, &total);
+    cr_expect_eq(sum, 17);
+    json_decref(e);
+    e = task_ev("reconstruct", 1 * 10 + 3, 5, 10);   /* a resumed task reports from its checkpoint: no double count */
+    lrq_taskprog_update(&p, 1, e, &sum, &total);
+    cr_expect_eq(sum, 13);
+    json_decref(e);
+    lrq_taskprog_finish(&p, 2);
+    e = task_ev("reconstruct", 12, 5, 10);
+    lrq_taskprog_update(&p, 1, e, &sum, &total);
+    cr_expect_eq(sum, 10 + 2 + 20);
+    json_decref(e);
+    e = task_ev("reconstruct", 12, 6, 10);   /* another model's numbers */
+    cr_expect_eq(lrq_taskprog_update(&p, 1, e, &sum, &total), 0);
+    json_decref(e);
+    e = task_ev("calibrate", 0, 5, 10);
+    cr_expect_eq(lrq_taskprog_update(&p, 1, e, &sum, &total), 0);
+    cr_expect_eq(lrq_taskprog_update(&p, 7, e, &sum, &total), 0);   /* no such task */
+    json_decref(e);
+    lrq_taskprog_close(&p);
 }
