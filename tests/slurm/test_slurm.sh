@@ -112,7 +112,7 @@ for k in 0 1 2 3 4; do
 done
 expect "tasks 5: Slurm array $APT, 5 elements COMPLETED with 1 CPU each, one block each in its own output; then assemble job $SPT COMPLETED" \
   '[ -n "$APT" ] && [ "$(elems "$APT" COMPLETED)" = 5 ] && [ "$(scontrol -o show job "$APT" | grep -c "NumCPUs=1 ")" = 5 ] && [ $nblk = 5 ] && [ "$(sjob "$SPT" JobState)" = COMPLETED ] && [ "$(sjob "$SPT" JobName)" = "lrq-$PT" ] && [ "$(slurm_jobs $PT)" = "$SPT" ]' \
-  "array $APT: $(elems "$APT" COMPLETED) COMPLETED, $nblk with one block; assemble $SPT: $(sjob "$SPT" JobState)"
+  "array $APT: $(elems "$APT" COMPLETED) COMPLETED, $nblk with one block; assemble $SPT: $(sjob "$SPT" JobState); $(grep -o "job $PT: succeeded.*" "$T/lrqd.out")"
 expect "…the assemble job ran no task and trained nothing: every block file verified; sha256 = the local one-worker parallel job's" \
   '! grep -q "\"event\":\"task\"" "$STATE/jobs/$PT/slurm-$SPT.out" && ! grep -q "\"stage\":\"reconstruct\"" "$STATE/jobs/$PT/slurm-$SPT.out" && [ "$PT_SHA" = "$LOCAL_PSHA" ]' \
   "sha256 $PT_SHA"
@@ -264,7 +264,7 @@ WANT_CPUS=$(( NCPU < 5 ? NCPU : 5 ))
 ntask=$(grep -c '"event":"task"' "$STATE/jobs/$PA/slurm-$SPA.out" 2>/dev/null)
 expect "slurm_parallel = allocation, tasks 5: one Slurm job $SPA COMPLETED with $WANT_CPUS CPUs, its worker's 5 tasks in its events, no array; identical artifact" \
   '[ -n "$SPA" ] && [ "$(sjob "$SPA" JobState)" = COMPLETED ] && [ "$(sjob "$SPA" NumCPUs)" = "$WANT_CPUS" ] && [ "${ntask:-0}" = 5 ] && [ ! -e "$STATE/jobs/$PA/slurm-array.id" ] && [ "$(sha "$STATE/jobs/$PA/artifacts/hf/model.safetensors")" = "$LOCAL_PSHA" ] && [ "$(slurm_jobs $PA)" = "$SPA" ]' \
-  "Slurm job $SPA: $(sjob "$SPA" JobState) NumCPUs=$(sjob "$SPA" NumCPUs), $ntask task events"
+  "Slurm job $SPA: $(sjob "$SPA" JobState) NumCPUs=$(sjob "$SPA" NumCPUs), $ntask task events; $(grep -o "job $PA: succeeded.*" "$T/lrqd.out")"
 stop_daemon TERM
 
 # 6. A submission Slurm refuses: the probe says why and the queue is held.
