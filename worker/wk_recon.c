@@ -61,7 +61,7 @@ typedef struct recon {
     eng_lrq_t lq[ENG_NLIN];
     eng_block_w_t wblk;             /* FP views of the block being trained (norms used) */
     float *What[ENG_NLIN], *dW[ENG_NLIN];
-    float *Wfp[ENG_NLIN];
+    const float *Wfp[ENG_NLIN]; /* borrowed: the runner's fp32 view of the layer, stable while the block trains */
     float *params, *grads, *am, *av;
     size_t nparams;
     wk_blk_meta_t *bh;              /* [L] losses and times of finished blocks read at resume */
@@ -99,8 +99,8 @@ static void train_close(recon_t *R)
         eng_lrq_close(&R->lq[i]);
         free(R->What[i]);
         free(R->dW[i]);
-        free(R->Wfp[i]);
-        R->What[i] = R->dW[i] = R->Wfp[i] = NULL;
+        R->What[i] = R->dW[i] = NULL;
+        R->Wfp[i] = NULL;
     }
     free(R->params); free(R->grads); free(R->am); free(R->av);
     R->params = R->grads = R->am = R->av = NULL;
@@ -118,10 +118,11 @@ static int train_setup(recon_t *R, const eng_block_w_t *wfp, lrq_err_t *err)
         int m = (int)t->rows, n = (int)t->cols, full = 1, k = 0;
         if (!full_all) k = eng_lrq_rank(m, n, lrq_rank_policy_name[s->rank_policy], s->rank, s->rank_ratio, &full);
         size_t mn = (size_t)m * n;
-        if (!(R->Wfp[i] = malloc(mn * sizeof(float))) || !(R->What[i] = malloc(mn * sizeof(float))) ||
-            !(R->dW[i] = malloc(mn * sizeof(float))))
+        /* No copy of W: the runner's conversion stays untouched until the next eng_runner_layer,
+         * which comes after this block (docs/memory.md: 4·P bytes less per block). */
+        R->Wfp[i] = wfp->lin[i];
+        if (!(R->What[i] = malloc(mn * sizeof(float))) || !(R->dW[i] = malloc(mn * sizeof(float))))
             return lrq_errf(err, LRQ_ENOMEM, "out of memory");
-        memcpy(R->Wfp[i], wfp->lin[i], mn * sizeof(float));
         int rc = eng_lrq_init(&R->lq[i], R->Wfp[i], m, n, k, full, &R->job->qcfg, err);
         if (rc) return rc;
         R->lq[i].pool = R->job->pool;
@@ -582,7 +583,7 @@ int wk_recon_run(wk_job_t *job, double f0, double f1, lrq_err_t *err)
             float *keep = R.What[i];
             R.What[i] = NULL;
             free(R.dW[i]); R.dW[i] = NULL;
-            free(R.Wfp[i]); R.Wfp[i] = NULL;
+            R.Wfp[i] = NULL;
             eng_lrq_close(&R.lq[i]);
             R.What[i] = keep;
         }
