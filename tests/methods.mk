@@ -14,3 +14,8 @@ endif
 # exported, the factored artifact, resume after SIGTERM, thread-count determinism, shape checks, stacked mode.
 TESTS += tests/integration/test_methods.sh
 EXTRA_DIST += tests/integration/test_methods.sh
+
+# Their results stream through the block store (issue 15, docs/memory.md): kill/restart gives the
+# uninterrupted artifacts, block files hold the factors, corrupt factor sections are refused (~50 s).
+TESTS += tests/integration/test_qstore.sh
+EXTRA_DIST += tests/integration/test_qstore.sh
