@@ -107,9 +107,11 @@ static int qs__open(wk_job_t *job, int b, wk_ckr_t *r, wk_blk_meta_t *meta, int 
         wk_ckr_close(r);
         return lrq_errf(err, LRQ_EFORMAT, "%s: belongs to another job spec or version", path);
     }
-    const int method = h->version == BLK_VERSION_METHOD && wk_ckr_get(r, TAG_BMET, NULL);
-    if (meta) *meta = (wk_blk_meta_t){h->loss_start, h->loss_end, h->seconds, method};
     const blk_fac_t *fh = wk_ckr_get(r, TAG_BFAC, &len);
+    /* final for the method: its metrics, and its factors when it has any */
+    const int method = h->version == BLK_VERSION_METHOD && wk_ckr_get(r, TAG_BMET, NULL) &&
+                       (fh || !lrq_spec_factored(&job->spec));
+    if (meta) *meta = (wk_blk_meta_t){h->loss_start, h->loss_end, h->seconds, method};
     char why[160] = "";
     if (fh && (len != sizeof *fh || !lrq_spec_factored(&job->spec) || fh->bits != (uint32_t)lrq_spec_factor_bits(&job->spec)))
         snprintf(why, sizeof why, "its low-rank factor header does not match the spec's factors");
