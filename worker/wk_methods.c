@@ -443,7 +443,8 @@ int wk_methods_run(wk_job_t *job, double f0, double f1, lrq_err_t *err)
     R.absm = malloc(maxn * sizeof(float));
     R.sc = malloc(maxn * sizeof(float));
     int okw = R.ws && R.tmp && R.W && R.absm && R.sc;
-    for (int i = 0; i < ENG_NLIN && okw; i++) okw = (R.What[i] = malloc(maxmn * sizeof(float))) != NULL;
+    for (int i = 0; i < ENG_NLIN && okw; i++) /* Ŵ of linear i only: its own shape (every block has the same) */
+        okw = (R.What[i] = malloc(eng_tensor_numel(&job->model->layers[0].lin[i]) * sizeof(float))) != NULL;
     if (!okw) { rc = lrq_errf(err, LRQ_ENOMEM, "out of memory for block workspaces"); goto out; }
     if ((rc = m__xbuf(&R, (size_t)R.N * per, err))) goto out;
     size_t hbytes = 0;
