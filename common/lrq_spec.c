@@ -155,6 +155,16 @@ int lrq_spec_uses_recon(const lrq_spec_t *s)
 
 int lrq_spec_factored(const lrq_spec_t *s) { return s->method == LRQ_M_LQER || s->method == LRQ_M_ODLRI; }
 
+int lrq_spec_rank(const lrq_spec_t *s)
+{
+    return s->method == LRQ_M_LQER ? s->lqer.rank : s->method == LRQ_M_ODLRI ? s->odlri.rank : 0;
+}
+
+int lrq_spec_factor_bits(const lrq_spec_t *s)
+{
+    return s->method == LRQ_M_LQER ? s->lqer.factor_bits : s->method == LRQ_M_ODLRI ? s->odlri.factor_bits : 0;
+}
+
 static int spec__factor_bits(const json_t *o, const char *field, int *out, lrq_err_t *err)
 {
     long x = *out;

@@ -121,6 +121,9 @@ extern const char *const lrq_lqer_svd_name[];    /* "auto", "exact", "randomized
 int lrq_spec_uses_recon(const lrq_spec_t *s);
 /* 1 when the result has low-rank factors (lqer, odlri). */
 int lrq_spec_factored(const lrq_spec_t *s);
+/* The factors' rank and storage bits (lqer.*, odlri.*); 0 for methods without factors. */
+int lrq_spec_rank(const lrq_spec_t *s);
+int lrq_spec_factor_bits(const lrq_spec_t *s);
 extern const char *const lrq_act_granularity_name[]; /* "per_token", "per_tensor" */
 extern const char *const lrq_act_calibrate_name[];   /* "minmax", "percentile", "mse" */
 extern const char *const lrq_precision_name[];   /* "fp32", "bf16" (= enum eng_mm_prec) */

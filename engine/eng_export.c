@@ -532,6 +532,9 @@ typedef struct exp__deq_ctx {
     int l, k;
     eng_dtype_t dt;
     const float *dense;  /* (m,n) replaces s·(q − z) when set (eng_export_hf_dense) */
+    eng_dense_fn fn;     /* or generates it into scratch (eng_export_hf_fn) */
+    void *fn_ctx;
+    float *scratch;      /* shared by all linears: (max m·n) fp32 */
 } exp__deq_ctx_t;
 
 /* eng_st_fill_fn: one linear is dequantized while the file is written, so the
@@ -545,12 +548,17 @@ static int exp__deq_fill(void *ctx, void *dst, size_t nbytes, lrq_err_t *err)
     int rc = x->qs->layer(x->qs->ctx, x->l, lin, err); /* in writing order: one layer read at a time */
     if (rc) return rc;
     const eng_qlinear_t *q = lin[x->k];
-    if (!x->dense) {
+    const float *dense = x->dense;
+    if (x->fn) {
+        if ((rc = x->fn(x->fn_ctx, x->l, x->k, x->scratch, err))) return rc;
+        dense = x->scratch;
+    }
+    if (!dense) {
         exp__dequant(c, x->k, q, x->dt, dst);
         return 0;
     }
     for (int i = 0; i < q->m; i++) { /* output rows permuted as exp__dequant */
-        const float *src = x->dense + (size_t)exp__src_row(c, x->k, i) * q->n;
+        const float *src = dense + (size_t)exp__src_row(c, x->k, i) * q->n;
         for (int j = 0; j < q->n; j++) {
             size_t o = (size_t)i * q->n + j;
             if (x->dt == ENG_F32) ((float *)dst)[o] = src[j];
@@ -562,13 +570,13 @@ static int exp__deq_fill(void *ctx, void *dst, size_t nbytes, lrq_err_t *err)
 }
 
 static int exp__hf(const eng_model_t *src, const eng_qsource_t *qs, eng_dtype_t lin_dtype, const float *const *dense,
-                   const char *outdir, lrq_err_t *err);
+                   eng_dense_fn fn, void *fn_ctx, const char *outdir, lrq_err_t *err);
 
 int eng_export_hf(const eng_model_t *src, const eng_qlinear_t *ql, const char *outdir, lrq_err_t *err)
 {
     eng_qsource_t qs;
     eng_qsource_array(&qs, ql);
-    return exp__hf(src, &qs, (eng_dtype_t)-1, NULL, outdir, err);
+    return exp__hf(src, &qs, (eng_dtype_t)-1, NULL, NULL, NULL, outdir, err);
 }
 
 int eng_export_hf_as(const eng_model_t *src, const eng_qlinear_t *ql, eng_dtype_t lin_dtype, const char *outdir,
@@ -576,13 +584,13 @@ int eng_export_hf_as(const eng_model_t *src, const eng_qlinear_t *ql, eng_dtype_
 {
     eng_qsource_t qs;
     eng_qsource_array(&qs, ql);
-    return exp__hf(src, &qs, lin_dtype, NULL, outdir, err);
+    return exp__hf(src, &qs, lin_dtype, NULL, NULL, NULL, outdir, err);
 }
 
 int eng_export_hf_qs(const eng_model_t *src, const eng_qsource_t *qs, eng_dtype_t lin_dtype, const char *outdir,
                      lrq_err_t *err)
 {
-    return exp__hf(src, qs, lin_dtype, NULL, outdir, err);
+    return exp__hf(src, qs, lin_dtype, NULL, NULL, NULL, outdir, err);
 }
 
 int eng_export_hf_dense(const eng_model_t *src, const eng_qlinear_t *ql, const float *const *dense, const char *outdir,
@@ -590,12 +598,18 @@ int eng_export_hf_dense(const eng_model_t *src, const eng_qlinear_t *ql, const f
 {
     eng_qsource_t qs;
     eng_qsource_array(&qs, ql);
-    return exp__hf(src, &qs, (eng_dtype_t)-1, dense, outdir, err);
+    return exp__hf(src, &qs, (eng_dtype_t)-1, dense, NULL, NULL, outdir, err);
 }
 
-/* lin_dtype < 0: the source's dtype; dense NULL: s·(q − z) from qs. */
+int eng_export_hf_fn(const eng_model_t *src, const eng_qsource_t *qs, eng_dense_fn fn, void *ctx, const char *outdir,
+                     lrq_err_t *err)
+{
+    return exp__hf(src, qs, (eng_dtype_t)-1, NULL, fn, ctx, outdir, err);
+}
+
+/* lin_dtype < 0: the source's dtype; dense and fn NULL: s·(q − z) from qs. */
 static int exp__hf(const eng_model_t *src, const eng_qsource_t *qs, eng_dtype_t lin_dtype, const float *const *dense,
-                   const char *outdir, lrq_err_t *err)
+                   eng_dense_fn fn, void *fn_ctx, const char *outdir, lrq_err_t *err)
 {
     int rc = exp__check_qs(src, qs, err);
     if (rc) return rc;
@@ -607,7 +621,14 @@ static int exp__hf(const eng_model_t *src, const eng_qsource_t *qs, eng_dtype_t 
     eng_st_writer_t *w = eng_st_writer_new();
     exp__files_t files = {0};
     json_t *cfgj = NULL;
-    if (!dc || !w) {
+    size_t maxmn = 0;
+    for (int l = 0; fn && l < c->n_layers; l++)
+        for (int k = 0; k < ENG_NLIN; k++) {
+            size_t mn = eng_tensor_numel(&src->layers[l].lin[k]);
+            maxmn = mn > maxmn ? mn : maxmn;
+        }
+    float *scratch = fn ? malloc(maxmn * sizeof(float)) : NULL;
+    if (!dc || !w || (fn && !scratch)) {
         rc = lrq_errf(err, LRQ_ENOMEM, "export hf: out of memory");
         goto out;
     }
@@ -624,7 +645,7 @@ static int exp__hf(const eng_model_t *src, const eng_qsource_t *qs, eng_dtype_t 
             eng_dtype_t dt = (int)lin_dtype >= 0 ? lin_dtype : L->lin[k].dtype;
             size_t nb = (size_t)t->rows * t->cols * exp__dt_size(dt);
             exp__deq_ctx_t *x = &dc[(size_t)l * ENG_NLIN + k];
-            *x = (exp__deq_ctx_t){src, qs, l, k, dt, dense ? dense[(size_t)l * ENG_NLIN + k] : NULL};
+            *x = (exp__deq_ctx_t){src, qs, l, k, dt, dense ? dense[(size_t)l * ENG_NLIN + k] : NULL, fn, fn_ctx, scratch};
             int64_t shape[2] = {t->rows, t->cols};
             snprintf(nm, sizeof nm, "model.layers.%d.%s.weight", l, eng_lin_hf_name[k]);
             eng_st_writer_add_gen(w, nm, exp__dt_name(dt), 2, shape, nb, exp__deq_fill, x);
@@ -652,6 +673,7 @@ out:
     exp__files_free(&files);
     eng_st_writer_free(w);
     free(dc);
+    free(scratch);
     return rc;
 }
 

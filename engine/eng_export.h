@@ -25,6 +25,12 @@ int eng_export_hf(const eng_model_t *src, const eng_qlinear_t *ql, const char *o
  * ql) replaces s·(q − z), e.g. Ŵ + L·R of a factored method (docs/formats.md, Factored artifact). */
 int eng_export_hf_dense(const eng_model_t *src, const eng_qlinear_t *ql, const float *const *dense, const char *outdir,
                         lrq_err_t *err);
+/* The same with dense linears generated one at a time while the file is written (the whole dense
+ * model is never in memory): fn fills W (m,n fp32, model row order) for (l, lin), e.g. Ŵ + L·R of a
+ * factored method read from the job's store; qs gives the shapes and the manifest's parameters. */
+typedef int (*eng_dense_fn)(void *ctx, int l, int lin, float *W, lrq_err_t *err);
+int eng_export_hf_fn(const eng_model_t *src, const eng_qsource_t *qs, eng_dense_fn fn, void *ctx, const char *outdir,
+                     lrq_err_t *err);
 /* GPTQ v1 (sym) / gptq_v2 (asym) packed checkpoint, bits 2/3/4/8. Refuses layers whose
  * in/out features are not multiples of 32, naming the layer and shape. */
 int eng_export_gptq(const eng_model_t *src, const eng_qlinear_t *ql, const char *outdir, lrq_err_t *err);

@@ -40,6 +40,9 @@ struct eng_runner {
     eng_linear_fn lin_fn;          /* per-layer linear source, NULL = the model's */
     void *lin_ctx;
     int fn_layer[ENG_NLIN];        /* layer whose lin_fn output lin_buf holds, -1 */
+    eng_lowrank_fn lr_fn;          /* per-layer factors, NULL = lr */
+    void *lr_ctx;
+    const eng_lowrank_t *lr_cur[ENG_NLIN]; /* lr_fn's answer for the layer being run */
     int release;                   /* drop each layer's file pages after use */
 };
 
@@ -147,6 +150,12 @@ void eng_runner_set_lowrank(eng_runner_t *r, int l, int lin, const eng_lowrank_t
 {
     if (l < 0 || l >= r->m->cfg.n_layers || lin < 0 || lin >= ENG_NLIN) return;
     r->lr[(size_t)l * ENG_NLIN + lin] = f && f->k ? f : NULL;
+}
+
+void eng_runner_set_lowrank_fn(eng_runner_t *r, eng_lowrank_fn fn, void *ctx)
+{
+    r->lr_fn = fn;
+    r->lr_ctx = ctx;
 }
 
 int eng_runner_set_linear_fn(eng_runner_t *r, eng_linear_fn fn, void *ctx, lrq_err_t *err)
@@ -269,7 +278,14 @@ static int runner_hidden(eng_runner_t *r, const int32_t *tokens, int B, int T, c
     for (int l = 0; l < c->n_layers; l++) {
         eng_block_w_t w;
         if ((rc = eng_runner_layer(r, l, &w, err))) return rc;
-        eng_block_ws_set_lowrank(r->ws, r->lr + (size_t)l * ENG_NLIN);
+        const eng_lowrank_t *const *lr = r->lr + (size_t)l * ENG_NLIN;
+        if (r->lr_fn) {
+            if ((rc = r->lr_fn(r->lr_ctx, l, r->lr_cur, err))) return rc;
+            for (int i = 0; i < ENG_NLIN; i++)
+                if (r->lr_cur[i] && !r->lr_cur[i]->k) r->lr_cur[i] = NULL;
+            lr = r->lr_cur;
+        }
+        eng_block_ws_set_lowrank(r->ws, lr);
         eng_block_forward(c, &w, &r->rope, x, y, r->ws, B, T);
         if (r->release) eng_model_release_layer(r->m, l);
         float *t = x;

@@ -7,10 +7,13 @@
  *       forward the FP block b on X: per linear input (4 distinct) H = Σ x xᵀ (double), mean |x|
  *       for each of the 7 linears: quantize (GPTQ | base + LQER | ODLRI) → job->ql, job->lr;
  *           checkpoint ckpt/lin-BBB-I.bin; a "layer" event; stop on signal
+ *       block b → ckpt/block-BBB.bin (codes, factors, metrics; wk_qstore.h), its lin files removed
  *       X ← Block_b^{Q + LR}(X)                                 the next block sees quantized inputs
- * Only one block's statistics exist at a time. A resumed job reloads the finished linears,
- * recomputes the statistics of the block in progress from the same inputs (deterministic), and
- * continues with the first unfinished linear: the result is identical to an uninterrupted run. */
+ *       block b leaves memory (job->ql / job->lr keep the shapes)
+ * Only one block's statistics and results exist at a time (docs/memory.md). A resumed job skips the
+ * blocks whose files are final (propagating X through them one at a time), reloads the finished
+ * linears of the block in progress, recomputes its statistics from the same inputs (deterministic),
+ * and continues with the first unfinished linear: the result is identical to an uninterrupted run. */
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -19,11 +22,13 @@
 #include <unistd.h>
 #include "wk_methods.h"
 #include "wk_ckpt.h"
+#include "wk_qstore.h"
 #include "eng_forward.h"
 #include "eng_gptq.h"
 #include "eng_lqer.h"
 #include "eng_odlri.h"
 #include "eng_safetensors.h"
+#include "eng_st_gen.h"
 #include "eng_half.h"
 #include "eng_export.h"
 #include "lrq_fs.h"
@@ -45,14 +50,8 @@ typedef struct m_head {
 static const int m__in_dim_lin[4] = {ENG_Q, ENG_O, ENG_GATE, ENG_DOWN}; /* one linear per distinct input */
 static int m__input_of(int lin) { return lin <= ENG_V ? 0 : lin == ENG_O ? 1 : lin <= ENG_UP ? 2 : 3; }
 
-static int m__rank(const lrq_spec_t *s)
-{
-    return s->method == LRQ_M_LQER ? s->lqer.rank : s->method == LRQ_M_ODLRI ? s->odlri.rank : 0;
-}
-static int m__fbits(const lrq_spec_t *s)
-{
-    return s->method == LRQ_M_LQER ? s->lqer.factor_bits : s->odlri.factor_bits;
-}
+static int m__rank(const lrq_spec_t *s) { return lrq_spec_rank(s); }
+static int m__fbits(const lrq_spec_t *s) { return lrq_spec_factor_bits(s); }
 
 /* ---------------------------------------------------------------------------------------------
  * accounting */
@@ -192,7 +191,7 @@ static int m__write_lin(mrun_t *R, int b, int i, json_t *meta, lrq_err_t *err)
 }
 
 /* 1 = loaded, 0 = absent or unusable (logged), < 0 = error. */
-static int m__read_lin(mrun_t *R, int b, int i, lrq_err_t *err)
+static int m__read_lin(mrun_t *R, int b, int i, json_t *blk, lrq_err_t *err)
 {
     char path[4200];
     m__ckpath(R, b, i, path, sizeof path);
@@ -239,7 +238,7 @@ static int m__read_lin(mrun_t *R, int b, int i, lrq_err_t *err)
     }
     json_error_t je;
     json_t *meta = json_loadb(js, lj, 0, &je);
-    if (meta) json_array_append_new(R->layers, meta);
+    if (meta) json_array_append_new(blk, meta);
     wk_ckr_close(&r);
     return 1;
 }
@@ -362,6 +361,35 @@ static int m__stats(mrun_t *R, int b, lrq_err_t *err)
     return 0;
 }
 
+/* 1 when block b's file holds this method's final results (their metrics appended to blk); 0 when
+ * the block is still to be computed (no file, the reconstruction's file of a stacked job, or a file
+ * that does not verify: logged with the reason, and recomputed from the statistics). */
+static int m__block_final(mrun_t *R, int b, json_t *blk)
+{
+    wk_blk_meta_t bm;
+    lrq_err_t e = {0};
+    int rc = wk_qstore_check(R->job, b, &bm, &e);
+    if (rc == LRQ_ENOTFOUND || (!rc && !bm.method)) return 0;
+    json_t *a = rc ? NULL : wk_qstore_layers(R->job, b, &e);
+    if (!a) {
+        wk_log(&R->job->proto, "block %d: its file is not usable (%s); computing it again", b, e.msg);
+        return 0;
+    }
+    json_array_extend(blk, a);
+    json_decref(a);
+    return 1;
+}
+
+/* The linears' checkpoints of a block whose file is written: that file holds them now. */
+static void m__unlink_lins(mrun_t *R, int b)
+{
+    for (int i = 0; i < ENG_NLIN; i++) {
+        char path[4200];
+        m__ckpath(R, b, i, path, sizeof path);
+        if (unlink(path) && errno != ENOENT) wk_log(&R->job->proto, "%s: cannot remove (%s)", path, strerror(errno));
+    }
+}
+
 int wk_methods_run(wk_job_t *job, double f0, double f1, lrq_err_t *err)
 {
     const lrq_spec_t *s = &job->spec;
@@ -415,7 +443,8 @@ int wk_methods_run(wk_job_t *job, double f0, double f1, lrq_err_t *err)
     R.absm = malloc(maxn * sizeof(float));
     R.sc = malloc(maxn * sizeof(float));
     int okw = R.ws && R.tmp && R.W && R.absm && R.sc;
-    for (int i = 0; i < ENG_NLIN && okw; i++) okw = (R.What[i] = malloc(maxmn * sizeof(float))) != NULL;
+    for (int i = 0; i < ENG_NLIN && okw; i++) /* Ŵ of linear i only: its own shape (every block has the same) */
+        okw = (R.What[i] = malloc(eng_tensor_numel(&job->model->layers[0].lin[i]) * sizeof(float))) != NULL;
     if (!okw) { rc = lrq_errf(err, LRQ_ENOMEM, "out of memory for block workspaces"); goto out; }
     if ((rc = m__xbuf(&R, (size_t)R.N * per, err))) goto out;
     size_t hbytes = 0;
@@ -435,9 +464,28 @@ int wk_methods_run(wk_job_t *job, double f0, double f1, lrq_err_t *err)
     const char *stage = lrq_method_name[s->method];
     int resumed = 0;
     for (int b = 0; b < R.L; b++) {
+        json_t *blk = json_array(); /* block b's per-linear metrics, into its file and metrics.method_layers */
+        if (!blk) { rc = lrq_errf(err, LRQ_ENOMEM, "out of memory"); goto out; }
+        if (m__block_final(&R, b, blk)) { /* finished before a restart: its file holds it */
+            if (!resumed) wk_emit(&job->proto, json_pack("{s:s, s:i, s:i}", "event", "resume", "block", b, "linear", ENG_NLIN));
+            resumed = 1;
+            json_array_extend(R.layers, blk);
+            json_decref(blk);
+            m__unlink_lins(&R, b);
+            if (b + 1 < R.L) {
+                if ((rc = wk_qstore_load(job, b, 1, err)) || (rc = m__propagate(&R, b, err))) goto out;
+                wk_qstore_drop(job, b);
+            }
+            eng_model_release_layer(job->model, b);
+            continue;
+        }
+        wk_blk_meta_t bm = {0};
+        if (lrq_spec_uses_recon(s) && /* stacked: the reconstruction's codes (its block file) are the base */
+            (rc = wk_qstore_read(job, b, &job->ql[b * ENG_NLIN], NULL, &bm, err))) { json_decref(blk); goto out; }
+        bm.method = 1;
         int done[ENG_NLIN], ndone = 0;
         for (int i = 0; i < ENG_NLIN; i++) {
-            if ((rc = m__read_lin(&R, b, i, err)) < 0) goto out;
+            if ((rc = m__read_lin(&R, b, i, blk, err)) < 0) { json_decref(blk); goto out; }
             done[i] = rc;
             ndone += rc;
             rc = 0;
@@ -449,7 +497,7 @@ int wk_methods_run(wk_job_t *job, double f0, double f1, lrq_err_t *err)
         if (ndone < ENG_NLIN) {
             resumed = 1; /* later blocks have no checkpoint of their own to announce */
             double ts = wk_now();
-            if ((rc = m__stats(&R, b, err))) goto out;
+            if ((rc = m__stats(&R, b, err))) { json_decref(blk); goto out; }
             wk_log(&job->proto, "block %d/%d: statistics of %ld tokens (%.2f s)", b + 1, R.L, R.st[0].rows, wk_now() - ts);
         }
         for (int i = 0; i < ENG_NLIN; i++) {
@@ -458,21 +506,35 @@ int wk_methods_run(wk_job_t *job, double f0, double f1, lrq_err_t *err)
             char name[64];
             snprintf(name, sizeof name, "layers.%d.%s", b, eng_lin_short_name[i]);
             json_t *meta = json_pack("{s:s}", "name", name);
-            if ((rc = m__quantize(&R, b, i, meta, err))) { json_decref(meta); goto out; }
+            if ((rc = m__quantize(&R, b, i, meta, err))) { json_decref(meta); json_decref(blk); goto out; }
             json_object_set_new(meta, "seconds", json_real(wk_now() - t0));
-            if ((rc = m__write_lin(&R, b, i, meta, err))) { json_decref(meta); goto out; }
+            if ((rc = m__write_lin(&R, b, i, meta, err))) { json_decref(meta); json_decref(blk); goto out; }
             wk_emit(&job->proto, json_pack("{s:s, s:s, s:i, s:i, s:O}", "event", "layer", "name", name, "block", b, "linear",
                                            i, "metrics", meta));
-            json_array_append_new(R.layers, meta);
+            json_array_append_new(blk, meta);
             int k = b * ENG_NLIN + i + 1;
             wk_progress(&job->proto, stage, k, nq, fm + (f1 - fm) * k / nq,
                         json_pack("{s:i, s:i, s:s}", "block", b + 1, "blocks", R.L, "layer", name), k == nq);
-            if (*job->stop) {
+            if (*job->stop && i + 1 < ENG_NLIN) {
+                json_decref(blk);
                 rc = lrq_errf(err, LRQ_ECANCEL, "stopped by signal after %s (checkpoint written)", name);
                 goto out;
             }
         }
+        /* The block is final: to its file (one copy on disk: the linears' files go), out of memory
+         * once the next block's input is computed. */
+        rc = wk_qstore_write(job, b, &bm, blk, err);
+        json_array_extend(R.layers, blk);
+        json_decref(blk);
+        if (rc) goto out;
+        m__unlink_lins(&R, b);
         if (b + 1 < R.L && (rc = m__propagate(&R, b, err))) goto out;
+        wk_qstore_drop(job, b);
+        eng_model_release_layer(job->model, b);
+        if (*job->stop) {
+            rc = lrq_errf(err, LRQ_ECANCEL, "stopped by signal after block %d (checkpoint written)", b);
+            goto out;
+        }
     }
     json_object_set_new(job->metrics, "method_layers", R.layers);
     R.layers = NULL;
@@ -498,6 +560,41 @@ out:
 /* ---------------------------------------------------------------------------------------------
  * factored artifact (docs/formats.md, Factored artifact) */
 
+enum { F_CODES, F_SCALES, F_ZEROS, F_A8, F_B8, F_AS, F_BS, F_A16, F_B16, F_NKIND };
+
+typedef struct m_fill {
+    wk_qsrc_t *src;
+    int l, i, kind;
+} m_fill_t;
+
+/* eng_st_fill_fn: one tensor of linear (l, i), generated from its block when the writer reaches it
+ * (tensors are written in the order added, so each block file is read once). */
+static int m__fill(void *ctx, void *dst, size_t nbytes, lrq_err_t *err)
+{
+    const m_fill_t *x = ctx;
+    const eng_qlinear_t *ql[ENG_NLIN];
+    const eng_lowrank_t *fl[ENG_NLIN];
+    int rc = wk_qsrc_block(x->src, x->l, ql, fl, err);
+    if (rc) return rc;
+    const eng_qlinear_t *q = ql[x->i];
+    const eng_lowrank_t *f = fl[x->i];
+    if (x->kind >= F_A8 && !f) return lrq_errf(err, LRQ_EFORMAT, "block %d linear %s: no low-rank factors", x->l, eng_lin_short_name[x->i]);
+    size_t mg = (size_t)q->m * q->G;
+    uint16_t *h = dst;
+    switch (x->kind) {
+    case F_CODES: memcpy(dst, q->q, nbytes); break;
+    case F_SCALES: memcpy(dst, q->scale, nbytes); break;
+    case F_ZEROS: for (size_t k = 0; k < mg; k++) ((uint8_t *)dst)[k] = (uint8_t)q->zero[k]; break;
+    case F_A8: memcpy(dst, f->Rq, nbytes); break;
+    case F_B8: memcpy(dst, f->Lq, nbytes); break;
+    case F_AS: for (int k = 0; k < f->k; k++) h[k] = eng_f32_to_f16(f->Rs[k]); break;
+    case F_BS: for (int k = 0; k < f->m; k++) h[k] = eng_f32_to_f16(f->Ls[k]); break;
+    case F_A16: for (size_t k = 0; k < (size_t)f->k * f->n; k++) h[k] = eng_f32_to_f16(f->R[k]); break;
+    case F_B16: for (size_t k = 0; k < (size_t)f->m * f->k; k++) h[k] = eng_f32_to_f16(f->L[k]); break;
+    }
+    return 0;
+}
+
 int wk_methods_export(wk_job_t *job, lrq_err_t *err)
 {
     char dir[4096], path[4200], nm[200];
@@ -506,55 +603,46 @@ int wk_methods_export(wk_job_t *job, lrq_err_t *err)
     if (rc) return rc;
     const eng_config_t *c = &job->model->cfg;
     int nq = c->n_layers * ENG_NLIN;
+    wk_qsrc_t src;
+    wk_qsrc_init(&src, job, NULL);
     eng_st_writer_t *w = eng_st_writer_new();
-    uint8_t **zeros = calloc((size_t)nq, sizeof *zeros);
-    uint16_t **h16 = calloc((size_t)nq * 4, sizeof *h16);
-    if (!w || !zeros || !h16) { rc = lrq_errf(err, LRQ_ENOMEM, "out of memory"); goto out; }
+    m_fill_t *fx = calloc((size_t)nq * F_NKIND, sizeof *fx);
+    if (!w || !fx) { rc = lrq_errf(err, LRQ_ENOMEM, "out of memory"); goto out; }
+    /* Shapes from job->ql / job->lr (kept when the blocks left memory); the data from the store. */
     for (int l = 0; l < c->n_layers && !rc; l++)
         for (int i = 0; i < ENG_NLIN && !rc; i++) {
             int idx = l * ENG_NLIN + i;
             const eng_qlinear_t *q = &job->ql[idx];
             const eng_lowrank_t *f = job->lr ? &job->lr[idx] : NULL;
+            if (q->m <= 0 || q->n <= 0) { rc = lrq_errf(err, -EINVAL, "block %d linear %s: not quantized", l, eng_lin_short_name[i]); break; }
+            m_fill_t *x = &fx[(size_t)idx * F_NKIND];
+            for (int k = 0; k < F_NKIND; k++) x[k] = (m_fill_t){&src, l, i, k};
             char base[128];
             snprintf(base, sizeof base, "model.layers.%d.%s", l, eng_lin_hf_name[i]);
             int64_t sh[2] = {q->m, q->n}, sg[2] = {q->m, q->G};
             size_t mg = (size_t)q->m * q->G;
-            if (!(zeros[idx] = malloc(mg))) { rc = lrq_errf(err, LRQ_ENOMEM, "out of memory"); break; }
-            for (size_t k = 0; k < mg; k++) zeros[idx][k] = (uint8_t)q->zero[k];
             snprintf(nm, sizeof nm, "%s.codes", base);
-            eng_st_writer_add(w, nm, "U8", 2, sh, q->q, (size_t)q->m * q->n);
+            eng_st_writer_add_gen(w, nm, "U8", 2, sh, (size_t)q->m * q->n, m__fill, &x[F_CODES]);
             snprintf(nm, sizeof nm, "%s.scales", base);
-            eng_st_writer_add(w, nm, "F32", 2, sg, q->scale, mg * sizeof(float));
+            eng_st_writer_add_gen(w, nm, "F32", 2, sg, mg * sizeof(float), m__fill, &x[F_SCALES]);
             snprintf(nm, sizeof nm, "%s.zeros", base);
-            eng_st_writer_add(w, nm, "U8", 2, sg, zeros[idx], mg);
+            eng_st_writer_add_gen(w, nm, "U8", 2, sg, mg, m__fill, &x[F_ZEROS]);
             if (!f || !f->k) continue;
             int64_t sa[2] = {f->k, f->n}, sb[2] = {f->m, f->k}, s1a[1] = {f->k}, s1b[1] = {f->m};
             if (f->bits == 8) {
                 snprintf(nm, sizeof nm, "%s.lora_A", base);
-                eng_st_writer_add(w, nm, "I8", 2, sa, f->Rq, (size_t)f->k * f->n);
+                eng_st_writer_add_gen(w, nm, "I8", 2, sa, (size_t)f->k * f->n, m__fill, &x[F_A8]);
                 snprintf(nm, sizeof nm, "%s.lora_B", base);
-                eng_st_writer_add(w, nm, "I8", 2, sb, f->Lq, (size_t)f->m * f->k);
-                uint16_t *as = malloc((size_t)f->k * 2), *bs = malloc((size_t)f->m * 2);
-                h16[idx * 4] = as;
-                h16[idx * 4 + 1] = bs;
-                if (!as || !bs) { rc = lrq_errf(err, LRQ_ENOMEM, "out of memory"); break; }
-                for (int k = 0; k < f->k; k++) as[k] = eng_f32_to_f16(f->Rs[k]);
-                for (int k = 0; k < f->m; k++) bs[k] = eng_f32_to_f16(f->Ls[k]);
+                eng_st_writer_add_gen(w, nm, "I8", 2, sb, (size_t)f->m * f->k, m__fill, &x[F_B8]);
                 snprintf(nm, sizeof nm, "%s.lora_A_scale", base);
-                eng_st_writer_add(w, nm, "F16", 1, s1a, as, (size_t)f->k * 2);
+                eng_st_writer_add_gen(w, nm, "F16", 1, s1a, (size_t)f->k * 2, m__fill, &x[F_AS]);
                 snprintf(nm, sizeof nm, "%s.lora_B_scale", base);
-                eng_st_writer_add(w, nm, "F16", 1, s1b, bs, (size_t)f->m * 2);
+                eng_st_writer_add_gen(w, nm, "F16", 1, s1b, (size_t)f->m * 2, m__fill, &x[F_BS]);
             } else {
-                uint16_t *a = malloc((size_t)f->k * f->n * 2), *bb = malloc((size_t)f->m * f->k * 2);
-                h16[idx * 4 + 2] = a;
-                h16[idx * 4 + 3] = bb;
-                if (!a || !bb) { rc = lrq_errf(err, LRQ_ENOMEM, "out of memory"); break; }
-                for (size_t k = 0; k < (size_t)f->k * f->n; k++) a[k] = eng_f32_to_f16(f->R[k]);
-                for (size_t k = 0; k < (size_t)f->m * f->k; k++) bb[k] = eng_f32_to_f16(f->L[k]);
                 snprintf(nm, sizeof nm, "%s.lora_A", base);
-                eng_st_writer_add(w, nm, "F16", 2, sa, a, (size_t)f->k * f->n * 2);
+                eng_st_writer_add_gen(w, nm, "F16", 2, sa, (size_t)f->k * f->n * 2, m__fill, &x[F_A16]);
                 snprintf(nm, sizeof nm, "%s.lora_B", base);
-                eng_st_writer_add(w, nm, "F16", 2, sb, bb, (size_t)f->m * f->k * 2);
+                eng_st_writer_add_gen(w, nm, "F16", 2, sb, (size_t)f->m * f->k * 2, m__fill, &x[F_B16]);
             }
         }
     if (rc) goto out;
@@ -574,30 +662,21 @@ int wk_methods_export(wk_job_t *job, lrq_err_t *err)
     rc = eng_st_writer_write(w, path, err);
 out:
     eng_st_writer_free(w);
-    if (zeros) for (int i = 0; i < nq; i++) free(zeros[i]);
-    if (h16) for (int i = 0; i < nq * 4; i++) free(h16[i]);
-    free(zeros);
-    free(h16);
+    free(fx);
+    wk_qsrc_close(&src);
     return rc;
 }
 
-/* hf export; with factors, the linears are the merged dense Ŵ + L·R (one at a time is enough for
- * the writer, but it takes every tensor up front: the merged copies are held until it is done). */
+/* hf export; with factors, the linears are the merged dense Ŵ + L·R, generated one at a time from
+ * the store while the file is written (wk_qsrc_linear with merge). */
 int wk_export_hf(wk_job_t *job, const char *dir, lrq_err_t *err)
 {
-    if (!job->lr) return eng_export_hf(job->model, job->ql, dir, err);
-    int nq = job->model->cfg.n_layers * ENG_NLIN, rc = 0;
-    float **dense = calloc((size_t)nq, sizeof *dense);
-    if (!dense) return lrq_errf(err, LRQ_ENOMEM, "out of memory");
-    for (int i = 0; i < nq && !rc; i++) {
-        if (!job->lr[i].k) continue;
-        const eng_qlinear_t *q = &job->ql[i];
-        if (!(dense[i] = malloc((size_t)q->m * q->n * sizeof(float)))) { rc = lrq_errf(err, LRQ_ENOMEM, "out of memory"); break; }
-        eng_qlinear_dequant(q, dense[i]);
-        eng_lowrank_add_dense(&job->lr[i], dense[i]);
-    }
-    if (!rc) rc = eng_export_hf_dense(job->model, job->ql, (const float *const *)dense, dir, err);
-    for (int i = 0; i < nq; i++) free(dense[i]);
-    free(dense);
+    wk_qsrc_t src;
+    eng_qsource_t qs;
+    wk_qsrc_init(&src, job, &qs);
+    src.merge = job->lr != NULL;
+    int rc = job->lr ? eng_export_hf_fn(job->model, &qs, wk_qsrc_linear, &src, dir, err)
+                     : eng_export_hf_qs(job->model, &qs, (eng_dtype_t)-1, dir, err);
+    wk_qsrc_close(&src);
     return rc;
 }

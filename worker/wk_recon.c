@@ -292,7 +292,7 @@ static void swap_bufs(wk_buf_t *a, wk_buf_t *b)
 /* Ŵ of a finished block into What (its codes are read back from the store when they left memory). */
 static int dequant_block(recon_t *R, int b, eng_block_w_t *wq, lrq_err_t *err)
 {
-    int rc = wk_qstore_load(R->job, b, err);
+    int rc = wk_qstore_load(R->job, b, 0, err);
     if (rc) return rc;
     *wq = R->wblk;
     for (int i = 0; i < ENG_NLIN; i++) {
@@ -461,7 +461,6 @@ int wk_recon_run(wk_job_t *job, double f0, double f1, lrq_err_t *err)
         if (par && (b > last || (b >= R.b0 && skip[b]))) {
             /* nothing to train here: block b is finished (or beyond the last one still to train) */
             if (b >= R.b0 && !job->task_b1) {
-                if (!wk_qstore_streams(job) && (rc = wk_qstore_load(job, b, err))) goto out;
                 json_array_append_new(blocks, json_pack("{s:i, s:f, s:f, s:f}", "block", b, "loss_start", R.bh[b].loss_start,
                                                         "loss_end", R.bh[b].loss_end, "seconds", R.bh[b].seconds));
             }
@@ -480,7 +479,6 @@ int wk_recon_run(wk_job_t *job, double f0, double f1, lrq_err_t *err)
             continue;
         }
         if (rs.block == L) { /* all finished before the restart (stopped in evaluation or export): nothing to propagate */
-            if (!wk_qstore_streams(job) && (rc = wk_qstore_load(job, b, err))) goto out;
             json_array_append_new(blocks, json_pack("{s:i, s:f, s:f, s:f}", "block", b, "loss_start", R.bh[b].loss_start,
                                                     "loss_end", R.bh[b].loss_end, "seconds", R.bh[b].seconds));
             continue;
@@ -568,8 +566,8 @@ int wk_recon_run(wk_job_t *job, double f0, double f1, lrq_err_t *err)
         double loss_end = block_apply(&R, &wq, R.xq.p, R.xq.p, R.y.p);
         if ((rc = eng_mm_status(job->mm, err)) || (rc = eng_mm_status(job->mm_fp32, err))) goto out;
         double secs = secs0 + wk_now() - tb;
-        wk_blk_meta_t meta = {loss_start, loss_end, secs};
-        if ((rc = wk_qstore_write(job, b, &meta, err))) goto out;
+        wk_blk_meta_t meta = {loss_start, loss_end, secs, 0};
+        if ((rc = wk_qstore_write(job, b, &meta, NULL, err))) goto out;
         wk_qstore_drop(job, b); /* the file holds it now (docs/memory.md) */
         eng_model_release_layer(job->model, b);
         if ((rc = write_state(&R, b + 1, 0, 0, 0, 0, 0, 0, err))) goto out;

@@ -68,7 +68,7 @@ int wk_rtn_run(wk_job_t *job, double f0, double f1, lrq_err_t *err)
             if ((rc = eng_qlinear_init(q, (int)t->rows, (int)t->cols, &job->qcfg, err))) break;
             eng_quant_rtn(job->pool, W, &job->qcfg, q);
             if (i == ENG_NLIN - 1) { /* the layer is final: to its file, out of memory (wk_qstore.h) */
-                if ((rc = wk_qstore_write(job, l, NULL, err))) break;
+                if ((rc = wk_qstore_write(job, l, NULL, NULL, err))) break;
                 wk_qstore_drop(job, l);
                 eng_model_release_layer(job->model, l);
             }
@@ -87,11 +87,11 @@ static int layer_errors(wk_job_t *job, lrq_err_t *err)
     const eng_config_t *c = &job->model->cfg;
     json_t *layers = json_array();
     wk_qsrc_t src;
-    eng_qsource_t qs;
-    wk_qsrc_init(&src, job, &qs);
+    wk_qsrc_init(&src, job, NULL);
     for (int l = 0; l < c->n_layers; l++) {
         const eng_qlinear_t *lin[ENG_NLIN];
-        int rc = qs.layer(qs.ctx, l, lin, err);
+        const eng_lowrank_t *fac[ENG_NLIN];
+        int rc = wk_qsrc_block(&src, l, lin, fac, err);
         if (rc) { wk_qsrc_close(&src); json_decref(layers); return rc; }
         for (int i = 0; i < ENG_NLIN; i++) {
             const eng_tensor_t *t = &job->model->layers[l].lin[i];
@@ -107,14 +107,9 @@ static int layer_errors(wk_job_t *job, lrq_err_t *err)
             snprintf(name, sizeof name, "layers.%d.%s", l, eng_lin_short_name[i]);
             json_t *ent = json_pack("{s:s, s:f, s:f}", "name", name, "weight_rel_error", eng_quant_rel_error(W, D, n),
                                     "bits_per_weight", wk_layer_bits(job, l * ENG_NLIN + i, NULL));
-            if (job->lr && job->lr[l * ENG_NLIN + i].k) { /* Ŵ + L·R (the quantized D stays: eval adds the factors) */
-                float *F = malloc(n * sizeof *F);
-                if (F) {
-                    memcpy(F, D, n * sizeof *F);
-                    eng_lowrank_add_dense(&job->lr[l * ENG_NLIN + i], F);
-                    json_object_set_new(ent, "weight_rel_error_factored", json_real(eng_quant_rel_error(W, F, n)));
-                    free(F);
-                }
+            if (fac[i]) { /* Ŵ + L·R, in place: D is not needed after its own error */
+                eng_lowrank_add_dense(fac[i], D);
+                json_object_set_new(ent, "weight_rel_error_factored", json_real(eng_quant_rel_error(W, D, n)));
             }
             json_array_append_new(layers, ent);
             free(W);
@@ -127,8 +122,9 @@ static int layer_errors(wk_job_t *job, lrq_err_t *err)
     return 0;
 }
 
-/* The quantized runner reads its linears one layer at a time from the store (wk_qsrc_linear):
- * s·(q − z), rounded to round_dtype (>= 0) when that is what the hf export holds. */
+/* The quantized runner reads its linears and their factors one layer at a time from the store
+ * (wk_qsrc_linear, wk_qsrc_lowrank): s·(q − z), rounded to round_dtype (>= 0) when that is what
+ * the hf export holds. */
 static int run_eval(wk_job_t *job, int round_dtype, double f0, double f1, lrq_err_t *err)
 {
     wk_qsrc_t src;
@@ -152,8 +148,7 @@ static int run_eval(wk_job_t *job, int round_dtype, double f0, double f1, lrq_er
     eng_runner_set_release(fp, 1); /* one layer of the source resident at a time */
     eng_runner_set_release(q, 1);
     if ((rc = eng_runner_set_linear_fn(q, wk_qsrc_linear, &src, err))) goto out;
-    for (int l = 0; job->lr && l < job->model->cfg.n_layers; l++)
-        for (int i = 0; i < ENG_NLIN; i++) eng_runner_set_lowrank(q, l, i, &job->lr[l * ENG_NLIN + i]); /* y += (x Rᵀ) Lᵀ */
+    if (job->lr) eng_runner_set_lowrank_fn(q, wk_qsrc_lowrank, &src); /* y += (x Rᵀ) Lᵀ, with each layer's block */
     eng_runner_set_actq(q, wk_act_eval_layers(job)); /* weight-activation settings (NULL = weight-only) */
     eng_eval_result_t r;
     eval_ctx_t ctx = {job, f0, f1};
