@@ -159,6 +159,10 @@ di=0; dat=; dlast=
 while [ $di -lt "$DKILLS" ]; do
   di=$((di + 1))
   pid=$(wait_new_worker "$DWD" "$dlast") || break   # not the orphan the recovery stops
+  # ...and that worker past its resume decision: the progress file still shows the killed
+  # worker's last fraction, so a target just above it would otherwise kill lrqd again before
+  # this worker resumed, and the kill would test nothing (one kill with a checkpoint, one resume)
+  wait_for '[ "$(grep -c "resuming from" "$DWD/log" 2>/dev/null)" -ge "$ck_dkills" ] || [ -f "$DWD/metrics.json" ]'
   tg=$(next_target "$(done_frac "$DWD")" $((DKILLS - di + 1)) "$SEED$di$di")
   kill_at "$DWD" "$tg" "$SEED$di$di" "$pid"
   [ -f "$DWD/metrics.json" ] && break
