@@ -123,7 +123,10 @@ check $? "factored artifact (codes, scales, zeros, lora_A, lora_B) rebuilds the 
 # resume: SIGTERM after the third linear's checkpoint (the worker's own layer event)
 "$W" run --spec "$tmp/odlri.json" --workdir "$tmp/odk" > "$tmp/odk.out" 2> "$tmp/odk.err" &
 pid=$!
-while [ "$(grep -c '"event":"layer"' "$tmp/odk.out" 2>/dev/null)" -lt 3 ] && kill -0 $pid 2>/dev/null; do sleep 0.01; done
+# (${n:-0}: the background job's redirect may not have created the file yet; an empty count
+#  must not end the wait)
+layers_seen() { n=$(grep -c '"event":"layer"' "$tmp/odk.out" 2>/dev/null); echo "${n:-0}"; }
+while [ "$(layers_seen)" -lt 3 ] && kill -0 $pid 2>/dev/null; do sleep 0.01; done
 kill -TERM $pid 2>/dev/null; wait $pid; st=$?
 before=$(grep -c '"event":"layer"' "$tmp/odk.out")
 "$W" run --spec "$tmp/odlri.json" --workdir "$tmp/odk" > "$tmp/odk2.out" 2>> "$tmp/odk.err"
