@@ -230,14 +230,16 @@ stop_daemon TERM
 #    resumed from its checkpoint, identical artifact.
 # shellcheck disable=SC2086
 start_daemon $slurmd_opts || { echo "Bail out! lrqd did not restart"; exit 1; }
-submit "$(spec preempted $ITERS)"; P=$JOB
+# (1500 iterations per block: long enough that Slurm's next scheduling pass preempts it before
+#  it ends even on an idle machine; its reference is the local pkref job's LOCAL_KSHA)
+submit "$(spec preempted 1500 ',"pipeline":"parallel"')"; P=$JOB
 wait_ckpt "$P"
 SP1=$(sid_of "$P")
 U=$(sbatch --parsable -p urgent -c "$(nproc)" --mem=64 -o /dev/null -J urgent --wrap 'sleep 1')
 wait_state "$P" succeeded
 SP2=$(sid_of "$P")
 expect "Slurm job $SP1 PREEMPTED by urgent job $U → requeued without an attempt, resubmitted as $SP2, resumed, identical artifact" \
-  '[ "$(sjob "$SP1" JobState)" = PREEMPTED ] && grep -q "job $P: requeued (preempted in Slurm (job $SP1); will resume)" "$T/lrqd.out" && [ "$(job_field $P attempts)" = 1 ] && [ "$(slurm_jobs $P)" = "$SP1 $SP2" ] && grep -q "\"event\":\"resume\"" "$STATE/jobs/$P/slurm-$SP2.out" && [ "$(sha "$STATE/jobs/$P/artifacts/hf/model.safetensors")" = "$LOCAL_SHA" ]' \
+  '[ "$(sjob "$SP1" JobState)" = PREEMPTED ] && grep -q "job $P: requeued (preempted in Slurm (job $SP1); will resume)" "$T/lrqd.out" && [ "$(job_field $P attempts)" = 1 ] && [ "$(slurm_jobs $P)" = "$SP1 $SP2" ] && grep -q "\"event\":\"resume\"" "$STATE/jobs/$P/slurm-$SP2.out" && [ "$(sha "$STATE/jobs/$P/artifacts/hf/model.safetensors")" = "$LOCAL_KSHA" ]' \
   "Slurm job $SP1: $(sjob "$SP1" JobState) $(sjob "$SP1" ExitCode); urgent job $U: $(sjob "$U" JobState)"
 stop_daemon TERM
 
