@@ -23,7 +23,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     memset(&err, 0, sizeof err);
     int rc = lrq_spec_parse(j, &s, &err);
     if (rc == 0) {
-        if (!s.model || s.method < LRQ_M_RTN || s.method > LRQ_M_FLEXROUND) __builtin_trap();
+        if (!s.model || s.method < LRQ_M_RTN || s.method > LRQ_M_ODLRI) __builtin_trap();
         if (s.bits < 2 || s.bits > 8) __builtin_trap();
         if (s.group_size && (s.group_size < 16 || (s.group_size & (s.group_size - 1)))) __builtin_trap();
         if (s.method != LRQ_M_RTN && !s.calib_path) __builtin_trap();
@@ -32,6 +32,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (s.rank_policy == 1 && s.rank < 1) __builtin_trap();
         if (s.threads < 0 || s.threads > 1024 || s.priority < -100 || s.priority > 100) __builtin_trap();
         if (s.max_attempts < 1 || s.max_attempts > 100) __builtin_trap();
+        if (s.pipeline != LRQ_PIPE_SEQUENTIAL && s.pipeline != LRQ_PIPE_PARALLEL) __builtin_trap();
+        if (s.pipeline == LRQ_PIPE_PARALLEL && s.method == LRQ_M_RTN) __builtin_trap();
+        if (s.tasks < 1 || s.tasks > 256) __builtin_trap();
+        if (s.tasks > 1 && (s.pipeline != LRQ_PIPE_PARALLEL ||
+                            (s.method != LRQ_M_LRQ && s.method != LRQ_M_FLEXROUND)))
+            __builtin_trap();
+        if (lrq_spec_factored(&s) && (lrq_spec_rank(&s) < 1 || s.export_gptq || s.export_gguf || s.export_ct))
+            __builtin_trap();
         fz_spec_str_ok(s.model);
         fz_spec_str_ok(s.tokenizer);
         fz_spec_str_ok(s.calib_path);
