@@ -531,8 +531,7 @@ typedef struct exp__deq_ctx {
     const eng_qsource_t *qs;
     int l, k;
     eng_dtype_t dt;
-    const float *dense;  /* (m,n) replaces s·(q − z) when set (eng_export_hf_dense) */
-    eng_dense_fn fn;     /* or generates it into scratch (eng_export_hf_fn) */
+    eng_dense_fn fn;     /* generates the (m,n) linear that replaces s·(q − z) into scratch (eng_export_hf_fn) */
     void *fn_ctx;
     float *scratch;      /* shared by all linears: (max m·n) fp32 */
 } exp__deq_ctx_t;
@@ -548,7 +547,7 @@ static int exp__deq_fill(void *ctx, void *dst, size_t nbytes, lrq_err_t *err)
     int rc = x->qs->layer(x->qs->ctx, x->l, lin, err); /* in writing order: one layer read at a time */
     if (rc) return rc;
     const eng_qlinear_t *q = lin[x->k];
-    const float *dense = x->dense;
+    const float *dense = NULL;
     if (x->fn) {
         if ((rc = x->fn(x->fn_ctx, x->l, x->k, x->scratch, err))) return rc;
         dense = x->scratch;
@@ -569,14 +568,14 @@ static int exp__deq_fill(void *ctx, void *dst, size_t nbytes, lrq_err_t *err)
     return 0;
 }
 
-static int exp__hf(const eng_model_t *src, const eng_qsource_t *qs, eng_dtype_t lin_dtype, const float *const *dense,
-                   eng_dense_fn fn, void *fn_ctx, const char *outdir, lrq_err_t *err);
+static int exp__hf(const eng_model_t *src, const eng_qsource_t *qs, eng_dtype_t lin_dtype, eng_dense_fn fn,
+                   void *fn_ctx, const char *outdir, lrq_err_t *err);
 
 int eng_export_hf(const eng_model_t *src, const eng_qlinear_t *ql, const char *outdir, lrq_err_t *err)
 {
     eng_qsource_t qs;
     eng_qsource_array(&qs, ql);
-    return exp__hf(src, &qs, (eng_dtype_t)-1, NULL, NULL, NULL, outdir, err);
+    return exp__hf(src, &qs, (eng_dtype_t)-1, NULL, NULL, outdir, err);
 }
 
 int eng_export_hf_as(const eng_model_t *src, const eng_qlinear_t *ql, eng_dtype_t lin_dtype, const char *outdir,
@@ -584,32 +583,24 @@ int eng_export_hf_as(const eng_model_t *src, const eng_qlinear_t *ql, eng_dtype_
 {
     eng_qsource_t qs;
     eng_qsource_array(&qs, ql);
-    return exp__hf(src, &qs, lin_dtype, NULL, NULL, NULL, outdir, err);
+    return exp__hf(src, &qs, lin_dtype, NULL, NULL, outdir, err);
 }
 
 int eng_export_hf_qs(const eng_model_t *src, const eng_qsource_t *qs, eng_dtype_t lin_dtype, const char *outdir,
                      lrq_err_t *err)
 {
-    return exp__hf(src, qs, lin_dtype, NULL, NULL, NULL, outdir, err);
-}
-
-int eng_export_hf_dense(const eng_model_t *src, const eng_qlinear_t *ql, const float *const *dense, const char *outdir,
-                        lrq_err_t *err)
-{
-    eng_qsource_t qs;
-    eng_qsource_array(&qs, ql);
-    return exp__hf(src, &qs, (eng_dtype_t)-1, dense, NULL, NULL, outdir, err);
+    return exp__hf(src, qs, lin_dtype, NULL, NULL, outdir, err);
 }
 
 int eng_export_hf_fn(const eng_model_t *src, const eng_qsource_t *qs, eng_dense_fn fn, void *ctx, const char *outdir,
                      lrq_err_t *err)
 {
-    return exp__hf(src, qs, (eng_dtype_t)-1, NULL, fn, ctx, outdir, err);
+    return exp__hf(src, qs, (eng_dtype_t)-1, fn, ctx, outdir, err);
 }
 
-/* lin_dtype < 0: the source's dtype; dense and fn NULL: s·(q − z) from qs. */
-static int exp__hf(const eng_model_t *src, const eng_qsource_t *qs, eng_dtype_t lin_dtype, const float *const *dense,
-                   eng_dense_fn fn, void *fn_ctx, const char *outdir, lrq_err_t *err)
+/* lin_dtype < 0: the source's dtype; fn NULL: s·(q − z) from qs. */
+static int exp__hf(const eng_model_t *src, const eng_qsource_t *qs, eng_dtype_t lin_dtype, eng_dense_fn fn,
+                   void *fn_ctx, const char *outdir, lrq_err_t *err)
 {
     int rc = exp__check_qs(src, qs, err);
     if (rc) return rc;
@@ -645,7 +636,7 @@ static int exp__hf(const eng_model_t *src, const eng_qsource_t *qs, eng_dtype_t 
             eng_dtype_t dt = (int)lin_dtype >= 0 ? lin_dtype : L->lin[k].dtype;
             size_t nb = (size_t)t->rows * t->cols * exp__dt_size(dt);
             exp__deq_ctx_t *x = &dc[(size_t)l * ENG_NLIN + k];
-            *x = (exp__deq_ctx_t){src, qs, l, k, dt, dense ? dense[(size_t)l * ENG_NLIN + k] : NULL, fn, fn_ctx, scratch};
+            *x = (exp__deq_ctx_t){src, qs, l, k, dt, fn, fn_ctx, scratch};
             int64_t shape[2] = {t->rows, t->cols};
             snprintf(nm, sizeof nm, "model.layers.%d.%s.weight", l, eng_lin_hf_name[k]);
             eng_st_writer_add_gen(w, nm, exp__dt_name(dt), 2, shape, nb, exp__deq_fill, x);

@@ -21,13 +21,10 @@ void eng_qsource_array(eng_qsource_t *s, const eng_qlinear_t *ql);
  * Tokenizer files beside the source (tokenizer.json, tokenizer.model, tok*.bin,
  * tok*.model) are copied. outdir is created. */
 int eng_export_hf(const eng_model_t *src, const eng_qlinear_t *ql, const char *outdir, lrq_err_t *err);
-/* The same layout with dense weights: dense[l·ENG_NLIN + k] (m,n fp32, model row order; NULL = from
- * ql) replaces s·(q − z), e.g. Ŵ + L·R of a factored method (docs/formats.md, Factored artifact). */
-int eng_export_hf_dense(const eng_model_t *src, const eng_qlinear_t *ql, const float *const *dense, const char *outdir,
-                        lrq_err_t *err);
-/* The same with dense linears generated one at a time while the file is written (the whole dense
- * model is never in memory): fn fills W (m,n fp32, model row order) for (l, lin), e.g. Ŵ + L·R of a
- * factored method read from the job's store; qs gives the shapes and the manifest's parameters. */
+/* The same layout with dense linears in place of s·(q − z), generated one at a time while the file is
+ * written (the whole dense model is never in memory): fn fills W (m,n fp32, model row order) for
+ * (l, lin), e.g. Ŵ + L·R of a factored method read from the job's store (docs/formats.md, Factored
+ * artifact); qs gives the shapes and the manifest's parameters. */
 typedef int (*eng_dense_fn)(void *ctx, int l, int lin, float *W, lrq_err_t *err);
 int eng_export_hf_fn(const eng_model_t *src, const eng_qsource_t *qs, eng_dense_fn fn, void *ctx, const char *outdir,
                      lrq_err_t *err);

@@ -35,12 +35,11 @@ struct eng_runner {
     float *final_buf;
     int lin_layer[ENG_NLIN], norm_layer[2]; /* layer whose weights the buffer holds, -1 */
     const float **over;            /* [L][ENG_NLIN] overrides */
-    const eng_lowrank_t **lr;      /* [L][ENG_NLIN] low-rank factors, NULL = none */
     struct eng_actq_layer *aq;     /* [L] activation quantizers (borrowed), NULL = none */
     eng_linear_fn lin_fn;          /* per-layer linear source, NULL = the model's */
     void *lin_ctx;
     int fn_layer[ENG_NLIN];        /* layer whose lin_fn output lin_buf holds, -1 */
-    eng_lowrank_fn lr_fn;          /* per-layer factors, NULL = lr */
+    eng_lowrank_fn lr_fn;          /* per-layer low-rank factors, NULL = none */
     void *lr_ctx;
     const eng_lowrank_t *lr_cur[ENG_NLIN]; /* lr_fn's answer for the layer being run */
     int release;                   /* drop each layer's file pages after use */
@@ -73,7 +72,6 @@ void eng_runner_free(eng_runner_t *r)
     free(r->norm_buf[1]);
     free(r->final_buf);
     free(r->over);
-    free(r->lr);
     free(r);
 }
 
@@ -102,8 +100,7 @@ int eng_runner_new(const eng_model_t *m, int B, int T, eng_pool_t *pool, eng_run
     r->y = malloc(nd * sizeof(float));
     r->xn = malloc(nd * sizeof(float));
     r->over = calloc((size_t)c->n_layers * ENG_NLIN, sizeof *r->over);
-    r->lr = calloc((size_t)c->n_layers * ENG_NLIN, sizeof *r->lr);
-    if (!r->ws || !r->x || !r->y || !r->xn || !r->over || !r->lr) goto nomem;
+    if (!r->ws || !r->x || !r->y || !r->xn || !r->over) goto nomem;
     for (int i = 0; i < ENG_NLIN; i++) r->lin_layer[i] = r->fn_layer[i] = -1;
     r->norm_layer[0] = r->norm_layer[1] = -1;
     /* scratch only for tensors that cannot be viewed in place */
@@ -144,12 +141,6 @@ void eng_runner_set_linear(eng_runner_t *r, int l, int lin, const float *w)
 {
     if (l < 0 || l >= r->m->cfg.n_layers || lin < 0 || lin >= ENG_NLIN) return;
     r->over[(size_t)l * ENG_NLIN + lin] = w;
-}
-
-void eng_runner_set_lowrank(eng_runner_t *r, int l, int lin, const eng_lowrank_t *f)
-{
-    if (l < 0 || l >= r->m->cfg.n_layers || lin < 0 || lin >= ENG_NLIN) return;
-    r->lr[(size_t)l * ENG_NLIN + lin] = f && f->k ? f : NULL;
 }
 
 void eng_runner_set_lowrank_fn(eng_runner_t *r, eng_lowrank_fn fn, void *ctx)
@@ -278,7 +269,7 @@ static int runner_hidden(eng_runner_t *r, const int32_t *tokens, int B, int T, c
     for (int l = 0; l < c->n_layers; l++) {
         eng_block_w_t w;
         if ((rc = eng_runner_layer(r, l, &w, err))) return rc;
-        const eng_lowrank_t *const *lr = r->lr + (size_t)l * ENG_NLIN;
+        const eng_lowrank_t *const *lr = NULL;
         if (r->lr_fn) {
             if ((rc = r->lr_fn(r->lr_ctx, l, r->lr_cur, err))) return rc;
             for (int i = 0; i < ENG_NLIN; i++)

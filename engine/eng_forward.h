@@ -24,13 +24,11 @@ int eng_runner_set_linear_fn(eng_runner_t *r, eng_linear_fn fn, void *ctx, lrq_e
 /* Release the model's file pages of each layer once a forward is past it (eng_model_release), so
  * that a forward over a model larger than RAM keeps one layer resident; off by default. */
 void eng_runner_set_release(eng_runner_t *r, int on);
-/* Low-rank factors (borrowed, NULL = none) added to linear `lin` of layer l in the forward
- * (factored methods: y = x Ŵᵀ + (x Rᵀ) Lᵀ, eng_lowrank.h). */
-void eng_runner_set_lowrank(eng_runner_t *r, int l, int lin, const eng_lowrank_t *f);
-/* Low-rank factors supplied per layer by fn instead (e.g. read with the layer's block from the job's
- * store, so that the factors of all layers are never in memory at once): fn points f[0..ENG_NLIN) at
- * layer l's factors (NULL or rank 0 = none), valid until its next call; it is called once per layer
- * and forward, after that layer's linears. NULL fn = the eng_runner_set_lowrank ones. */
+/* Low-rank factors added to the linears in the forward (factored methods: y = x Ŵᵀ + (x Rᵀ) Lᵀ,
+ * eng_lowrank.h), supplied per layer by fn (e.g. read with the layer's block from the job's store, so
+ * that the factors of all layers are never in memory at once): fn points f[0..ENG_NLIN) at layer l's
+ * factors (NULL or rank 0 = none), valid until its next call; it is called once per layer and
+ * forward, after that layer's linears. NULL fn = no factors. */
 typedef int (*eng_lowrank_fn)(void *ctx, int l, const eng_lowrank_t *f[ENG_NLIN], lrq_err_t *err);
 void eng_runner_set_lowrank_fn(eng_runner_t *r, eng_lowrank_fn fn, void *ctx);
 /* fp32 views of layer l (valid until the next call for another layer). */
