@@ -119,7 +119,7 @@ static int bm_gptq(int argc, char **argv)
         eng_hstat_finish(&st);
         double ts = bm_now() - t0;
         free(X);
-        eng_qcfg_t cfg = {bits, 0, 0, ENG_INIT_MINMAX};
+        eng_qcfg_t cfg = {.bits = bits, .group_size = 0, .symmetric = 0, .init = ENG_INIT_MINMAX};
         eng_qlinear_t ql;
         if (eng_qlinear_init(&ql, m, n, &cfg, &err)) { fprintf(stderr, "%s\n", err.msg); return 1; }
         eng_gptq_cfg_t g = {0.01, 128, 0, 0};
@@ -179,7 +179,7 @@ static int bm_svd(int argc, char **argv)
     printf("truncated SVD of a W4 RTN residual of SYNTHETIC Gaussian weights, %dx%d, rank %d\n", m, n, k);
     uint64_t rng = 3;
     float *W = bm_randn((size_t)m * n, &rng, 0.02f), *E = malloc((size_t)m * n * 4), *D = malloc((size_t)m * n * 4);
-    eng_qcfg_t cfg = {4, 0, 0, ENG_INIT_MINMAX};
+    eng_qcfg_t cfg = {.bits = 4, .group_size = 0, .symmetric = 0, .init = ENG_INIT_MINMAX};
     eng_qlinear_t ql;
     lrq_err_t err;
     if (eng_qlinear_init(&ql, m, n, &cfg, &err)) return 1;

@@ -42,7 +42,7 @@ int auth_parse(const char *text, const char *where, token_t **toks, int *n, lrq_
             break;
         }
         *c1 = *c2 = 0;
-        snprintf(t.name, sizeof t.name, "%s", s);
+        memcpy(t.name, s, (size_t)(c1 - s) + 1); /* the name and its NUL: shorter than t.name, checked above */
         if (!strcmp(c1 + 1, "read")) t.role = ROLE_READ;
         else if (!strcmp(c1 + 1, "submit")) t.role = ROLE_SUBMIT;
         else if (!strcmp(c1 + 1, "admin")) t.role = ROLE_ADMIN;

@@ -30,7 +30,7 @@ static void fx_open(fx_t *f, int m, int n, int k, int gs, int full, int bits, ui
 {
     memset(f, 0, sizeof *f);
     f->m = m; f->n = n; f->k = k; f->gs = gs ? gs : n; f->G = (n + f->gs - 1) / f->gs; /* last group may be partial */ f->full = full; f->bits = bits;
-    eng_qcfg_t cfg = { bits, gs, 0, ENG_INIT_MINMAX };
+    eng_qcfg_t cfg = {.bits = bits, .group_size = gs, .symmetric = 0, .init = ENG_INIT_MINMAX};
     lrq_err_t err;
     f->W = calloc((size_t)m * n, sizeof(float));
     cr_assert(f->W);
@@ -201,7 +201,7 @@ Test(lrq, reset_equals_rtn_and_freeze_equals_forward)
                 for (int gi = 0; gi < 4; gi++)
                     for (int full = 0; full <= 1; full++) {
                         int gs = gsv[gi];
-                        eng_qcfg_t cfg = { bits, gs, sym, init };
+                        eng_qcfg_t cfg = {.bits = bits, .group_size = gs, .symmetric = sym, .init = init};
                         lrq_err_t err;
                         eng_lrq_t q;
                         eng_qlinear_t ql;
@@ -240,7 +240,7 @@ Test(lrq, reset_initial_values)
     enum { m = 6, n = 50, k = 4 };
     float W[m * n];
     fill_w(W, m * n, 3);
-    eng_qcfg_t cfg = { 4, 0, 0, ENG_INIT_MSE };
+    eng_qcfg_t cfg = {.bits = 4, .group_size = 0, .symmetric = 0, .init = ENG_INIT_MSE};
     eng_lrq_t q1, q2;
     cr_assert_eq(eng_lrq_init(&q1, W, m, n, k, 0, &cfg, NULL), 0);
     cr_assert_eq(eng_lrq_init(&q2, W, m, n, k, 0, &cfg, NULL), 0);
@@ -295,7 +295,7 @@ static void thread_check(int gs)
     float *W = malloc(sizeof(float) * m * n), *A = malloc(sizeof(float) * m * n), *B = malloc(sizeof(float) * m * n);
     cr_assert(W && A && B);
     fill_w(W, (size_t)m * n, 4);
-    eng_qcfg_t cfg = { 3, gs, 0, ENG_INIT_MINMAX };
+    eng_qcfg_t cfg = {.bits = 3, .group_size = gs, .symmetric = 0, .init = ENG_INIT_MINMAX};
     eng_lrq_t q;
     cr_assert_eq(eng_lrq_init(&q, W, m, n, k, 0, &cfg, NULL), 0);
     size_t np = eng_lrq_param_count(m, n, k, q.G, 0);
@@ -342,7 +342,7 @@ Test(lrq, init_validates)
     float W[64] = { 0 };
     eng_lrq_t q;
     lrq_err_t err;
-    eng_qcfg_t bad_bits = { 9, 0, 0, 0 }, bad_gs = { 4, -5, 0, 0 }, ok = { 4, 0, 0, 0 }, part = { 4, 5, 0, 0 };
+    eng_qcfg_t bad_bits = {.bits = 9, .group_size = 0, .symmetric = 0, .init = 0}, bad_gs = {.bits = 4, .group_size = -5, .symmetric = 0, .init = 0}, ok = {.bits = 4, .group_size = 0, .symmetric = 0, .init = 0}, part = {.bits = 4, .group_size = 5, .symmetric = 0, .init = 0};
     cr_assert_eq(eng_lrq_init(&q, W, 4, 16, 2, 0, &bad_bits, &err), LRQ_ESPEC);
     cr_assert_eq(eng_lrq_init(&q, W, 4, 16, 2, 0, &bad_gs, &err), LRQ_ESPEC);
     cr_assert_eq(eng_lrq_init(&q, W, 4, 16, 2, 0, &part, &err), 0, "%s", err.msg); /* 5, 5, 5, 1 */
@@ -383,7 +383,7 @@ Test(lrq, param_count_and_bind_layout)
 {
     eng_lrq_t q;
     float W[8 * 12] = { 0 };
-    eng_qcfg_t cfg = { 4, 4, 0, 0 };
+    eng_qcfg_t cfg = {.bits = 4, .group_size = 4, .symmetric = 0, .init = 0};
     cr_assert_eq(eng_lrq_init(&q, W, 8, 12, 3, 0, &cfg, NULL), 0);
     size_t np = eng_lrq_param_count(8, 12, 3, 3, 0);
     cr_assert_eq(np, 8 * 3 + 8 * 3 + 3 * 12 + 8 + 12);

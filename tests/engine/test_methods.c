@@ -113,7 +113,7 @@ typedef struct { int bits, gs, sym, init, B, act, stat; } gcase_t;
 static void slow_gptq(const float *W, int m, int n, const double *H0, const gcase_t *k, double damp, uint8_t *codes,
                       float *scale, float *zero)
 {
-    eng_qcfg_t cfg = {k->bits, k->gs, k->sym, (eng_qinit_t)k->init}, c0 = cfg;
+    eng_qcfg_t cfg = {.bits = k->bits, .group_size = k->gs, .symmetric = k->sym, .init = (eng_qinit_t)k->init}, c0 = cfg;
     c0.group_size = 0;
     int gs = k->gs ? k->gs : n, G = (n + gs - 1) / gs, dynamic = G > 1 && !k->stat;
     int *perm = malloc(n * sizeof(int));
@@ -175,7 +175,7 @@ static void check_gptq_case(const gcase_t *k, int m, int n)
     eng_hstat_finish(&st);
     for (size_t i = 0; i < (size_t)n * n; i++)
         cr_assert(fabs(st.H[i] - H[i]) <= 1e-12 * (1 + fabs(H[i])), "H[%zu] %g vs %g", i, st.H[i], H[i]);
-    eng_qcfg_t cfg = {k->bits, k->gs, k->sym, (eng_qinit_t)k->init};
+    eng_qcfg_t cfg = {.bits = k->bits, .group_size = k->gs, .symmetric = k->sym, .init = (eng_qinit_t)k->init};
     eng_qlinear_t ql;
     cr_assert_eq(eng_qlinear_init(&ql, m, n, &cfg, &err), 0);
     eng_gptq_cfg_t g = {0.01, k->B, k->act, k->stat};
@@ -235,7 +235,7 @@ Test(gptq, equals_slow_reference_act_order)
 
 Test(gptq, refuses_act_order_with_dynamic_groups)
 {
-    eng_qcfg_t cfg = {4, 16, 0, ENG_INIT_MINMAX};
+    eng_qcfg_t cfg = {.bits = 4, .group_size = 16, .symmetric = 0, .init = ENG_INIT_MINMAX};
     eng_qlinear_t ql;
     lrq_err_t err;
     cr_assert_eq(eng_qlinear_init(&ql, 2, 32, &cfg, &err), 0);
@@ -257,7 +257,7 @@ Test(gptq, non_positive_definite_gets_more_damping)
     double *H = calloc(n * n, sizeof(double));
     for (int i = 0; i < n; i++) H[i * n + i] = 1;
     H[0 * n + 1] = H[1 * n + 0] = 1.5; /* eigenvalues 2.5 and −0.5 in the (0,1) block */
-    eng_qcfg_t cfg = {4, 0, 0, ENG_INIT_MINMAX};
+    eng_qcfg_t cfg = {.bits = 4, .group_size = 0, .symmetric = 0, .init = ENG_INIT_MINMAX};
     eng_qlinear_t ql;
     lrq_err_t err;
     cr_assert_eq(eng_qlinear_init(&ql, m, n, &cfg, &err), 0);
@@ -283,7 +283,7 @@ Test(gptq, same_result_for_any_thread_count)
     const int m = 256, n = 64, N = 128; /* m ≥ 128: rows split over the pool */
     float *X = rand_x(N, n, 5), *W = rand_w(m, n, 6);
     double *H = naive_h(X, N, n);
-    eng_qcfg_t cfg = {3, 16, 0, ENG_INIT_MSE};
+    eng_qcfg_t cfg = {.bits = 3, .group_size = 16, .symmetric = 0, .init = ENG_INIT_MSE};
     eng_gptq_cfg_t g = {0.01, 32, 0, 0};
     eng_qlinear_t a, b;
     lrq_err_t err;
@@ -318,7 +318,7 @@ Test(gptq, beats_rtn_on_stories260K)
     eng_block_ws_t *ws = eng_block_ws_new(&model->cfg, B, T, 0, NULL);
     float *x = malloc((size_t)B * T * D * sizeof(float)), *y = malloc((size_t)B * T * D * sizeof(float));
     cr_assert_eq(eng_runner_embed(r, ids, B, T, x, &err), 0);
-    eng_qcfg_t cfg = {3, 0, 0, ENG_INIT_MSE};
+    eng_qcfg_t cfg = {.bits = 3, .group_size = 0, .symmetric = 0, .init = ENG_INIT_MSE};
     eng_gptq_cfg_t g = {0.01, 128, 0, 0};
     double sum = 0, rmin = 1e9, rmax = 0;
     int cnt = 0;
@@ -597,7 +597,7 @@ Test(odlri, iterations_do_not_raise_the_error_and_deterministic)
     const int m = 32, n = 48, N = 256;
     float *X = rand_x(N, n, 61), *W = rand_w(m, n, 62);
     double *H = naive_h(X, N, n);
-    eng_qcfg_t cfg = {2, 16, 0, ENG_INIT_MINMAX};
+    eng_qcfg_t cfg = {.bits = 2, .group_size = 16, .symmetric = 0, .init = ENG_INIT_MINMAX};
     eng_gptq_cfg_t g = {0.01, 16, 0, 0};
     lrq_err_t err;
     double errs[3][6];

@@ -226,7 +226,7 @@ Test(pool, lrq_results_independent_of_threads)
     cr_assert(W && A1 && A2 && D);
     fill(W, (size_t)m * n, 7);
     fill(D, (size_t)m * n, 8);
-    eng_qcfg_t cfg = { 3, 128, 0, ENG_INIT_MSE };
+    eng_qcfg_t cfg = {.bits = 3, .group_size = 128, .symmetric = 0, .init = ENG_INIT_MSE};
     eng_pool_t *p3 = eng_pool_new(3);
     cr_assert(p3);
     eng_lrq_t q;

@@ -74,7 +74,7 @@ static void case_init(lrq_case_t *c, int full, uint64_t seed)
 {
     memset(c, 0, sizeof *c);
     for (int i = 0; i < M * N; i++) c->W[i] = 0.05f * urand(&seed);
-    eng_qcfg_t cfg = {BITS, GS, 0, ENG_INIT_MINMAX};
+    eng_qcfg_t cfg = {.bits = BITS, .group_size = GS, .symmetric = 0, .init = ENG_INIT_MINMAX};
     lrq_err_t err;
     cr_assert_eq(eng_lrq_init(&c->q, c->W, M, N, RK, full, &cfg, &err), 0, "%s", err.msg);
     size_t np = eng_lrq_param_count(M, N, c->q.k, c->q.G, c->q.full);

@@ -10,7 +10,7 @@
 
 static eng_qlinear_t rtn(const float *W, int m, int n, int bits, int gs, int sym, eng_qinit_t init)
 {
-    eng_qcfg_t cfg = { bits, gs, sym, init };
+    eng_qcfg_t cfg = {.bits = bits, .group_size = gs, .symmetric = sym, .init = init};
     eng_qlinear_t ql;
     lrq_err_t err;
     cr_assert_eq(eng_qlinear_init(&ql, m, n, &cfg, &err), 0, "%s", err.msg);
@@ -428,7 +428,7 @@ Test(mse, independent_of_thread_count)
     fill(W, (size_t)m * n, 5, 40);
     float s1[m * 8], z1[m * 8], s2[m * 8], z2[m * 8];
     for (int gs = 128; gs <= 136; gs += 8) { /* 136: 7 full groups + a 72-column tail */
-        eng_qcfg_t cfg = { 4, gs, 0, ENG_INIT_MSE };
+        eng_qcfg_t cfg = {.bits = 4, .group_size = gs, .symmetric = 0, .init = ENG_INIT_MSE};
         eng_pool_t *pool = eng_pool_new(3);
         cr_assert_not_null(pool);
         eng_quant_init_params(NULL, W, m, n, &cfg, s1, z1);
@@ -454,8 +454,8 @@ Test(rtn, qlinear_init_validates)
 {
     eng_qlinear_t ql;
     lrq_err_t err;
-    eng_qcfg_t c1 = { 1, 0, 0, 0 }, c9 = { 9, 0, 0, 0 }, cg = { 4, -16, 0, 0 }, ok = { 4, 32, 0, 0 };
-    eng_qcfg_t part = { 4, 48, 0, 0 }, wide = { 4, 128, 0, 0 };
+    eng_qcfg_t c1 = {.bits = 1, .group_size = 0, .symmetric = 0, .init = 0}, c9 = {.bits = 9, .group_size = 0, .symmetric = 0, .init = 0}, cg = {.bits = 4, .group_size = -16, .symmetric = 0, .init = 0}, ok = {.bits = 4, .group_size = 32, .symmetric = 0, .init = 0};
+    eng_qcfg_t part = {.bits = 4, .group_size = 48, .symmetric = 0, .init = 0}, wide = {.bits = 4, .group_size = 128, .symmetric = 0, .init = 0};
     cr_assert_eq(eng_qlinear_init(&ql, 4, 64, &c1, &err), LRQ_ESPEC);
     cr_assert_eq(eng_qlinear_init(&ql, 4, 64, &c9, &err), LRQ_ESPEC);
     cr_assert_eq(eng_qlinear_init(&ql, 4, 64, &cg, &err), LRQ_ESPEC);
