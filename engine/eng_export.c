@@ -547,17 +547,13 @@ static int exp__deq_fill(void *ctx, void *dst, size_t nbytes, lrq_err_t *err)
     int rc = x->qs->layer(x->qs->ctx, x->l, lin, err); /* in writing order: one layer read at a time */
     if (rc) return rc;
     const eng_qlinear_t *q = lin[x->k];
-    const float *dense = NULL;
-    if (x->fn) {
-        if ((rc = x->fn(x->fn_ctx, x->l, x->k, x->scratch, err))) return rc;
-        dense = x->scratch;
-    }
-    if (!dense) {
+    if (!x->fn) {
         exp__dequant(c, x->k, q, x->dt, dst);
         return 0;
     }
+    if ((rc = x->fn(x->fn_ctx, x->l, x->k, x->scratch, err))) return rc;
     for (int i = 0; i < q->m; i++) { /* output rows permuted as exp__dequant */
-        const float *src = dense + (size_t)exp__src_row(c, x->k, i) * q->n;
+        const float *src = x->scratch + (size_t)exp__src_row(c, x->k, i) * q->n;
         for (int j = 0; j < q->n; j++) {
             size_t o = (size_t)i * q->n + j;
             if (x->dt == ENG_F32) ((float *)dst)[o] = src[j];

@@ -230,11 +230,14 @@ stop_daemon TERM
 #    resumed from its checkpoint, identical artifact.
 # shellcheck disable=SC2086
 start_daemon $slurmd_opts || { echo "Bail out! lrqd did not restart"; exit 1; }
-# (1500 iterations per block: long enough that Slurm's next scheduling pass preempts it before
-#  it ends even on an idle machine; its reference is the local pkref job's LOCAL_KSHA)
+# (its reference is the local pkref job's LOCAL_KSHA). After its first checkpoint the worker
+# is SIGSTOPped, so the job cannot end before Slurm preempts it however fast the machine; the
+# preemption's SIGCONT/SIGTERM (or KillWait's SIGKILL) ends the stopped worker.
 submit "$(spec preempted 1500 ',"pipeline":"parallel"')"; P=$JOB
 wait_ckpt "$P"
 SP1=$(sid_of "$P")
+ppid=$(worker_pids "$STATE/jobs/$P")
+[ -n "$ppid" ] && kill -STOP $ppid
 U=$(sbatch --parsable -p urgent -c "$(nproc)" --mem=64 -o /dev/null -J urgent --wrap 'sleep 1')
 wait_state "$P" succeeded
 SP2=$(sid_of "$P")
